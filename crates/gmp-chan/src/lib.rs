@@ -1,0 +1,1 @@
+//! gmp-chan (skeleton; filled by its issue).

@@ -1,0 +1,326 @@
+//! The park/unpark hook: how everything above gmp-core blocks.
+//!
+//! Channels (gmp-chan) and the network poller (gmp-netpoll) never name the runtime.
+//! When they must wait they call [`park`] / [`park_deadline`], and to be woken they
+//! hand out an [`Unparker`] obtained from [`current`]. What "park" means depends on
+//! who is running:
+//!
+//! - on a plain OS thread it blocks the thread (a mutex + condvar parker, below);
+//! - inside a goroutine, the runtime has installed a [`ParkHook`] on the M's thread
+//!   ([`set_hook`]) and parking switches the goroutine out, leaving the M free to run
+//!   others.
+//!
+//! Both kinds of waiter can wait on the same channel at the same time, because the
+//! channel only ever sees an [`Unparker`].
+//!
+//! # Semantics (the same as `std::thread::park`)
+//!
+//! Each waiter has one *permit*. [`Unparker::unpark`] makes it available (unparking
+//! twice is the same as once); [`park`] consumes it, blocking until it is available.
+//! An unpark that comes *before* the park is therefore not lost. `park` may also
+//! return spuriously, so callers always re-check their condition in a loop:
+//!
+//! ```
+//! use gmp_core::park;
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//! use std::sync::Arc;
+//!
+//! let done = Arc::new(AtomicBool::new(false));
+//! let me = park::current();
+//! let d = done.clone();
+//! let t = std::thread::spawn(move || {
+//!     d.store(true, Ordering::Release);
+//!     me.unpark();
+//! });
+//! while !done.load(Ordering::Acquire) {
+//!     park::park();
+//! }
+//! t.join().unwrap();
+//! ```
+//!
+//! # The state machine
+//!
+//! [`ParkState`] is the permit word shared by the thread parker here and by the
+//! runtime's goroutines: `EMPTY` (no permit, nobody asleep), `PARKED` (the waiter is
+//! asleep or committed to sleeping), `NOTIFIED` (a permit is pending). The waker swaps
+//! in `NOTIFIED` and wakes the sleeper only if it saw `PARKED`; the waiter commits to
+//! sleep with a CAS `EMPTY -> PARKED`, which fails if a permit slipped in. Every
+//! transition is a `SeqCst`-free RMW on one word, so there is no lost wake-up: loom
+//! models in `tests/loom_park.rs` check unpark-before-park, unpark-during-park and a
+//! timeout racing an unpark.
+
+use crate::sync::atomic::{AtomicU8, Ordering};
+use crate::sync::{Condvar, Mutex};
+// The unparker's refcount is plain std: it is not part of any protocol a model checks,
+// and loom's `Arc` cannot hold a `dyn` trait object.
+use std::sync::Arc;
+use std::cell::Cell;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Something that can be woken: a parked thread, a parked goroutine.
+///
+/// Implementations must make `unpark` idempotent until the next park (a permit, not a
+/// counter) and must never block for long: it is called with channel locks held.
+pub trait Unpark: Send + Sync + 'static {
+    /// Makes the permit available, waking the waiter if it is parked.
+    fn unpark(&self);
+}
+
+/// A handle that wakes one waiter (a goroutine or a thread). Cheap to clone.
+#[derive(Clone)]
+pub struct Unparker {
+    inner: Arc<dyn Unpark>,
+}
+
+impl Unparker {
+    /// Wraps an [`Unpark`] implementation (the runtime wraps its goroutines this way).
+    pub fn new(inner: Arc<dyn Unpark>) -> Self {
+        Unparker { inner }
+    }
+
+    /// Makes the waiter's permit available, waking it if it is parked.
+    #[inline]
+    pub fn unpark(&self) {
+        self.inner.unpark();
+    }
+
+    /// True if both handles wake the same waiter.
+    pub fn will_wake(&self, other: &Unparker) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.inner), Arc::as_ptr(&other.inner))
+    }
+}
+
+impl fmt::Debug for Unparker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unparker").field("waiter", &Arc::as_ptr(&self.inner)).finish()
+    }
+}
+
+/// What a runtime installs on its worker threads so that [`park`] parks a goroutine.
+pub trait ParkHook: Sync + 'static {
+    /// The unparker of the goroutine running on this thread, or `None` when no
+    /// goroutine is running here (then the thread itself is the waiter).
+    fn current(&self) -> Option<Unparker>;
+
+    /// Parks the running goroutine until its permit is available, `deadline` passes,
+    /// or spuriously. Returns `false`, without parking, when no goroutine is running
+    /// on this thread; the caller then parks the thread.
+    fn park(&self, deadline: Option<Instant>) -> bool;
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static HOOK: Cell<Option<&'static dyn ParkHook>> = const { Cell::new(None) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static HOOK: Cell<Option<&'static dyn ParkHook>> = Cell::new(None);
+}
+
+/// Installs `hook` for the calling thread (the runtime does this on each M), returning
+/// the previous one. `None` removes it.
+pub fn set_hook(hook: Option<&'static dyn ParkHook>) -> Option<&'static dyn ParkHook> {
+    HOOK.with(|h| h.replace(hook))
+}
+
+// Never inlined: a goroutine may move to another thread between two calls, and LLVM
+// may cache a thread-local's address within one function (rust-lang/rust#33368).
+#[inline(never)]
+fn hook() -> Option<&'static dyn ParkHook> {
+    HOOK.with(|h| h.get())
+}
+
+/// The [`Unparker`] of whoever is running: the current goroutine, else this thread.
+pub fn current() -> Unparker {
+    if let Some(u) = hook().and_then(|h| h.current()) {
+        return u;
+    }
+    thread_unparker()
+}
+
+/// Parks the current goroutine or thread until its permit is available (or
+/// spuriously). See the module docs.
+pub fn park() {
+    park_inner(None);
+}
+
+/// Parks for at most `timeout` (or until unparked, or spuriously).
+pub fn park_timeout(timeout: Duration) {
+    park_inner(Some(Instant::now().checked_add(timeout).unwrap_or_else(far_future)));
+}
+
+/// Parks until `deadline` at the latest (or until unparked, or spuriously).
+pub fn park_deadline(deadline: Instant) {
+    park_inner(Some(deadline));
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
+fn park_inner(deadline: Option<Instant>) {
+    if let Some(h) = hook() {
+        if h.park(deadline) {
+            return;
+        }
+    }
+    THREAD_PARKER.with(|p| p.park(deadline));
+}
+
+/// The permit word shared by every kind of waiter (see the module docs).
+///
+/// Orderings: acquiring the permit (`NOTIFIED -> EMPTY`) is `Acquire`, and every
+/// store of `NOTIFIED` is `Release`, so whatever the waker wrote before `unpark`
+/// (a value handed over through a channel slot, a ready flag) is visible to the
+/// waiter once it returns from `park`. No StoreLoad ordering is needed: all
+/// transitions are RMWs on this one word.
+#[derive(Debug, Default)]
+pub struct ParkState(AtomicU8);
+
+const EMPTY: u8 = 0;
+const PARKED: u8 = 1;
+const NOTIFIED: u8 = 2;
+
+impl ParkState {
+    /// A state with no permit.
+    pub fn new() -> Self {
+        ParkState(AtomicU8::new(EMPTY))
+    }
+
+    /// Takes a pending permit without blocking; true if there was one.
+    #[inline]
+    pub fn try_acquire(&self) -> bool {
+        self.0
+            .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The waiter commits to sleeping: `EMPTY -> PARKED`. Returns `false` if a permit
+    /// arrived meanwhile; the permit is then consumed and the waiter must not sleep.
+    #[inline]
+    pub fn commit_park(&self) -> bool {
+        match self.0.compare_exchange(EMPTY, PARKED, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => true,
+            Err(NOTIFIED) => {
+                // Acquire: pairs with the Release of the unpark that set NOTIFIED.
+                self.0.store(EMPTY, Ordering::Relaxed);
+                crate::sync::atomic::fence(Ordering::Acquire);
+                false
+            }
+            Err(s) => panic!("gmp_core::park: two waiters share one park state (state {s})"),
+        }
+    }
+
+    /// The waker's side: makes the permit available. Returns `true` if the waiter was
+    /// `PARKED`: the caller must then wake it (signal the condvar, ready the
+    /// goroutine), exactly once.
+    #[inline]
+    pub fn unpark(&self) -> bool {
+        // Release: publishes the waker's writes to the waiter's Acquire.
+        self.0.swap(NOTIFIED, Ordering::Release) == PARKED
+    }
+
+    /// A sleeper that woke (signalled, timed out, or spuriously) leaves the parked
+    /// state: returns `true` if it was notified (the permit is consumed either way).
+    /// If it was still `PARKED` (a timeout or spurious wake), it is `EMPTY` after.
+    #[inline]
+    pub fn finish_park(&self) -> bool {
+        self.0.swap(EMPTY, Ordering::Acquire) == NOTIFIED
+    }
+
+    /// Cancels a park that timed out, if no unpark came: `PARKED -> EMPTY`. Returns
+    /// `false` if an unparker saw `PARKED` and is (or will be) waking the sleeper;
+    /// the caller must then let that wake-up happen rather than wake it itself.
+    #[inline]
+    pub fn cancel_park(&self) -> bool {
+        self.0
+            .compare_exchange(PARKED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// True if the waiter is committed to sleeping (for debugging and deadlock reports).
+    pub fn is_parked(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == PARKED
+    }
+}
+
+/// The parker of a plain OS thread: a [`ParkState`] plus a mutex and condvar for the
+/// actual sleep. Public so that loom models and other crates can use it directly.
+#[derive(Debug, Default)]
+pub struct ThreadParker {
+    state: ParkState,
+    lock: Mutex<()>,
+    cvar: Condvar,
+}
+
+impl ThreadParker {
+    /// A parker with no permit.
+    pub fn new() -> Self {
+        ThreadParker { state: ParkState::new(), lock: Mutex::new(()), cvar: Condvar::new() }
+    }
+
+    /// Blocks the calling thread until the permit is available, `deadline` passes, or
+    /// spuriously. Consumes the permit.
+    pub fn park(&self, deadline: Option<Instant>) {
+        if self.state.try_acquire() {
+            return;
+        }
+        let mut guard = self.lock.lock();
+        if !self.state.commit_park() {
+            return;
+        }
+        loop {
+            match deadline {
+                None => self.cvar.wait(&mut guard),
+                Some(d) => {
+                    if self.cvar.wait_until(&mut guard, d) || Instant::now() >= d {
+                        // Timed out: leave whether or not a permit came.
+                        self.state.finish_park();
+                        return;
+                    }
+                }
+            }
+            // The unparker swaps NOTIFIED in before signalling under the lock; a
+            // wake-up that finds PARKED still is spurious.
+            if self.state.try_acquire() {
+                return;
+            }
+        }
+    }
+
+    /// Makes the permit available, waking the thread if it is parked.
+    pub fn unpark(&self) {
+        if self.state.unpark() {
+            // Taking the lock orders our signal after the sleeper's commit and its
+            // entry into the wait, so the signal cannot fall between the two.
+            drop(self.lock.lock());
+            self.cvar.notify_one();
+        }
+    }
+}
+
+impl Unpark for ThreadParker {
+    fn unpark(&self) {
+        ThreadParker::unpark(self);
+    }
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static THREAD_PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::new());
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static THREAD_PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::new());
+}
+
+/// The unparker of the calling OS thread (ignoring any installed hook).
+pub fn thread_unparker() -> Unparker {
+    THREAD_PARKER.with(|p| Unparker::new(p.clone() as Arc<dyn Unpark>))
+}
+
+/// Parks the calling OS thread (ignoring any installed hook).
+pub fn park_thread(deadline: Option<Instant>) {
+    THREAD_PARKER.with(|p| p.park(deadline));
+}

@@ -1,0 +1,1 @@
+//! gmp-netpoll (skeleton; filled by its issue).

@@ -1,0 +1,1 @@
+//! gmp-queue (skeleton; filled by its issue).

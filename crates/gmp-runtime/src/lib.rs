@@ -1,0 +1,1 @@
+//! gmp-runtime (skeleton; filled by its issue).
