@@ -1,1 +1,197 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, in plain `std` so it compiles in seconds.
+//!
+//! - `cargo xtask ci` is the whole of CI (`.ci/run` calls exactly this): formatting,
+//!   clippy, the test suite, docs, the loom models, `cargo bench --no-run`, and every
+//!   example run briefly. It prints a timed summary; a failing step names itself and
+//!   stops the run with a non-zero exit.
+//! - `cargo xtask loom [crate]` runs the loom models alone (all crates, or one).
+//! - `cargo xtask bench [args]` runs the criterion benches, then the comparison suite
+//!   against Go, tokio, may and threads (`benches/peers/`, see its README).
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command};
+use std::time::{Duration, Instant};
+
+const CRATES: &[&str] = &["gmp-core", "gmp-queue", "gmp-chan", "gmp-netpoll", "gmp-runtime"];
+
+fn main() {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let root = workspace_root();
+    env::set_current_dir(&root).expect("cd to the workspace root");
+    let mut ci = Ci::default();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci_all(&mut ci),
+        Some("loom") => loom(&mut ci, args.get(1).map(String::as_str)),
+        Some("bench") => bench(&mut ci, &args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci | loom [crate] | bench [--quick] [peers...]>");
+            exit(2);
+        }
+    }
+    ci.summary();
+}
+
+fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// The steps run so far, with their times, for the summary.
+#[derive(Default)]
+struct Ci {
+    steps: Vec<(String, Duration)>,
+    start: Option<Instant>,
+}
+
+impl Ci {
+    /// Runs one step; on failure prints the summary so far and exits non-zero.
+    fn step(&mut self, name: &str, cmd: &mut Command) {
+        self.start.get_or_insert_with(Instant::now);
+        eprintln!("\n==> [xtask] {name}\n    $ {}", show(cmd));
+        let t = Instant::now();
+        let status = cmd.status();
+        let took = t.elapsed();
+        match status {
+            Ok(s) if s.success() => self.steps.push((name.to_string(), took)),
+            Ok(s) => self.fail(name, &format!("exited with {s}")),
+            Err(e) => self.fail(name, &format!("could not start: {e}")),
+        }
+    }
+
+    fn fail(&mut self, name: &str, why: &str) -> ! {
+        self.summary();
+        eprintln!("\nxtask: step `{name}` FAILED ({why})");
+        exit(1);
+    }
+
+    fn summary(&self) {
+        if self.steps.is_empty() {
+            return;
+        }
+        eprintln!("\n==> [xtask] summary");
+        for (name, took) in &self.steps {
+            eprintln!("    {:>7.1}s  ok  {name}", took.as_secs_f64());
+        }
+        if let Some(s) = self.start {
+            eprintln!("    {:>7.1}s  total", s.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn show(cmd: &Command) -> String {
+    let envs: Vec<String> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v?.to_str()?)))
+        .collect();
+    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    format!("{}{}{} {}", envs.join(" "), if envs.is_empty() { "" } else { " " }, cmd.get_program().to_string_lossy(), args.join(" "))
+}
+
+fn cargo() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn ci_all(ci: &mut Ci) {
+    ci.step("fmt", cargo().args(["fmt", "--all", "--check"]));
+    ci.step(
+        "clippy",
+        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).args([
+            "-D",
+            "clippy::undocumented_unsafe_blocks",
+        ]),
+    );
+    ci.step("test", cargo().args(["test", "--workspace", "--release"]));
+    ci.step(
+        "doc",
+        cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
+    );
+    loom(ci, None);
+    ci.step("bench --no-run", cargo().args(["bench", "--workspace", "--no-run"]));
+    examples(ci);
+}
+
+/// The loom models: release, `--cfg loom`, in their own target dir so the normal
+/// build is not invalidated; preemptions bounded so the suite runs in minutes.
+fn loom(ci: &mut Ci, only: Option<&str>) {
+    let crates: Vec<&str> = match only {
+        Some(c) => vec![c],
+        None => CRATES.to_vec(),
+    };
+    for c in crates {
+        let tests = loom_tests(c);
+        if tests.is_empty() {
+            continue;
+        }
+        let mut cmd = cargo();
+        cmd.args(["test", "--release", "--target-dir", "target/loom", "-p", c]);
+        for t in &tests {
+            cmd.args(["--test", t]);
+        }
+        cmd.env("RUSTFLAGS", "--cfg loom")
+            .env("LOOM_MAX_PREEMPTIONS", env::var("LOOM_MAX_PREEMPTIONS").unwrap_or("2".into()));
+        ci.step(&format!("loom {c}"), &mut cmd);
+    }
+}
+
+/// `tests/loom_*.rs` of a crate.
+fn loom_tests(krate: &str) -> Vec<String> {
+    let dir = Path::new("crates").join(krate).join("tests");
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".rs")?;
+            stem.starts_with("loom_").then(|| stem.to_string())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every example of every crate, run briefly (`--smoke`): each checks its own result.
+fn examples(ci: &mut Ci) {
+    for c in CRATES {
+        let dir = Path::new("crates").join(c).join("examples");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok()?.strip_suffix(".rs").map(String::from))
+            .collect();
+        names.sort();
+        for n in names {
+            ci.step(
+                &format!("example {c}/{n}"),
+                cargo().args(["run", "--release", "-q", "-p", c, "--example", &n, "--", "--smoke"]),
+            );
+        }
+    }
+}
+
+/// Criterion benches of every crate, then the peer comparison suite.
+fn bench(ci: &mut Ci, args: &[String]) {
+    let quick = args.iter().any(|a| a == "--quick");
+    let peers: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    if !args.iter().any(|a| a == "--no-criterion") {
+        let mut cmd = cargo();
+        cmd.args(["bench", "--workspace"]);
+        if quick {
+            cmd.args(["--", "--warm-up-time", "1", "--measurement-time", "2"]);
+        }
+        ci.step("criterion benches", &mut cmd);
+    }
+    let harness = Path::new("benches/peers/run.sh");
+    if harness.exists() {
+        let mut cmd = Command::new("bash");
+        cmd.arg(harness).args(peers.iter().map(|s| s.as_str()));
+        if quick {
+            cmd.env("RUNS", "1");
+        }
+        ci.step("peer comparison", &mut cmd);
+    } else {
+        eprintln!("xtask: {} is missing; comparison suite skipped", harness.display());
+    }
+}

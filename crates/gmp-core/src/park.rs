@@ -270,6 +270,7 @@ impl ThreadParker {
         if !self.state.commit_park() {
             return;
         }
+        let _count = ParkedCount::new(true);
         loop {
             match deadline {
                 None => self.cvar.wait(&mut guard),
@@ -303,6 +304,36 @@ impl ThreadParker {
 impl Unpark for ThreadParker {
     fn unpark(&self) {
         ThreadParker::unpark(self);
+    }
+}
+
+/// Threads parked (with or without a deadline) on a [`ThreadParker`] right now. A runtime's deadlock
+/// detector reads it: such a thread may be about to wake a goroutine, or be waiting on
+/// one. A plain std atomic: it is a statistic, not part of any protocol a model checks.
+static PARKED_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many OS threads are parked through this module right now
+/// (for deadlock detection; approximate by nature).
+pub fn parked_threads() -> usize {
+    PARKED_THREADS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+struct ParkedCount(bool);
+
+impl ParkedCount {
+    fn new(counted: bool) -> ParkedCount {
+        if counted {
+            PARKED_THREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        ParkedCount(counted)
+    }
+}
+
+impl Drop for ParkedCount {
+    fn drop(&mut self) {
+        if self.0 {
+            PARKED_THREADS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 

@@ -1,0 +1,244 @@
+//! G: a goroutine — its coroutine, its status, its permit, its identity.
+//!
+//! A `G` lives in an `Arc`. The run queues, timers, join handles and unparkers all hold
+//! clones, so a G is freed when the last of them lets go. Exactly one owner may *run* a
+//! G at a time: a runnable G sits in at most one run queue (or runnext slot), and a G
+//! that parks is readied by exactly one waker — the one whose transition of the permit
+//! word (`ParkState`) found it `PARKED`. That exclusivity is what makes the unsynchronised
+//! access to the coroutine (`G::co`) sound; every access below names it.
+//!
+//! Status follows Go's `_G*` states with only Go's legal transitions (`casgstatus`),
+//! checked in debug builds:
+//!
+//! ```text
+//!   Idle ─▶ Runnable ─▶ Running ─▶ Waiting ─▶ Runnable
+//!                        │  ▲  └──▶ Syscall ──┘ (back to Running)
+//!                        │  └───── Runnable (yield, exitsyscall without a P)
+//!                        └──▶ Dead
+//! ```
+
+use crate::sched::Sched;
+use gmp_core::coroutine::{Coroutine, Suspender};
+use gmp_core::park::{ParkState, Unpark, Unparker};
+use gmp_core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::cell::{Cell, UnsafeCell};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A goroutine's status (Go: `_Gidle` … `_Gdead`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Status {
+    /// Just allocated, not yet runnable.
+    Idle = 0,
+    /// On a run queue; its stack is not in use.
+    Runnable = 1,
+    /// Running on an M.
+    Running = 2,
+    /// In a `blocking` call: running on an M that may have lost its P.
+    Syscall = 3,
+    /// Parked on something that will ready it (a channel, a timer, the poller).
+    Waiting = 4,
+    /// Finished.
+    Dead = 6,
+}
+
+impl Status {
+    fn from_u8(v: u8) -> Status {
+        match v {
+            0 => Status::Idle,
+            1 => Status::Runnable,
+            2 => Status::Running,
+            3 => Status::Syscall,
+            4 => Status::Waiting,
+            _ => Status::Dead,
+        }
+    }
+
+    /// Go's legal transitions (`casgstatus` and its callers).
+    fn can_become(self, to: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, to),
+            (Idle, Runnable)
+                | (Runnable, Running)
+                | (Running, Waiting)
+                | (Running, Runnable)
+                | (Running, Syscall)
+                | (Syscall, Running)
+                | (Syscall, Runnable)
+                | (Running, Dead)
+                | (Waiting, Runnable)
+        )
+    }
+}
+
+/// Why a goroutine is parked (Go's `waitReason`), for deadlock reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum WaitReason {
+    None = 0,
+    /// `park()` or a channel, poller or join wait that went through the park hook.
+    Park = 1,
+    /// `sleep`.
+    Sleep = 2,
+}
+
+impl WaitReason {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            WaitReason::None => "running",
+            WaitReason::Park => "park (chan receive/send, select, join, IO wait)",
+            WaitReason::Sleep => "sleep",
+        }
+    }
+}
+
+/// What a goroutine asks its M to do once it has switched out (Go: the argument
+/// of `mcall`). Set by the goroutine just before `suspend`, read by the scheduler
+/// just after `resume` returns — so it needs no synchronisation beyond the switch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Action {
+    /// Nothing pending.
+    None,
+    /// Park until unparked (or the deadline): Go's `gopark` + its commit function.
+    Park { deadline: Option<Instant>, reason: WaitReason },
+    /// Go to the back of the local queue: Go's `goyield`.
+    Yield,
+    /// The M lost its P while this goroutine ran (sysmon retook it, or a blocking
+    /// call returned without one): queue the G globally and find a P or sleep.
+    /// Go: `exitsyscall0`.
+    Requeue,
+}
+
+/// A goroutine.
+pub(crate) struct G {
+    pub(crate) id: u64,
+    pub(crate) name: Option<Box<str>>,
+    /// The runtime that runs it; `ready` sends it back there.
+    pub(crate) sched: Arc<Sched>,
+    /// The permit of `park`/`unpark` (see `gmp_core::park`).
+    pub(crate) park: ParkState,
+    /// Incremented at each park, so that a timer armed for an earlier park does not
+    /// wake a later one (Go keeps a `seq` on timers for the same reason).
+    pub(crate) park_seq: AtomicU64,
+    status: AtomicU8,
+    wait_reason: AtomicU8,
+    /// Set by the goroutine before it suspends (see [`Action`]).
+    pub(crate) action: Cell<Action>,
+    /// The coroutine: only the M running this G touches it (module docs).
+    co: UnsafeCell<Option<Coroutine<()>>>,
+    /// Its suspender, published by the coroutine when it first runs.
+    pub(crate) suspender: Cell<*const Suspender>,
+    /// Its slot in the runtime's registry (set once at spawn).
+    pub(crate) registry_slot: Cell<usize>,
+}
+
+// SAFETY: every `Cell`/`UnsafeCell` field of `G` is touched only by the single M that
+// currently runs the G, or by the thread that creates it before it is published.
+// Handing a G between Ms goes through a run queue or a `ParkState` RMW, both of which
+// are release/acquire edges, so each new owner sees the previous owner's writes. The
+// coroutine is `!Send` because a closure could hold thread-affine state across a
+// suspension; that is exactly the contract `spawn` makes unsafe and the user accepts.
+unsafe impl Send for G {}
+// SAFETY: as above; shared references from other threads only use the atomic fields
+// (`park`, `park_seq`, `status`, `wait_reason`) and the immutable ones.
+unsafe impl Sync for G {}
+
+impl G {
+    pub(crate) fn new(
+        id: u64,
+        name: Option<String>,
+        sched: Arc<Sched>,
+        co: Coroutine<()>,
+    ) -> Arc<G> {
+        Arc::new(G {
+            id,
+            name: name.map(String::into_boxed_str),
+            sched,
+            park: ParkState::new(),
+            park_seq: AtomicU64::new(0),
+            status: AtomicU8::new(Status::Idle as u8),
+            wait_reason: AtomicU8::new(WaitReason::None as u8),
+            action: Cell::new(Action::None),
+            co: UnsafeCell::new(Some(co)),
+            suspender: Cell::new(std::ptr::null()),
+            registry_slot: Cell::new(usize::MAX),
+        })
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        Status::from_u8(self.status.load(Ordering::Relaxed))
+    }
+
+    /// Go: `casgstatus`. Relaxed: the status is informational (traces, deadlock
+    /// reports, debug checks); ownership moves through the queues and `ParkState`.
+    pub(crate) fn set_status(&self, to: Status) {
+        let from = self.status.swap(to as u8, Ordering::Relaxed);
+        debug_assert!(
+            Status::from_u8(from).can_become(to),
+            "gmp: illegal goroutine state transition {:?} -> {to:?} (goroutine {})",
+            Status::from_u8(from),
+            self.id
+        );
+    }
+
+    pub(crate) fn set_wait_reason(&self, r: WaitReason) {
+        self.wait_reason.store(r as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn wait_reason(&self) -> WaitReason {
+        match self.wait_reason.load(Ordering::Relaxed) {
+            1 => WaitReason::Park,
+            2 => WaitReason::Sleep,
+            _ => WaitReason::None,
+        }
+    }
+
+    /// The coroutine, for the M that runs this G.
+    ///
+    /// # Safety
+    /// The caller is the G's unique current owner (module docs): it took the G from a
+    /// run queue, or is the scheduler that resumed it, or holds the last reference.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn co(&self) -> &mut Option<Coroutine<()>> {
+        // SAFETY: exclusivity is the caller's contract.
+        unsafe { &mut *self.co.get() }
+    }
+
+    /// An [`Unparker`] for this G (a refcount increment, no allocation).
+    pub(crate) fn unparker(self: &Arc<G>) -> Unparker {
+        Unparker::new(self.clone() as Arc<dyn Unpark>)
+    }
+}
+
+impl Unpark for G {
+    /// Go: `goready`. Only the waker that finds the G `PARKED` readies it.
+    fn unpark(&self) {
+        if self.park.unpark() {
+            // SAFETY: every `G` lives in an `Arc` (`G::new` is the only constructor), and
+            // `&self` proves a strong reference is alive for the duration of this call,
+            // so adding one more and re-materialising it is sound.
+            let g = unsafe {
+                Arc::increment_strong_count(self as *const G);
+                Arc::from_raw(self as *const G)
+            };
+            let sched = g.sched.clone();
+            sched.ready(g);
+        }
+    }
+}
+
+impl fmt::Debug for G {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("G")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+/// The run queues hold `Arc<G>`; gmp-queue stores it as a raw pointer.
+pub(crate) type GRef = Arc<G>;

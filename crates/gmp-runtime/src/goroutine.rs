@@ -1,0 +1,291 @@
+//! Goroutine handles: [`Goroutine`], [`GoroutineId`], [`JoinHandle`], and the
+//! `std::thread`-like free functions that act on the current goroutine.
+
+use crate::g::{WaitReason, G};
+use crate::proc;
+use gmp_core::park::Unparker;
+use gmp_core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use gmp_core::sync::Mutex;
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A goroutine's unique identifier, like [`std::thread::ThreadId`].
+///
+/// Ids are never reused within a process. Plain threads that call [`current`] get
+/// one too, from the same sequence.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct GoroutineId(NonZeroU64);
+
+impl GoroutineId {
+    /// The id as a number (Go prints goroutine ids as plain integers).
+    pub fn as_u64(&self) -> NonZeroU64 {
+        self.0
+    }
+}
+
+impl fmt::Display for GoroutineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+pub(crate) fn next_goid() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    // Relaxed: uniqueness only needs the RMW's atomicity.
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A handle to a goroutine (or, from a plain thread, to that thread), like
+/// [`std::thread::Thread`]: its id, its name, and `unpark`.
+#[derive(Clone)]
+pub struct Goroutine {
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    G(Arc<G>),
+    Thread { id: GoroutineId, name: Option<Arc<str>>, unparker: Unparker },
+}
+
+impl Goroutine {
+    pub(crate) fn from_g(g: Arc<G>) -> Goroutine {
+        Goroutine { inner: Inner::G(g) }
+    }
+
+    /// The goroutine's unique id.
+    pub fn id(&self) -> GoroutineId {
+        match &self.inner {
+            Inner::G(g) => GoroutineId(NonZeroU64::new(g.id).expect("goroutine ids start at 1")),
+            Inner::Thread { id, .. } => *id,
+        }
+    }
+
+    /// The goroutine's name, if it was given one with [`Builder::name`](crate::Builder::name)
+    /// (for a plain thread, the thread's name).
+    pub fn name(&self) -> Option<&str> {
+        match &self.inner {
+            Inner::G(g) => g.name.as_deref(),
+            Inner::Thread { name, .. } => name.as_deref(),
+        }
+    }
+
+    /// Makes the goroutine's park permit available, waking it if it is parked in
+    /// [`park`] or [`park_timeout`] (as [`std::thread::Thread::unpark`]).
+    pub fn unpark(&self) {
+        match &self.inner {
+            Inner::G(g) => gmp_core::park::Unpark::unpark(&**g),
+            Inner::Thread { unparker, .. } => unparker.unpark(),
+        }
+    }
+}
+
+impl fmt::Debug for Goroutine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Goroutine").field("id", &self.id()).field("name", &self.name()).finish()
+    }
+}
+
+/// A handle to the caller: the running goroutine, or the calling plain thread.
+pub fn current() -> Goroutine {
+    if let Some(g) = proc::current_g() {
+        return Goroutine::from_g(G::arc(g));
+    }
+    THREAD.with(|t| t.clone())
+}
+
+std::thread_local! {
+    static THREAD: Goroutine = Goroutine {
+        inner: Inner::Thread {
+            id: GoroutineId(NonZeroU64::new(next_goid()).expect("ids start at 1")),
+            name: std::thread::current().name().map(Arc::from),
+            unparker: gmp_core::park::thread_unparker(),
+        },
+    };
+}
+
+/// Cooperatively gives up the processor (Go: `runtime.Gosched`): the goroutine goes
+/// to the back of its P's run queue. On a plain thread, [`std::thread::yield_now`].
+pub fn yield_now() {
+    match proc::current_g() {
+        Some(g) => proc::yield_current(g),
+        None => std::thread::yield_now(),
+    }
+}
+
+/// Puts the current goroutine to sleep for at least `dur` (a scheduler timer: the M
+/// goes on running other goroutines). On a plain thread, [`std::thread::sleep`].
+pub fn sleep(dur: Duration) {
+    match Instant::now().checked_add(dur) {
+        Some(deadline) => sleep_until(deadline),
+        // Practically forever.
+        None => loop {
+            sleep(Duration::from_secs(86400 * 365));
+        },
+    }
+}
+
+/// Sleeps until `deadline`.
+pub fn sleep_until(deadline: Instant) {
+    loop {
+        let Some(g) = proc::current_g() else {
+            return proc::thread_sleep_until(deadline);
+        };
+        if Instant::now() >= deadline {
+            return;
+        }
+        // A sleep must not end early on an unpark meant for `park`: loop until the
+        // deadline, leaving any permit for the next `park` as std does.
+        let had_permit = g.park.try_acquire();
+        proc::park_current(g, Some(deadline), WaitReason::Sleep);
+        if had_permit {
+            // Give the permit back: a sleep does not consume it.
+            gmp_core::park::Unpark::unpark(g);
+        }
+    }
+}
+
+/// Blocks the current goroutine until its permit is available (see
+/// [`Goroutine::unpark`]); may wake spuriously, as [`std::thread::park`].
+pub fn park() {
+    gmp_core::park::park();
+}
+
+/// Like [`park`], for at most `dur`.
+pub fn park_timeout(dur: Duration) {
+    gmp_core::park::park_timeout(dur);
+}
+
+/// Runs a blocking call — file I/O, a C library, a long computation — without holding
+/// up the other goroutines (Go: `entersyscall`/`exitsyscall`).
+///
+/// While `f` runs, the goroutine's M keeps its P only briefly: sysmon hands the P to
+/// another M after 20 µs, so the other goroutines keep running. When `f` returns the
+/// goroutine takes its P back if it is still free, else any idle P, else it waits in
+/// the global queue. On a plain thread, `blocking(f)` is just `f()`.
+pub fn blocking<F, R>(f: F) -> R
+where
+    F: FnOnce() -> R,
+{
+    proc::blocking_call(f)
+}
+
+/// The result slot a goroutine fills and a [`JoinHandle`] takes.
+pub(crate) struct Packet<T> {
+    state: AtomicU8,
+    result: UnsafeCell<Option<std::thread::Result<T>>>,
+    waiter: Mutex<Option<Unparker>>,
+    /// For scoped goroutines: the scope to tell when the packet is dropped.
+    pub(crate) scope: Option<Arc<crate::scope::ScopeData>>,
+}
+
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const TAKEN: u8 = 2;
+
+// SAFETY: `result` is written once by the goroutine before `state` becomes DONE
+// (Release) and read by the joiner only after it observes DONE (Acquire), then never
+// touched by the goroutine again.
+unsafe impl<T: Send> Sync for Packet<T> {}
+// SAFETY: as above; `T: Send` moves between the goroutine and the joiner.
+unsafe impl<T: Send> Send for Packet<T> {}
+
+impl<T> Packet<T> {
+    pub(crate) fn new(scope: Option<Arc<crate::scope::ScopeData>>) -> Packet<T> {
+        Packet { state: AtomicU8::new(RUNNING), result: UnsafeCell::new(None), waiter: Mutex::new(None), scope }
+    }
+
+    /// The goroutine's last act: publish the result and wake the joiner.
+    pub(crate) fn set(&self, r: std::thread::Result<T>) {
+        // SAFETY: only the goroutine writes, once, before publishing DONE.
+        unsafe { *self.result.get() = Some(r) };
+        // Release: publishes the result to the joiner's Acquire.
+        self.state.store(DONE, Ordering::Release);
+        let w = self.waiter.lock().take();
+        if let Some(w) = w {
+            w.unpark();
+        }
+    }
+
+    /// Registers who to wake when the result arrives (used by `block_on`).
+    pub(crate) fn set_waiter(&self, u: Unparker) {
+        *self.waiter.lock() = Some(u);
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.load(Ordering::Acquire) != RUNNING
+    }
+
+    /// Waits for the result and takes it.
+    pub(crate) fn join(&self) -> std::thread::Result<T> {
+        loop {
+            if self.state.load(Ordering::Acquire) == DONE {
+                break;
+            }
+            {
+                let mut w = self.waiter.lock();
+                if self.state.load(Ordering::Acquire) == DONE {
+                    break;
+                }
+                *w = Some(gmp_core::park::current());
+            }
+            gmp_core::park::park();
+        }
+        self.state.store(TAKEN, Ordering::Relaxed);
+        // SAFETY: DONE was observed with Acquire: the goroutine wrote the result and
+        // will not touch it again; we are the only joiner (join takes self by value).
+        unsafe { (*self.result.get()).take() }.expect("gmp: goroutine result already taken")
+    }
+
+    /// True if the goroutine ended in a panic nobody collected (for scopes).
+    pub(crate) fn unhandled_panic(&mut self) -> bool {
+        matches!(self.result.get_mut(), Some(Err(_)))
+    }
+}
+
+impl<T> Drop for Packet<T> {
+    fn drop(&mut self) {
+        let panicked = self.unhandled_panic();
+        // Drop the result (it may borrow from the scope) before telling the scope.
+        *self.result.get_mut() = None;
+        if let Some(scope) = self.scope.take() {
+            scope.decrement(panicked);
+        }
+    }
+}
+
+/// An owned permission to join a goroutine (like [`std::thread::JoinHandle`]).
+///
+/// Dropping the handle detaches the goroutine: it runs on to completion.
+pub struct JoinHandle<T> {
+    pub(crate) packet: Arc<Packet<T>>,
+    pub(crate) goroutine: Goroutine,
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the goroutine to finish and returns its result; a panic in it comes
+    /// back as `Err(payload)`, exactly as with threads. Inside a goroutine this parks
+    /// the goroutine; on a plain thread it blocks the thread.
+    pub fn join(self) -> std::thread::Result<T> {
+        self.packet.join()
+    }
+
+    /// True once the goroutine has finished running its closure.
+    pub fn is_finished(&self) -> bool {
+        self.packet.is_done()
+    }
+
+    /// The handle of the goroutine.
+    pub fn goroutine(&self) -> &Goroutine {
+        &self.goroutine
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("goroutine", &self.goroutine).finish_non_exhaustive()
+    }
+}

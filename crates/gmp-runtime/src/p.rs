@@ -1,0 +1,124 @@
+//! P: a processor token. An M must hold a P to run goroutines.
+//!
+//! A P owns a local run queue (with `runnext`), a timer heap, a cache of free stacks
+//! and a scheduling tick. Its owner is recorded in one atomic word, `own`:
+//!
+//! ```text
+//!   own = (M id << 8) | state        state: IDLE | RUNTIME | USER | SYSCALL
+//! ```
+//!
+//! - `IDLE` (M id 0): on the idle list, or being handed from one M to another.
+//! - `RUNTIME`: its M is running scheduler code and may touch the P's internals.
+//! - `USER`: its M is running goroutine code. sysmon may *retake* the P (CAS to
+//!   `IDLE`) if the same goroutine has run for more than 10 ms: our answer to the lack
+//!   of preemption points in Rust (ARCHITECTURE.md, hard part 4).
+//! - `SYSCALL`: its M is inside `blocking(f)`; sysmon retakes it after 20 µs.
+//!
+//! An M that wants to touch its P again (to ready a goroutine, to spawn, after a
+//! switch) CASes `(me, USER)` → `(me, RUNTIME)`; if that fails the P was taken and the
+//! M carries on without one (Go: `exitsyscall`'s slow path). Putting the M id in the
+//! word makes the CAS immune to ABA: a P retaken and handed to another M never matches
+//! the old owner's expected value.
+//!
+//! The local queue is `Local<GRef>`, which is `!Sync`: only the owner touches it. The
+//! ownership transfer (idle list under the sched lock, or the `own` CAS) is a
+//! release/acquire edge, so each owner sees the previous one's writes.
+
+use crate::g::GRef;
+use crate::timers::Timers;
+use gmp_core::stack::Stack;
+use gmp_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use gmp_queue::{Local, Stealer};
+use std::cell::UnsafeCell;
+use std::fmt;
+
+pub(crate) const OWN_IDLE: u64 = 0;
+pub(crate) const OWN_RUNTIME: u64 = 1;
+pub(crate) const OWN_USER: u64 = 2;
+pub(crate) const OWN_SYSCALL: u64 = 3;
+
+pub(crate) fn own_word(m: u64, state: u64) -> u64 {
+    (m << 8) | state
+}
+
+/// Stacks a P keeps for its next spawns before spilling to the shared pool
+/// (Go keeps 64 free Gs with stacks per P, spilling half to the global list).
+pub(crate) const STACK_CACHE: usize = 64;
+
+pub(crate) struct P {
+    pub(crate) id: usize,
+    /// Owner-only (module docs).
+    local: UnsafeCell<Local<GRef>>,
+    pub(crate) stealer: Stealer<GRef>,
+    pub(crate) own: AtomicU64,
+    /// Go: `schedtick`, incremented when a G starts a fresh time slice. Written by
+    /// the owner, read by sysmon: Relaxed, it is a progress counter, not a guard.
+    pub(crate) schedtick: AtomicU32,
+    /// Go: `syscalltick`, incremented at every `blocking` entry.
+    pub(crate) syscalltick: AtomicU32,
+    pub(crate) timers: Timers,
+    /// Owner-only cache of free stacks.
+    stacks: UnsafeCell<Vec<Stack>>,
+}
+
+// SAFETY: the `UnsafeCell` fields (`local`, `stacks`) are only touched by the M that
+// owns the P per the `own` protocol in the module docs; everything else is atomic or
+// internally synchronised.
+unsafe impl Sync for P {}
+// SAFETY: `Local` and `Stack` are `Send`; see above for the cells.
+unsafe impl Send for P {}
+
+impl P {
+    pub(crate) fn new(id: usize) -> P {
+        let (local, stealer) = gmp_queue::local();
+        P {
+            id,
+            local: UnsafeCell::new(local),
+            stealer,
+            own: AtomicU64::new(OWN_IDLE),
+            schedtick: AtomicU32::new(0),
+            syscalltick: AtomicU32::new(0),
+            timers: Timers::new(),
+            stacks: UnsafeCell::new(Vec::new()),
+        }
+    }
+
+    /// The local run queue.
+    ///
+    /// # Safety
+    /// The caller owns this P (`own` names its M, in state `RUNTIME`), or holds the only
+    /// reference to the runtime (shutdown, after every M has exited).
+    pub(crate) unsafe fn local(&self) -> &Local<GRef> {
+        // SAFETY: ownership is the caller's contract; `Local` is only used through `&`.
+        unsafe { &*self.local.get() }
+    }
+
+    /// The stack cache.
+    ///
+    /// # Safety
+    /// As for [`P::local`].
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn stacks(&self) -> &mut Vec<Stack> {
+        // SAFETY: ownership is the caller's contract; no reference escapes a call.
+        unsafe { &mut *self.stacks.get() }
+    }
+
+    pub(crate) fn state(&self) -> u64 {
+        self.own.load(Ordering::Acquire) & 0xff
+    }
+
+    pub(crate) fn tick(&self) {
+        // Relaxed: see the field's docs.
+        self.schedtick.store(self.schedtick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for P {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("P")
+            .field("id", &self.id)
+            .field("state", &self.state())
+            .field("runq", &self.stealer.len())
+            .finish()
+    }
+}

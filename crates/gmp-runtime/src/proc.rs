@@ -1,0 +1,594 @@
+//! The scheduling loop: `mstart`, `schedule`, `findRunnable`, `execute`, and the
+//! goroutine side of parking (Go: runtime/proc.go).
+//!
+//! # Switching (the park/commit protocol, go-runtime.md §8)
+//!
+//! A goroutine never publishes itself as wakeable while it is still running. To park,
+//! it records what it wants in `G::action` and switches to its M's scheduler context
+//! (Go: `mcall(park_m)`). Only there, with the goroutine's registers saved, does the
+//! M commit the park (`ParkState::commit_park`, Go: the `unlockf` of `gopark`). From
+//! that instant any thread may ready and resume the goroutine — possibly on another
+//! M — so after the commit the scheduler touches nothing but its `Arc`.
+//!
+//! # findRunnable, in Go's order
+//!
+//! 1. due timers of our own P;
+//! 2. every 61st tick, one goroutine from the global queue (fairness);
+//! 3. `runnext`, then the local ring;
+//! 4. a batch from the global queue;
+//! 5. a non-blocking network poll, if anyone waits on the poller;
+//! 6. stealing, if already spinning or fewer than half the busy Ps have spinners:
+//!    4 passes over the Ps in random order, timers and `runnext` only on the last;
+//! 7. release the P, stop spinning (`nmspinning--`, then re-check every queue);
+//! 8. sleep: in the poller if it has waiters and nobody else polls, else on the M's
+//!    note — in both cases only until the earliest timer.
+
+use crate::g::{Action, GRef, Status, WaitReason, G};
+use crate::m::{self, set_ctx, MCtx, M};
+use crate::p::{own_word, OWN_IDLE, OWN_USER, STACK_CACHE};
+use crate::sched::{acquirep, enter, releasep, Sched};
+use crate::timers::{self, nanos};
+use gmp_core::coroutine::Resume;
+use gmp_core::park::{ParkHook, Unparker};
+use gmp_core::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Go: `mstart`. The body of every M thread.
+pub(crate) fn mstart(sched: Arc<Sched>, m: Arc<M>, p: Option<usize>, spinning: bool) {
+    let ctx = MCtx::new(m, sched.clone());
+    set_ctx(&ctx);
+    let prev_hook = gmp_core::park::set_hook(Some(&HOOK));
+    if let Some(p) = p {
+        acquirep(&ctx, p);
+        ctx.spinning.set(spinning);
+    }
+    schedule(&ctx);
+    if ctx.spinning.replace(false) {
+        sched.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    }
+    if ctx.p.get().is_some() {
+        let p = releasep(&ctx);
+        sched.pidleput(p);
+    }
+    gmp_core::park::set_hook(prev_hook);
+    set_ctx(std::ptr::null());
+    sched.mcount.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Go: `schedule`. Finds a goroutine and runs it, forever (until shutdown).
+fn schedule(c: &MCtx) {
+    while let Some((g, inherit)) = find_runnable(c) {
+        if c.spinning.get() {
+            reset_spinning(c);
+        }
+        execute(c, g, inherit);
+    }
+}
+
+/// Go: `resetspinning`. A spinner found work: stop spinning and, if it was the
+/// last spinner, wake another M to look for more.
+fn reset_spinning(c: &MCtx) {
+    c.spinning.set(false);
+    let prev = c.sched.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    debug_assert!(prev > 0, "gmp: nmspinning underflow");
+    c.sched.wakep();
+}
+
+/// Go: `execute` + the return half of `mcall`. Runs `g` until it suspends or ends.
+fn execute(c: &MCtx, g: GRef, inherit: bool) {
+    let sched = &c.sched;
+    let p = c.p.get().expect("gmp: execute without a P");
+    let pp = &sched.allp[p];
+    if !inherit {
+        pp.tick();
+    }
+    g.set_status(Status::Running);
+    c.curg.set(Arc::as_ptr(&g));
+    // Release: the P may be retaken by sysmon from here on; it must see our writes.
+    pp.own.store(own_word(c.m.id, OWN_USER), Ordering::Release);
+    // SAFETY: we took `g` from a run queue (or re-run it after a failed park commit),
+    // so we are its unique owner (g.rs module docs).
+    let co = unsafe { g.co() }.as_mut().expect("gmp: a runnable goroutine has no coroutine");
+    let r = co.resume();
+    // Back on the scheduler stack, on this same M.
+    enter(c);
+    c.curg.set(std::ptr::null());
+    match r {
+        Resume::Suspended => after_suspend(c, g),
+        Resume::Returned(()) => gdestroy(c, g),
+        Resume::Panicked(payload) => {
+            // The goroutine body catches user panics itself (they go to `join`), so
+            // this is a panic in the runtime's own wrapper or a forced unwind.
+            gdestroy(c, g);
+            if !gmp_core::coroutine::is_forced_unwind(&*payload) {
+                eprintln!("gmp: internal error: a goroutine's entry wrapper panicked");
+            }
+        }
+    }
+}
+
+/// The scheduler's half of `gopark`/`goyield`: carry out what the goroutine asked for.
+fn after_suspend(c: &MCtx, g: GRef) {
+    let sched = &c.sched;
+    match g.action.replace(Action::None) {
+        Action::Park { deadline, reason } => {
+            g.set_wait_reason(reason);
+            g.set_status(Status::Waiting);
+            // Release: a timer armed below with this seq is valid only if the G is
+            // still in this park (timers.rs `fire` acquires it).
+            let seq = g.park_seq.fetch_add(1, Ordering::Release) + 1;
+            if !g.park.commit_park() {
+                // An unpark slipped in between the goroutine's check and the commit:
+                // do not sleep; run it again next, inheriting the time slice.
+                g.set_status(Status::Runnable);
+                put_local(c, g, true);
+                return;
+            }
+            // Committed: from here another M may already be running `g`.
+            if let Some(d) = deadline {
+                let pi = c.p.get().unwrap_or(g.id as usize % sched.nprocs());
+                if sched.allp[pi].timers.add(d, seq, g) {
+                    sched.wake_for_timer(nanos(d));
+                }
+            }
+        }
+        Action::Yield => {
+            g.set_status(Status::Runnable);
+            put_local(c, g, false);
+        }
+        Action::Requeue => {
+            g.set_status(Status::Runnable);
+            sched.global.push(g);
+            sched.wakep();
+        }
+        Action::None => panic!("gmp: internal error: goroutine {} suspended without a reason", g.id),
+    }
+}
+
+/// Runnable G from the scheduler: to our P's queue, or globally if we have none.
+fn put_local(c: &MCtx, g: GRef, next: bool) {
+    let sched = &c.sched;
+    match c.p.get() {
+        Some(p) => {
+            // SAFETY: in scheduler code with a P, this M owns it in state RUNTIME.
+            let local = unsafe { sched.allp[p].local() };
+            if next {
+                local.push_next(g, &sched.global);
+            } else {
+                local.push(g, &sched.global);
+            }
+        }
+        None => {
+            sched.global.push(g);
+            sched.wakep();
+        }
+    }
+}
+
+/// Go: `goexit0` + `gdestroy`. The goroutine's body has returned.
+fn gdestroy(c: &MCtx, g: GRef) {
+    let sched = &c.sched;
+    g.set_status(Status::Dead);
+    // SAFETY: the goroutine has finished on this M; nobody else can run it.
+    let co = unsafe { g.co() }.take();
+    if let Some(stack) = co.and_then(|co| co.into_stack()) {
+        if stack.size() == sched.stack_pool.stack_size() {
+            match c.p.get() {
+                // SAFETY: in scheduler code with a P, this M owns it.
+                Some(p) if unsafe { sched.allp[p].stacks() }.len() < STACK_CACHE => {
+                    // SAFETY: as above.
+                    unsafe { sched.allp[p].stacks() }.push(stack)
+                }
+                _ => sched.stack_pool.put(stack),
+            }
+        }
+    }
+    sched.registry.remove(g.registry_slot.get());
+    sched.ngoroutine.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Go: `findRunnable`. Returns `None` only at shutdown.
+fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
+    let sched = &c.sched;
+    loop {
+        if sched.is_shutdown() {
+            return None;
+        }
+        let Some(p) = c.p.get() else {
+            // We lost our P (retaken while a goroutine ran): get one, or sleep.
+            sleep_for_p(c)?;
+            continue;
+        };
+        let pp = &sched.allp[p];
+        // SAFETY: this M owns P `p` in state RUNTIME (scheduler code).
+        let local = unsafe { pp.local() };
+
+        // 1. Our own timers.
+        if pp.timers.next() != u64::MAX {
+            let now = nanos(Instant::now());
+            pp.timers.run(now, |g| ready_from_timer(sched, local, g));
+        }
+        // 2. Fairness: every 61st tick, the global queue first.
+        if pp.schedtick.load(Ordering::Relaxed) % 61 == 0 && !sched.global.is_empty() {
+            if let Some(g) = sched.global.pop() {
+                return Some((g, false));
+            }
+        }
+        // 3. runnext, then the ring.
+        if let Some((g, inherit)) = local.pop() {
+            return Some((g, inherit));
+        }
+        // 4. A global batch.
+        if !sched.global.is_empty() {
+            if let Some(g) = sched.global.pop_batch_into(local, sched.nprocs()) {
+                return Some((g, false));
+            }
+        }
+        // 5. Non-blocking network poll.
+        if let Some(g) = poll_network(c, local, Some(Duration::ZERO)) {
+            return Some((g, false));
+        }
+        // 6. Steal.
+        let busy = sched.nprocs() - sched.npidle.load(Ordering::SeqCst);
+        if c.spinning.get() || 2 * sched.nmspinning.load(Ordering::SeqCst) < busy {
+            if !c.spinning.get() {
+                c.spinning.set(true);
+                sched.nmspinning.fetch_add(1, Ordering::SeqCst);
+            }
+            if let Some(g) = steal_work(c, p) {
+                return Some((g, false));
+            }
+        }
+        // 7. Nothing: give up the P.
+        {
+            let mut idle = sched.idle.lock();
+            if !sched.global.is_empty() {
+                drop(idle);
+                if let Some(g) = sched.global.pop_batch_into(local, sched.nprocs()) {
+                    return Some((g, false));
+                }
+                continue;
+            }
+            if sched.is_shutdown() {
+                return None;
+            }
+            let p = releasep(c);
+            sched.pidleput_locked(&mut idle, p);
+        }
+        if c.spinning.replace(false) {
+            // SeqCst RMW, then re-check everything: the spinner's StoreLoad
+            // (sched.rs module docs).
+            let prev = sched.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            debug_assert!(prev > 0, "gmp: nmspinning underflow");
+            if work_anywhere(sched) {
+                if let Some(p) = sched.pidleget() {
+                    acquirep(c, p);
+                    c.spinning.set(true);
+                    sched.nmspinning.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+            }
+        }
+        // 8. Sleep until there is work for us.
+        sleep_for_p(c)?;
+    }
+}
+
+/// True if any queue of the runtime holds a goroutine.
+fn work_anywhere(sched: &Sched) -> bool {
+    !sched.global.is_empty() || sched.allp.iter().any(|pp| !pp.stealer.is_empty())
+}
+
+/// A goroutine woken by a timer joins the tail of the queue that ran the timer.
+fn ready_from_timer(sched: &Arc<Sched>, local: &gmp_queue::Local<GRef>, g: GRef) {
+    g.set_status(Status::Runnable);
+    sched.progress.fetch_add(1, Ordering::Relaxed);
+    local.push(g, &sched.global);
+}
+
+/// Go: `netpoll` + `injectglist`. Returns one goroutine to run if the poll readied
+/// any (the rest are in our queue).
+fn poll_network(c: &MCtx, local: &gmp_queue::Local<GRef>, timeout: Option<Duration>) -> Option<GRef> {
+    let poller = crate::netpoll_poller_if_started()?;
+    if !poller.has_waiters() || poller.is_polling() {
+        return None;
+    }
+    let mut ready: Vec<Unparker> = Vec::new();
+    let _ = poller.poll(timeout, &mut ready);
+    if ready.is_empty() {
+        return None;
+    }
+    for u in ready {
+        // Readies goroutines into this P (runnext, pushing the others to the ring).
+        u.unpark();
+    }
+    let _ = c;
+    local.pop().map(|(g, _)| g)
+}
+
+/// Go: `stealWork`. Four passes over the other Ps in random order; timers and
+/// `runnext` only on the last.
+fn steal_work(c: &MCtx, p: usize) -> Option<GRef> {
+    let sched = &c.sched;
+    let n = sched.nprocs();
+    if n == 1 {
+        return None;
+    }
+    // SAFETY: this M owns P `p` (scheduler code).
+    let local = unsafe { sched.allp[p].local() };
+    for pass in 0..4 {
+        let last = pass == 3;
+        // Go: randomOrder — a random start and a random stride coprime with n.
+        let start = (c.rand() % n as u64) as usize;
+        let stride = coprime_stride(n, c.rand());
+        let now = if last { nanos(Instant::now()) } else { 0 };
+        for k in 0..n {
+            if sched.is_shutdown() {
+                return None;
+            }
+            let v = (start + k * stride) % n;
+            if v == p {
+                continue;
+            }
+            let vp = &sched.allp[v];
+            if last && vp.timers.next() <= now {
+                vp.timers.run(now, |g| ready_from_timer(sched, local, g));
+                if let Some((g, _)) = local.pop() {
+                    return Some(g);
+                }
+            }
+            if vp.state() == OWN_IDLE {
+                // Go skips idle Ps: their queues are empty.
+                continue;
+            }
+            if let Some(g) = vp.stealer.steal_into(local, last) {
+                return Some(g);
+            }
+        }
+    }
+    None
+}
+
+fn coprime_stride(n: usize, r: u64) -> usize {
+    let mut s = (r as usize % n).max(1);
+    while gcd(s, n) != 1 {
+        s = s % n + 1;
+    }
+    s
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// The M has no P: sleep until handed one (or a timer is due and a P is free).
+/// Returns `None` at shutdown.
+fn sleep_for_p(c: &MCtx) -> Option<()> {
+    let sched = &c.sched;
+    loop {
+        if sched.is_shutdown() {
+            return None;
+        }
+        if c.p.get().is_some() {
+            return Some(());
+        }
+        let next = sched.allp.iter().map(|pp| pp.timers.next()).min().unwrap_or(u64::MAX);
+        let now = nanos(Instant::now());
+        if (next <= now || work_anywhere(sched)) && sched.npidle.load(Ordering::SeqCst) > 0 {
+            if let Some(p) = sched.pidleget() {
+                acquirep(c, p);
+                return Some(());
+            }
+        }
+        // Never spin on a due timer we cannot serve: the Ps are all busy, and their
+        // owners run their own timers at their next schedule.
+        let deadline = (next != u64::MAX).then(|| timers::instant(next.max(now + 1_000_000)));
+        if let Some(d) = deadline {
+            sched.sleep_until.fetch_min(nanos(d), Ordering::SeqCst);
+        }
+        // Block in the poller if anyone waits on it and nobody else is blocked there.
+        if let Some(poller) = crate::netpoll_poller_if_started() {
+            if poller.has_waiters() && !poller.is_polling() {
+                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                let mut ready: Vec<Unparker> = Vec::new();
+                sched.last_poll_blocked.store(true, Ordering::SeqCst);
+                let _ = poller.poll(timeout, &mut ready);
+                sched.last_poll_blocked.store(false, Ordering::SeqCst);
+                sched.sleep_until.store(u64::MAX, Ordering::SeqCst);
+                if !ready.is_empty() {
+                    if let Some(p) = sched.pidleget() {
+                        acquirep(c, p);
+                    }
+                    for u in ready {
+                        u.unpark();
+                    }
+                }
+                continue;
+            }
+        }
+        let woke = sched.stopm(&c.m, deadline);
+        sched.sleep_until.store(u64::MAX, Ordering::SeqCst);
+        if let Some((p, spinning)) = woke {
+            acquirep(c, p);
+            c.spinning.set(spinning);
+            return Some(());
+        }
+    }
+}
+
+/// The park hook the runtime installs on every M: a goroutine parks by switching
+/// out; the scheduler code itself never parks through it.
+struct Hook;
+
+static HOOK: Hook = Hook;
+
+impl ParkHook for Hook {
+    fn current(&self) -> Option<Unparker> {
+        let c = m::ctx()?;
+        let g = c.curg()?;
+        Some(G::arc(g).unparker())
+    }
+
+    fn park(&self, deadline: Option<Instant>) -> bool {
+        match current_g() {
+            Some(g) => {
+                park_current(g, deadline, WaitReason::Park);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The goroutine running on this thread, if any. The reference is valid only until
+/// the goroutine next suspends (it may then move to another M; the G itself lives on,
+/// but callers should re-fetch).
+pub(crate) fn current_g() -> Option<&'static G> {
+    let c = m::ctx()?;
+    let g = c.curg()?;
+    // SAFETY: the G is kept alive by the `Arc` its M holds while running it, and the
+    // running goroutine is the caller: the G outlives this call frame's use of it.
+    Some(unsafe { &*(g as *const G) })
+}
+
+/// Go: `gopark`. Parks the running goroutine `g` until its permit is available or
+/// `deadline` passes (or spuriously).
+pub(crate) fn park_current(g: &G, deadline: Option<Instant>, reason: WaitReason) {
+    if g.park.try_acquire() {
+        return;
+    }
+    if deadline.is_some_and(|d| d <= Instant::now()) {
+        return;
+    }
+    g.action.set(Action::Park { deadline, reason });
+    suspend(g);
+    g.park.finish_park();
+    g.set_wait_reason(WaitReason::None);
+}
+
+/// Go: `goyield`: to the back of the local queue.
+pub(crate) fn yield_current(g: &G) {
+    g.action.set(Action::Yield);
+    suspend(g);
+}
+
+/// Switches from goroutine `g` to its M's scheduler. Returns when `g` is resumed,
+/// possibly on another M.
+pub(crate) fn suspend(g: &G) {
+    let s = g.suspender.get();
+    assert!(!s.is_null(), "gmp: internal error: goroutine {} has no suspender", g.id);
+    // SAFETY: the suspender lives on `g`'s own stack for the whole life of its body,
+    // and we are running on that stack now.
+    unsafe { (*s).suspend() };
+}
+
+/// Go: `entersyscall` … `exitsyscall`, around `f`.
+pub(crate) fn blocking_call<R>(f: impl FnOnce() -> R) -> R {
+    let Some(c) = m::ctx() else { return f() };
+    let Some(g) = c.curg() else { return f() };
+    let sched = c.sched.clone();
+    let me = c.m.id;
+    let p = enter(c);
+    if let Some(p) = p {
+        let pp = &sched.allp[p];
+        pp.syscalltick.fetch_add(1, Ordering::Relaxed);
+        g.set_status(Status::Syscall);
+        // Release: sysmon may retake the P from now on.
+        pp.own.store(own_word(me, crate::p::OWN_SYSCALL), Ordering::Release);
+    } else {
+        g.set_status(Status::Syscall);
+    }
+    sched.nsyscall.fetch_add(1, Ordering::SeqCst);
+    sched.wake_sysmon();
+
+    struct Exit<'a> {
+        sched: &'a Arc<Sched>,
+    }
+    impl Drop for Exit<'_> {
+        fn drop(&mut self) {
+            exitsyscall(self.sched);
+        }
+    }
+    let guard = Exit { sched: &sched };
+    let r = f();
+    drop(guard);
+    r
+}
+
+/// Go: `exitsyscall`. Keep our P if sysmon did not take it; else any idle P; else
+/// requeue the goroutine globally and let this M sleep.
+fn exitsyscall(sched: &Arc<Sched>) {
+    sched.nsyscall.fetch_sub(1, Ordering::SeqCst);
+    let c = m::ctx().expect("gmp: exitsyscall off an M");
+    let g = c.curg().expect("gmp: exitsyscall without a goroutine");
+    let me = c.m.id;
+    if let Some(p) = c.p.get() {
+        let pp = &sched.allp[p];
+        // Acquire on success: we own the P again.
+        if pp
+            .own
+            .compare_exchange(
+                own_word(me, crate::p::OWN_SYSCALL),
+                own_word(me, OWN_USER),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            g.set_status(Status::Running);
+            return;
+        }
+        c.p.set(None);
+    }
+    // Slow path: any idle P.
+    if let Some(p) = sched.pidleget() {
+        acquirep(c, p);
+        g.set_status(Status::Running);
+        sched.allp[p].own.store(own_word(me, OWN_USER), Ordering::Release);
+        return;
+    }
+    // Slowest: no P. Queue the goroutine and switch out; the M sleeps.
+    g.action.set(Action::Requeue);
+    suspend(g);
+    // Resumed, on some M holding a P.
+}
+
+/// Called when a goroutine's M may have lost its P to sysmon while it ran user code:
+/// at a scheduling point, go through the scheduler so the goroutine gets a P back.
+pub(crate) fn check_lost_p(g: &G) {
+    if let Some(c) = m::ctx() {
+        if c.p.get().is_some() && enter(c).is_some() {
+            crate::sched::leave(c, c.p.get().expect("P just entered"));
+            return;
+        }
+        g.action.set(Action::Requeue);
+        suspend(g);
+    }
+}
+
+/// A plain-thread fallback used by `sleep` and friends.
+pub(crate) fn thread_sleep_until(deadline: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        std::thread::sleep(deadline - now);
+    }
+}
+
+impl G {
+    /// An `Arc` for a G known to be alive.
+    pub(crate) fn arc(g: &G) -> Arc<G> {
+        // SAFETY: every G lives in an `Arc` (`G::new` is the only constructor) and
+        // `g` borrows a live one, so its strong count is at least 1 for this call.
+        unsafe {
+            Arc::increment_strong_count(g as *const G);
+            Arc::from_raw(g as *const G)
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Every live goroutine of a runtime (Go: `allgs`), for shutdown and deadlock reports.
+//!
+//! Shutdown must unwind goroutines that are parked with nothing left to wake them —
+//! including cycles (a goroutine parked on a channel whose only handle lives on that
+//! goroutine's own stack) that reference counting alone would leak. So each G is
+//! registered at spawn and deregistered when it finishes.
+//!
+//! The registry is sharded (one shard per P, chosen by the spawning P) so that spawns
+//! on different Ps do not contend; a shard is a slab of `Weak<G>` with a free list, so
+//! registration is an uncontended lock and a store. `Weak` (not a raw pointer) because
+//! a G can be freed concurrently with a shutdown scan: `upgrade` settles that race.
+
+use crate::g::G;
+use gmp_core::sync::Mutex;
+use std::sync::{Arc, Weak};
+
+pub(crate) struct Registry {
+    shards: Box<[Mutex<Slab>]>,
+}
+
+#[derive(Default)]
+struct Slab {
+    slots: Vec<Option<Weak<G>>>,
+    free: Vec<usize>,
+}
+
+impl Registry {
+    pub(crate) fn new(shards: usize) -> Registry {
+        Registry { shards: (0..shards.max(1)).map(|_| Mutex::new(Slab::default())).collect() }
+    }
+
+    /// Registers `g`, returning its slot (shard in the low byte… packed as
+    /// `index * nshards + shard`).
+    pub(crate) fn insert(&self, shard: usize, g: &Arc<G>) -> usize {
+        let n = self.shards.len();
+        let shard = shard % n;
+        let mut s = self.shards[shard].lock();
+        let w = Arc::downgrade(g);
+        let i = match s.free.pop() {
+            Some(i) => {
+                s.slots[i] = Some(w);
+                i
+            }
+            None => {
+                s.slots.push(Some(w));
+                s.slots.len() - 1
+            }
+        };
+        i * n + shard
+    }
+
+    pub(crate) fn remove(&self, slot: usize) {
+        let n = self.shards.len();
+        let (i, shard) = (slot / n, slot % n);
+        let mut s = self.shards[shard].lock();
+        if let Some(x) = s.slots.get_mut(i) {
+            if x.take().is_some() {
+                s.free.push(i);
+            }
+        }
+    }
+
+    /// Every goroutine still alive.
+    pub(crate) fn all(&self) -> Vec<Arc<G>> {
+        let mut out = Vec::new();
+        for sh in self.shards.iter() {
+            let s = sh.lock();
+            out.extend(s.slots.iter().flatten().filter_map(Weak::upgrade));
+        }
+        out
+    }
+}

@@ -1,0 +1,322 @@
+//! [`Runtime`]: an explicit scheduler instance, and the process-wide default one.
+
+use crate::goroutine::Packet;
+use crate::m;
+use crate::sched::{Config, Sched};
+use crate::spawn::spawn_in;
+use crate::JoinHandle;
+use gmp_core::sync::atomic::Ordering;
+use std::fmt;
+use std::io;
+use std::panic::resume_unwind;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A G-M-P scheduler: `procs` Ps, the Ms (threads) that run them, and sysmon.
+///
+/// ```
+/// let rt = gmp_runtime::Runtime::builder().procs(2).build().unwrap();
+/// // SAFETY: the closure holds no thread-local state across a suspension point.
+/// let sum = unsafe {
+///     rt.block_on(|| {
+///         let hs: Vec<_> = (0..10u64).map(|i| gmp_runtime::go!(move || i * i)).collect();
+///         hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+///     })
+/// };
+/// assert_eq!(sum, 285);
+/// ```
+///
+/// Dropping a `Runtime` stops it: see [`Runtime::shutdown_timeout`].
+pub struct Runtime {
+    sched: Arc<Sched>,
+    sysmon: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Options for a [`Runtime`].
+#[derive(Debug, Clone, Default)]
+#[must_use = "a RuntimeBuilder does nothing until `build` is called"]
+pub struct RuntimeBuilder {
+    procs: Option<usize>,
+    stack_size: Option<usize>,
+    name: Option<String>,
+    schedtrace_ms: Option<u64>,
+}
+
+impl RuntimeBuilder {
+    /// The number of Ps (Go's `GOMAXPROCS`): how many goroutines run in parallel.
+    /// Default: `GMP_MAXPROCS` if set, else [`std::thread::available_parallelism`].
+    pub fn procs(mut self, n: usize) -> Self {
+        self.procs = Some(n);
+        self
+    }
+
+    /// The stack size of each goroutine, in bytes (default
+    /// [`gmp_core::stack::DEFAULT_STACK_SIZE`]); only touched pages cost memory.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// A name for the runtime's threads (default `gmp`).
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Prints Go's `schedtrace` line to stderr every `ms` milliseconds (also
+    /// enabled by the environment variable `GMP_SCHEDTRACE=<ms>`).
+    pub fn schedtrace(mut self, ms: u64) -> Self {
+        self.schedtrace_ms = Some(ms);
+        self
+    }
+
+    /// Builds the runtime. Errors: `procs(0)`, a zero stack size, a bad
+    /// `GMP_MAXPROCS`/`GMP_SCHEDTRACE`, or no thread for sysmon.
+    pub fn build(self) -> io::Result<Runtime> {
+        let procs = match self.procs {
+            Some(0) => return Err(invalid("gmp: Runtime::builder().procs(0): a runtime needs at least one P")),
+            Some(n) => n,
+            None => default_procs()?,
+        };
+        let stack_size = match self.stack_size {
+            Some(0) => return Err(invalid("gmp: Runtime::builder().stack_size(0): stacks must be positive")),
+            Some(s) => s,
+            None => gmp_core::stack::DEFAULT_STACK_SIZE,
+        };
+        let schedtrace_ms = match self.schedtrace_ms {
+            Some(ms) => Some(ms.max(1)),
+            None => env_schedtrace()?,
+        };
+        let config = Config { procs, stack_size, schedtrace_ms, name: self.name.unwrap_or_else(|| "gmp".into()) };
+        let sched = Arc::new(Sched::new(config));
+        let sysmon = crate::sysmon::start(&sched)?;
+        Ok(Runtime { sched, sysmon: Some(sysmon) })
+    }
+}
+
+fn invalid(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// `GMP_MAXPROCS`, else the machine's parallelism.
+pub(crate) fn default_procs() -> io::Result<usize> {
+    match std::env::var("GMP_MAXPROCS") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(invalid(&format!("gmp: GMP_MAXPROCS={v:?}: expected a positive integer"))),
+        },
+        Err(std::env::VarError::NotPresent) => {
+            Ok(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        }
+        Err(e) => Err(invalid(&format!("gmp: GMP_MAXPROCS: {e}"))),
+    }
+}
+
+fn env_schedtrace() -> io::Result<Option<u64>> {
+    match std::env::var("GMP_SCHEDTRACE") {
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(invalid(&format!("gmp: GMP_SCHEDTRACE={v:?}: expected milliseconds"))),
+        },
+        Err(_) => Ok(None),
+    }
+}
+
+impl Runtime {
+    /// A builder for a runtime.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// A runtime with the default options.
+    pub fn new() -> io::Result<Runtime> {
+        Runtime::builder().build()
+    }
+
+    /// Runs `f` as this runtime's main goroutine and returns its value, blocking the
+    /// caller until it finishes. A panic in `f` is resumed in the caller. May be
+    /// called again (and from several threads) after it returns.
+    ///
+    /// # Panics
+    /// With Go's `all goroutines are asleep - deadlock!` and the list of parked
+    /// goroutines when every goroutine of the runtime is parked with nothing that can
+    /// wake it (see the crate docs for what cannot be detected).
+    ///
+    /// # Safety
+    /// As [`spawn`](crate::spawn): `f` must not hold thread-local state across a
+    /// suspension point.
+    pub unsafe fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        // SAFETY: we wait below for the goroutine to finish before returning, so what
+        // `f` borrows outlives it — except after a deadlock, where the goroutine can
+        // never run again: it is then leaked (`Sched::leak_on_drop`), never unwound.
+        let h: JoinHandle<T> = unsafe { spawn_in(&self.sched, Some("main".into()), None, f, None) }
+            .unwrap_or_else(|e| panic!("gmp: block_on: cannot start the main goroutine: {e}"));
+        match wait_main(&self.sched, &h.packet) {
+            Some(Ok(v)) => v,
+            Some(Err(p)) => resume_unwind(p),
+            None => {
+                self.sched.leak_on_drop.store(true, Ordering::SeqCst);
+                panic!("{}", crate::sysmon::deadlock_report(&self.sched))
+            }
+        }
+    }
+
+    /// Starts a goroutine on this runtime (from any thread).
+    ///
+    /// # Safety
+    /// As [`spawn`](crate::spawn).
+    pub unsafe fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        // SAFETY: `'static` closure; thread-local contract from our caller.
+        unsafe { spawn_in(&self.sched, None, None, f, None) }
+            .unwrap_or_else(|e| panic!("gmp: failed to spawn a goroutine: {e}"))
+    }
+
+    /// The number of Ps.
+    pub fn procs(&self) -> usize {
+        self.sched.nprocs()
+    }
+
+    /// Live goroutines of this runtime.
+    pub fn num_goroutine(&self) -> usize {
+        self.sched.ngoroutine.load(Ordering::Relaxed)
+    }
+
+    /// Stops the runtime: no goroutine is started or resumed after this; Ms finish the
+    /// goroutine they are running (waiting up to `timeout` for them), and every
+    /// goroutine still parked or queued is unwound on the calling thread so that its
+    /// destructors run. An M still busy after `timeout` (a goroutine that never
+    /// reaches a scheduling point) is left to finish on its own and its goroutine is
+    /// leaked, not unwound.
+    pub fn shutdown_timeout(mut self, timeout: Duration) {
+        self.shutdown(timeout);
+    }
+
+    fn shutdown(&mut self, timeout: Duration) {
+        let sched = &self.sched;
+        if sched.shutdown.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        sched.wake_all();
+        sched.wake_sysmon();
+        if let Some(poller) = crate::netpoll_poller_if_started() {
+            let _ = poller.wake();
+        }
+        let deadline = Instant::now() + timeout;
+        // Wait for the Ms to leave their schedule loops.
+        while sched.mcount.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            sched.wake_all();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let all_stopped = sched.mcount.load(Ordering::SeqCst) == 0;
+        if all_stopped {
+            for h in std::mem::take(&mut *sched.threads.lock()) {
+                let _ = h.join();
+            }
+        }
+        if let Some(h) = self.sysmon.take() {
+            let _ = h.join();
+        }
+        if all_stopped && !sched.leak_on_drop.load(Ordering::SeqCst) {
+            sched.unwind_all();
+        }
+    }
+}
+
+/// Waits for the main goroutine; `None` on deadlock.
+fn wait_main<T>(sched: &Arc<Sched>, packet: &Packet<T>) -> Option<std::thread::Result<T>> {
+    if m::ctx().is_some() {
+        // block_on from inside a goroutine: just join (parks the goroutine).
+        return Some(packet.join());
+    }
+    let me = gmp_core::park::current();
+    sched.main_waiters.lock().push(me.clone());
+    let r = loop {
+        if packet.is_done() {
+            break Some(packet.join());
+        }
+        if sched.deadlocked.load(Ordering::SeqCst) {
+            break None;
+        }
+        packet.set_waiter(me.clone());
+        if packet.is_done() || sched.deadlocked.load(Ordering::SeqCst) {
+            continue;
+        }
+        gmp_core::park::park();
+    };
+    let mut w = sched.main_waiters.lock();
+    if let Some(i) = w.iter().position(|u| u.will_wake(&me)) {
+        w.swap_remove(i);
+    }
+    r
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown(Duration::from_secs(1));
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("procs", &self.sched.nprocs())
+            .field("goroutines", &self.num_goroutine())
+            .finish_non_exhaustive()
+    }
+}
+
+static DEFAULT: OnceLock<Runtime> = OnceLock::new();
+
+/// The default runtime, started on first use.
+pub(crate) fn default_sched() -> Arc<Sched> {
+    DEFAULT
+        .get_or_init(|| Runtime::new().unwrap_or_else(|e| panic!("gmp: cannot start the default runtime: {e}")))
+        .sched
+        .clone()
+}
+
+/// Runs `f` as the main goroutine of the default runtime (the equivalent of Go's
+/// `main`), starting that runtime if needed.
+///
+/// # Safety
+/// As [`spawn`](crate::spawn).
+pub unsafe fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    let _ = default_sched();
+    let rt = DEFAULT.get().expect("default runtime just started");
+    // SAFETY: passed on from our caller.
+    unsafe { rt.block_on(f) }
+}
+
+/// The number of live goroutines of the caller's runtime (the default runtime's from
+/// a plain thread; 0 if it has not started). Go: `runtime.NumGoroutine`.
+pub fn num_goroutine() -> usize {
+    match m::ctx() {
+        Some(c) => c.sched.ngoroutine.load(Ordering::Relaxed),
+        None => DEFAULT.get().map_or(0, |r| r.num_goroutine()),
+    }
+}
+
+/// The number of Ps of the caller's runtime (from a plain thread: the default
+/// runtime's, as configured even if it has not started). Go: `runtime.GOMAXPROCS(0)`.
+pub fn gomaxprocs() -> usize {
+    match m::ctx() {
+        Some(c) => c.sched.nprocs(),
+        None => match DEFAULT.get() {
+            Some(r) => r.procs(),
+            None => default_procs().unwrap_or(1),
+        },
+    }
+}

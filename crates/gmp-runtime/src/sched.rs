@@ -1,0 +1,481 @@
+//! `sched`: the state shared by every M and P of one runtime, and the protocols that
+//! move Ps between Ms — Go's `wakep`, `startm`, `stopm`, `handoffp`, `ready`.
+//!
+//! # Waking Ms without losing work (go-runtime.md §5)
+//!
+//! New work wakes a thread only if a P is idle and no M is spinning; a spinning M that
+//! finds work wakes a successor. Two StoreLoad points make this safe, and both are
+//! `SeqCst` here (Go's atomics are all sequentially consistent; Acquire/Release would
+//! admit the lost wake-up):
+//!
+//! - a submitter publishes work, then (`SeqCst` fence) reads `nmspinning`/`npidle`
+//!   (`wakep`);
+//! - a spinner that gives up decrements `nmspinning` (`SeqCst` RMW), then re-scans every
+//!   run queue before sleeping.
+//!
+//! Either the submitter sees the spinner, or the spinner's re-scan sees the work.
+//!
+//! # Locks
+//!
+//! `idle` (Go: `sched.lock`) guards the idle P and idle M lists. It is never held while
+//! running goroutine code or while taking a timer lock.
+
+use crate::g::{GRef, Status};
+use crate::m::{self, Wake, M};
+use crate::p::{own_word, P, OWN_IDLE, OWN_RUNTIME, OWN_SYSCALL, OWN_USER};
+use crate::registry::Registry;
+use gmp_core::stack::StackPool;
+use gmp_core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use gmp_core::sync::{Condvar, Mutex};
+use gmp_queue::Global;
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// Go: `sched.maxmcount`.
+pub(crate) const MAX_M: usize = 10_000;
+
+/// What a runtime was built with.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) procs: usize,
+    pub(crate) stack_size: usize,
+    pub(crate) schedtrace_ms: Option<u64>,
+    pub(crate) name: String,
+}
+
+pub(crate) struct Idle {
+    pub(crate) pidle: Vec<usize>,
+    pub(crate) midle: Vec<Arc<M>>,
+}
+
+pub(crate) struct Sched {
+    pub(crate) id: u64,
+    pub(crate) config: Config,
+    pub(crate) allp: Box<[P]>,
+    pub(crate) global: Global<GRef>,
+    pub(crate) idle: Mutex<Idle>,
+    /// Go: `sched.npidle`, mirrored outside the lock for `wakep`.
+    pub(crate) npidle: AtomicUsize,
+    /// Go: `sched.nmspinning`.
+    pub(crate) nmspinning: AtomicUsize,
+    /// Go: `sched.needspinning` (golang/go#43997).
+    pub(crate) needspinning: AtomicBool,
+    /// Ms created and not yet exited (sysmon excluded).
+    pub(crate) mcount: AtomicUsize,
+    /// Ms sleeping in `stopm`.
+    pub(crate) nmidle: AtomicUsize,
+    /// Goroutines in `blocking` calls.
+    pub(crate) nsyscall: AtomicUsize,
+    next_m_id: AtomicU64,
+    /// Live goroutines (`num_goroutine`).
+    pub(crate) ngoroutine: AtomicUsize,
+    pub(crate) stack_pool: StackPool,
+    pub(crate) shutdown: AtomicBool,
+    /// Earliest deadline an M sleeping with a timeout will wake at (nanos; MAX: none).
+    pub(crate) sleep_until: AtomicU64,
+    /// Every goroutine alive, for shutdown and deadlock reports (Go: `allgs`).
+    pub(crate) registry: Registry,
+    /// sysmon's sleep (Go: `sched.sysmonwait`, `sysmonnote`).
+    pub(crate) sysmon_lock: Mutex<bool>,
+    pub(crate) sysmon_cvar: Condvar,
+    pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Incremented whenever a goroutine is readied or created: the deadlock detector's
+    /// evidence of progress.
+    pub(crate) progress: AtomicU64,
+    /// True while sysmon sleeps deeply (checked before taking `sysmon_lock`).
+    pub(crate) sysmon_sleeping: AtomicBool,
+    /// When an M last polled the network (nanos).
+    pub(crate) last_poll: AtomicU64,
+    /// True while an M of this runtime is blocked in the poller.
+    pub(crate) last_poll_blocked: AtomicBool,
+    /// Set by sysmon when it finds the runtime deadlocked (see `sysmon::check_dead`).
+    pub(crate) deadlocked: AtomicBool,
+    /// The callers blocked in `block_on`, to wake on deadlock.
+    pub(crate) main_waiters: Mutex<Vec<gmp_core::park::Unparker>>,
+    /// After a deadlock the main goroutine may borrow from a `block_on` frame that is
+    /// gone: its stack must never be unwound, so shutdown leaks instead.
+    pub(crate) leak_on_drop: AtomicBool,
+}
+
+impl fmt::Debug for Sched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sched").field("id", &self.id).field("procs", &self.allp.len()).finish()
+    }
+}
+
+impl Sched {
+    /// Go: `schedinit` + `procresize`: `allp` of `procs` Ps, all idle (the first M to
+    /// start takes one).
+    pub(crate) fn new(config: Config) -> Sched {
+        static IDS: AtomicU64 = AtomicU64::new(1);
+        let procs = config.procs;
+        let allp: Box<[P]> = (0..procs).map(P::new).collect();
+        Sched {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            stack_pool: StackPool::new(config.stack_size),
+            config,
+            allp,
+            global: Global::new(),
+            // Popped from the end: P 0 goes first, as Go binds m0 to allp[0].
+            idle: Mutex::new(Idle { pidle: (0..procs).rev().collect(), midle: Vec::new() }),
+            npidle: AtomicUsize::new(procs),
+            nmspinning: AtomicUsize::new(0),
+            needspinning: AtomicBool::new(false),
+            mcount: AtomicUsize::new(0),
+            nmidle: AtomicUsize::new(0),
+            nsyscall: AtomicUsize::new(0),
+            next_m_id: AtomicU64::new(1),
+            ngoroutine: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            sleep_until: AtomicU64::new(u64::MAX),
+            registry: Registry::new(procs),
+            sysmon_lock: Mutex::new(false),
+            sysmon_cvar: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
+            progress: AtomicU64::new(0),
+            sysmon_sleeping: AtomicBool::new(false),
+            last_poll: AtomicU64::new(0),
+            last_poll_blocked: AtomicBool::new(false),
+            deadlocked: AtomicBool::new(false),
+            main_waiters: Mutex::new(Vec::new()),
+            leak_on_drop: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn nprocs(&self) -> usize {
+        self.allp.len()
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Go: `ready` / `goready`. `g` becomes runnable: into the current P's `runnext`
+    /// when the caller is an M of this runtime holding a P, else onto the global
+    /// queue; then `wakep`.
+    pub(crate) fn ready(self: &Arc<Self>, g: GRef) {
+        g.set_status(Status::Runnable);
+        self.progress.fetch_add(1, Ordering::Relaxed);
+        if self.is_shutdown() {
+            // Nobody will run it; shutdown unwinds it through the registry.
+            return;
+        }
+        self.put_runnable(g, true);
+    }
+
+    /// Puts a runnable G on this runtime's queues (runnext if `next`), then wakes
+    /// an M if one may be needed.
+    pub(crate) fn put_runnable(self: &Arc<Self>, g: GRef, next: bool) {
+        match m::ctx() {
+            Some(c) if Arc::ptr_eq(&c.sched, self) => match enter(c) {
+                Some(p) => {
+                    let pp = &self.allp[p];
+                    // SAFETY: `enter` made this M the P's owner in state RUNTIME.
+                    let local = unsafe { pp.local() };
+                    if next {
+                        local.push_next(g, &self.global);
+                    } else {
+                        local.push(g, &self.global);
+                    }
+                    leave(c, p);
+                }
+                None => self.global.push(g),
+            },
+            _ => self.global.push(g),
+        }
+        self.wakep();
+    }
+
+    /// Go: `wakep`. Starts a spinning M if a P is idle and nobody spins.
+    pub(crate) fn wakep(self: &Arc<Self>) {
+        // SeqCst fence: the StoreLoad between publishing work and reading the
+        // spinning count (module docs).
+        fence(Ordering::SeqCst);
+        if self.nmspinning.load(Ordering::SeqCst) != 0 || self.npidle.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        if self.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return;
+        }
+        let p = self.pidleget();
+        match p {
+            Some(p) => self.startm(p, true),
+            None => {
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Go: `pidleget`.
+    pub(crate) fn pidleget(&self) -> Option<usize> {
+        let mut idle = self.idle.lock();
+        let p = idle.pidle.pop()?;
+        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        Some(p)
+    }
+
+    /// Go: `pidleput`. The P must have been released by its M (`own` = IDLE).
+    pub(crate) fn pidleput(&self, p: usize) {
+        let mut idle = self.idle.lock();
+        self.pidleput_locked(&mut idle, p);
+    }
+
+    pub(crate) fn pidleput_locked(&self, idle: &mut Idle, p: usize) {
+        debug_assert_eq!(self.allp[p].own.load(Ordering::Relaxed) & 0xff, OWN_IDLE);
+        idle.pidle.push(p);
+        self.npidle.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Go: `startm`. Runs P `p` on an idle M, or on a new one.
+    pub(crate) fn startm(self: &Arc<Self>, p: usize, spinning: bool) {
+        let m = self.idle.lock().midle.pop();
+        match m {
+            Some(m) => {
+                self.nmidle.fetch_sub(1, Ordering::Relaxed);
+                m.hand_p(p, spinning);
+            }
+            None => {
+                if let Err(e) = self.newm(Some(p), spinning) {
+                    // No thread: give the P back; the work stays queued for the Ms we
+                    // have. Go dies here ("thread exhaustion"); we degrade instead.
+                    eprintln!("gmp: cannot start a scheduler thread: {e}");
+                    if spinning {
+                        self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    self.pidleput(p);
+                }
+            }
+        }
+        self.wake_sysmon();
+    }
+
+    /// Go: `newm`. A new OS thread that will run the scheduler, with P `p`.
+    pub(crate) fn newm(self: &Arc<Self>, p: Option<usize>, spinning: bool) -> io::Result<()> {
+        let n = self.mcount.fetch_add(1, Ordering::Relaxed);
+        if n >= MAX_M {
+            self.mcount.fetch_sub(1, Ordering::Relaxed);
+            return Err(io::Error::other(format!(
+                "program exceeds {MAX_M}-thread limit (too many goroutines in blocking calls?)"
+            )));
+        }
+        let id = self.next_m_id.fetch_add(1, Ordering::Relaxed);
+        let m = M::new(id);
+        let sched = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("{}-m{id}", self.config.name))
+            .stack_size(256 * 1024)
+            .spawn(move || crate::proc::mstart(sched, m, p, spinning));
+        match spawned {
+            Ok(h) => {
+                let mut t = self.threads.lock();
+                t.retain(|h| !h.is_finished());
+                t.push(h);
+                Ok(())
+            }
+            Err(e) => {
+                self.mcount.fetch_sub(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Go: `stopm`. Parks the M until it is handed a P; `deadline` bounds the sleep
+    /// (the earliest timer) and `None` is returned when it passes or on a nudge.
+    pub(crate) fn stopm(&self, m: &Arc<M>, deadline: Option<Instant>) -> Option<(usize, bool)> {
+        {
+            let mut idle = self.idle.lock();
+            idle.midle.push(m.clone());
+            self.nmidle.fetch_add(1, Ordering::Relaxed);
+        }
+        let w = m.sleep(deadline);
+        match w {
+            Wake::P(p, spinning) => Some((p, spinning)),
+            Wake::Nudge => {
+                // Take ourselves off the idle list, unless a waker already did (then a P
+                // is on its way: wait for it, it cannot be lost).
+                let mut idle = self.idle.lock();
+                if let Some(i) = idle.midle.iter().position(|x| Arc::ptr_eq(x, m)) {
+                    idle.midle.swap_remove(i);
+                    self.nmidle.fetch_sub(1, Ordering::Relaxed);
+                    None
+                } else {
+                    drop(idle);
+                    match m.sleep(None) {
+                        Wake::P(p, s) => Some((p, s)),
+                        Wake::Nudge => m_wait_handoff(m),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Go: `handoffp`. Called with a P nobody runs (retaken from a blocking or hogging
+    /// M): start an M on it if there is work, else make it idle.
+    pub(crate) fn handoffp(self: &Arc<Self>, p: usize) {
+        let pp = &self.allp[p];
+        if !pp.stealer.is_empty() || !self.global.is_empty() || pp.timers.next() != u64::MAX {
+            self.startm(p, false);
+            return;
+        }
+        if self.nmspinning.load(Ordering::SeqCst) == 0
+            && self.npidle.load(Ordering::SeqCst) == 0
+            && self.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        {
+            self.startm(p, true);
+            return;
+        }
+        let mut idle = self.idle.lock();
+        if !self.global.is_empty() {
+            drop(idle);
+            self.startm(p, false);
+            return;
+        }
+        self.pidleput_locked(&mut idle, p);
+    }
+
+    /// Wakes every sleeping M (shutdown).
+    pub(crate) fn wake_all(&self) {
+        let idle = self.idle.lock();
+        for m in &idle.midle {
+            m.nudge();
+        }
+    }
+
+    /// Go: `wakeNetPoller`. A timer at `when` was added; make sure an M will look at
+    /// it in time.
+    pub(crate) fn wake_for_timer(self: &Arc<Self>, when: u64) {
+        if when < self.sleep_until.load(Ordering::SeqCst) {
+            if let Some(poller) = crate::netpoll_poller_if_started() {
+                if poller.is_polling() {
+                    let _ = poller.wake();
+                }
+            }
+            // A sleeping M (in `stopm` with a timeout) is woken by nudging one.
+            let m = self.idle.lock().midle.last().cloned();
+            match m {
+                Some(m) => m.nudge(),
+                None => self.wakep(),
+            }
+        }
+    }
+
+    /// Go: `sysmon` is woken when a P starts running after all were idle.
+    pub(crate) fn wake_sysmon(&self) {
+        if !self.sysmon_sleeping.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut sleeping = self.sysmon_lock.lock();
+        if *sleeping {
+            *sleeping = false;
+            self.sysmon_cvar.notify_one();
+        }
+    }
+}
+
+impl Sched {
+    /// True while some thread waits in `block_on`.
+    pub(crate) fn main_waiting(&self) -> bool {
+        !self.main_waiters.lock().is_empty()
+    }
+
+    /// How many threads wait in `block_on`.
+    pub(crate) fn main_waiters(&self) -> usize {
+        self.main_waiters.lock().len()
+    }
+
+    /// Wakes the `block_on` callers (deadlock).
+    pub(crate) fn wake_main(&self) {
+        for u in self.main_waiters.lock().iter() {
+            u.unpark();
+        }
+    }
+}
+
+impl Sched {
+    /// Shutdown, after every M has exited: drops the queued goroutines and unwinds
+    /// every goroutine still alive, on the calling thread, so their destructors run.
+    pub(crate) fn unwind_all(&self) {
+        let all = self.registry.all();
+        let mut queued: Vec<GRef> = self.global.drain();
+        for pp in self.allp.iter() {
+            // SAFETY: every M has exited (the caller checked `mcount == 0`), so nobody
+            // owns the Ps any more.
+            queued.extend(unsafe { pp.local() }.drain());
+            queued.extend(pp.timers.drain());
+        }
+        drop(queued);
+        for g in all {
+            // SAFETY: no M runs any more, and a goroutine that is not running is owned
+            // by nobody else: we are its unique owner now.
+            let co = unsafe { g.co() }.take();
+            // Dropping a suspended coroutine unwinds its stack (gmp-core).
+            drop(co);
+        }
+    }
+}
+
+/// A nudge raced with a hand-off: the hand-off wins, wait for its P.
+fn m_wait_handoff(m: &Arc<M>) -> Option<(usize, bool)> {
+    loop {
+        if let Wake::P(p, s) = m.sleep(None) {
+            return Some((p, s));
+        }
+    }
+}
+
+/// Re-acquires this M's P for runtime work from goroutine code: CAS `(me, USER)` →
+/// `(me, RUNTIME)`. Returns `None` (and forgets the P) if sysmon took it.
+pub(crate) fn enter(c: &m::MCtx) -> Option<usize> {
+    let p = c.p.get()?;
+    let pp = &c.sched.allp[p];
+    let me = c.m.id;
+    // Acquire on success: we are the owner again and must see what a previous
+    // scheduler pass on this M wrote (trivially ours) — and on failure, the P was
+    // handed on and we must not touch it.
+    let cur = pp.own.load(Ordering::Relaxed);
+    if cur == own_word(me, OWN_RUNTIME) {
+        // Already in runtime code (called from the scheduler itself).
+        return Some(p);
+    }
+    if cur != own_word(me, OWN_USER) && cur != own_word(me, OWN_SYSCALL) {
+        c.p.set(None);
+        return None;
+    }
+    match pp.own.compare_exchange(cur, own_word(me, OWN_RUNTIME), Ordering::Acquire, Ordering::Relaxed) {
+        Ok(_) => Some(p),
+        Err(_) => {
+            c.p.set(None);
+            None
+        }
+    }
+}
+
+/// Undoes [`enter`] when returning to goroutine code. Release: publishes our queue
+/// writes to sysmon's retake CAS and the next owner.
+pub(crate) fn leave(c: &m::MCtx, p: usize) {
+    if c.curg().is_some() {
+        let st = if c.curg().is_some_and(|g| g.status() == Status::Syscall) { OWN_SYSCALL } else { OWN_USER };
+        c.sched.allp[p].own.store(own_word(c.m.id, st), Ordering::Release);
+    }
+}
+
+/// Go: `acquirep`. This M becomes the owner of P `p`.
+pub(crate) fn acquirep(c: &m::MCtx, p: usize) {
+    let pp = &c.sched.allp[p];
+    // AcqRel: acquire the previous owner's writes to the P; the release is for
+    // sysmon, which reads `own` to decide whether to retake.
+    let prev = pp.own.swap(own_word(c.m.id, OWN_RUNTIME), Ordering::AcqRel);
+    debug_assert_eq!(prev & 0xff, OWN_IDLE, "gmp: acquirep of a P that is not idle (P {p})");
+    c.p.set(Some(p));
+}
+
+/// Go: `releasep`.
+pub(crate) fn releasep(c: &m::MCtx) -> usize {
+    let p = c.p.take().expect("gmp: releasep without a P");
+    // Release: the next owner acquires our writes to the P.
+    c.sched.allp[p].own.store(OWN_IDLE, Ordering::Release);
+    p
+}

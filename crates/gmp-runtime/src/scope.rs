@@ -1,0 +1,158 @@
+//! Scoped goroutines that may borrow from the caller, as [`std::thread::scope`].
+//!
+//! The scope counts its goroutines; each goroutine's result packet decrements the count
+//! when it is dropped (after the goroutine has finished and its handle is gone), and
+//! [`scope`] does not return until the count is zero. That is what makes borrowing
+//! sound: no goroutine can outlive the data it borrows.
+
+use crate::goroutine::{Goroutine, JoinHandle};
+use crate::spawn::{current_sched, spawn_in};
+use gmp_core::park::Unparker;
+use gmp_core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// A scope to spawn scoped goroutines in (see [`scope`]).
+pub struct Scope<'scope, 'env: 'scope> {
+    data: Arc<ScopeData>,
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+pub(crate) struct ScopeData {
+    running: AtomicUsize,
+    a_goroutine_panicked: AtomicBool,
+    main: Unparker,
+}
+
+impl ScopeData {
+    /// A scoped goroutine's packet was dropped.
+    pub(crate) fn decrement(&self, panicked: bool) {
+        if panicked {
+            self.a_goroutine_panicked.store(true, Ordering::Relaxed);
+        }
+        // Release: the goroutine's writes (through its borrows) happen before the
+        // scope sees the count reach zero (its Acquire load).
+        if self.running.fetch_sub(1, Ordering::Release) == 1 {
+            self.main.unpark();
+        }
+    }
+}
+
+/// An owned permission to join a scoped goroutine.
+pub struct ScopedJoinHandle<'scope, T> {
+    inner: JoinHandle<T>,
+    _scope: PhantomData<&'scope ()>,
+}
+
+/// Creates a scope for spawning goroutines that borrow from the caller; every
+/// goroutine spawned in it is joined before `scope` returns.
+///
+/// # Panics
+/// If `f` panics, or if any goroutine that was not joined explicitly panicked (as
+/// [`std::thread::scope`]).
+///
+/// ```
+/// let mut a = vec![1, 2, 3];
+/// let mut x = 0;
+/// gmp_runtime::scope(|s| {
+///     // SAFETY: no thread-local state is held across a suspension point.
+///     unsafe {
+///         s.spawn(|| println!("borrowed: {a:?}"));
+///         s.spawn(|| x += a[0] + a[2]);
+///     }
+/// });
+/// a.push(4);
+/// assert_eq!(x, a.len());
+/// ```
+pub fn scope<'env, F, T>(f: F) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
+    let scope = Scope {
+        data: Arc::new(ScopeData {
+            running: AtomicUsize::new(0),
+            a_goroutine_panicked: AtomicBool::new(false),
+            main: gmp_core::park::current(),
+        }),
+        scope: PhantomData,
+        env: PhantomData,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
+    // Acquire: see `decrement`.
+    while scope.data.running.load(Ordering::Acquire) != 0 {
+        gmp_core::park::park();
+    }
+    match result {
+        Err(e) => resume_unwind(e),
+        Ok(_) if scope.data.a_goroutine_panicked.load(Ordering::Relaxed) => {
+            panic!("a scoped goroutine panicked")
+        }
+        Ok(r) => r,
+    }
+}
+
+impl<'scope, 'env> Scope<'scope, 'env> {
+    /// Spawns a scoped goroutine that may borrow anything that outlives the scope.
+    ///
+    /// # Panics
+    /// If a stack cannot be allocated.
+    ///
+    /// # Safety
+    /// As [`spawn`](crate::spawn): `f` must not hold thread-local state across a
+    /// suspension point.
+    pub unsafe fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        // Relaxed: the count only has to be positive before the goroutine can end; the
+        // RMW is ordered before the spawn that publishes the goroutine.
+        self.data.running.fetch_add(1, Ordering::Relaxed);
+        let sched = current_sched();
+        // SAFETY: `scope` waits for `running` to reach zero, which happens only after
+        // this goroutine's packet is dropped, after it finished: `f`'s borrows of
+        // `'scope` data outlive it. The thread-local contract comes from our caller.
+        let r = unsafe { spawn_in(&sched, None, None, f, Some(self.data.clone())) };
+        match r {
+            Ok(inner) => ScopedJoinHandle { inner, _scope: PhantomData },
+            Err(e) => {
+                self.data.decrement(false);
+                panic!("gmp: failed to spawn a scoped goroutine: {e}")
+            }
+        }
+    }
+}
+
+impl<T> ScopedJoinHandle<'_, T> {
+    /// Waits for the goroutine and returns its result (`Err(payload)` on panic).
+    pub fn join(self) -> std::thread::Result<T> {
+        self.inner.join()
+    }
+
+    /// True once the goroutine has finished.
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_finished()
+    }
+
+    /// The goroutine's handle.
+    pub fn goroutine(&self) -> &Goroutine {
+        self.inner.goroutine()
+    }
+}
+
+impl fmt::Debug for Scope<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("running", &self.data.running.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedJoinHandle").field("goroutine", self.goroutine()).finish_non_exhaustive()
+    }
+}

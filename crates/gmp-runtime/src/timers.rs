@@ -1,0 +1,196 @@
+//! Per-P timer heaps: how `sleep`, `park_timeout` and every channel deadline wake up.
+//!
+//! Go: runtime/time.go. Each P has a 4-ary min-heap of `(when, seq, G)` entries.
+//! A goroutine that parks with a deadline gets an entry on the heap of the P it parked
+//! on (after it has switched out: Go's `resetForSleep`); whichever M next looks at
+//! that heap (its owner at each `findRunnable`, a thief on its last steal pass, the M
+//! that sleeps until the earliest timer) runs the due entries.
+//!
+//! Running an entry readies the goroutine only if it is still parked *in the same
+//! park* (`G::park_seq == seq`) and nobody unparked it first (`ParkState::cancel_park`
+//! wins the race against `unpark`: exactly one of them readies it).
+//!
+//! Deletion is lazy, as in Go: a goroutine woken early leaves its entry behind (a
+//! "zombie"). When the heap has grown to twice its size after the last clean-up,
+//! zombies are swept in one O(n) pass, so they never outnumber live entries for long.
+//!
+//! The earliest deadline is mirrored in an atomic (`next`, nanoseconds since the
+//! process epoch, `u64::MAX` when empty) so idle Ms and thieves can read it without
+//! the lock (Go: `timers.wakeTime`).
+
+use crate::g::GRef;
+use gmp_core::sync::atomic::{AtomicU64, Ordering};
+use gmp_core::sync::Mutex;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Nanoseconds since the process's timer epoch.
+pub(crate) fn nanos(t: Instant) -> u64 {
+    let e = epoch();
+    t.checked_duration_since(e).map_or(0, |d| d.as_nanos().min(u64::MAX as u128 - 1) as u64)
+}
+
+pub(crate) fn instant(n: u64) -> Instant {
+    epoch() + Duration::from_nanos(n)
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+struct Entry {
+    when: u64,
+    seq: u64,
+    g: GRef,
+}
+
+struct Heap {
+    entries: Vec<Entry>,
+    /// Length right after the last sweep of zombies.
+    swept_len: usize,
+}
+
+/// One P's timers.
+pub(crate) struct Timers {
+    heap: Mutex<Heap>,
+    next: AtomicU64,
+}
+
+const ARITY: usize = 4;
+
+impl Timers {
+    pub(crate) fn new() -> Timers {
+        Timers { heap: Mutex::new(Heap { entries: Vec::new(), swept_len: 0 }), next: AtomicU64::new(u64::MAX) }
+    }
+
+    /// The earliest deadline, lock-free (`u64::MAX` if none). Acquire: pairs with the
+    /// Release in `publish` so a reader that sees a deadline also sees its entry.
+    pub(crate) fn next(&self) -> u64 {
+        self.next.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.heap.lock().entries.len()
+    }
+
+    /// Go: `timers.addHeap`. Returns true if this is now the earliest timer.
+    pub(crate) fn add(&self, when: Instant, seq: u64, g: GRef) -> bool {
+        let when = nanos(when);
+        let mut h = self.heap.lock();
+        if h.entries.len() >= 64 && h.entries.len() >= 2 * h.swept_len {
+            sweep(&mut h);
+        }
+        h.entries.push(Entry { when, seq, g });
+        let i = h.entries.len() - 1;
+        sift_up(&mut h.entries, i);
+        let earliest = h.entries[0].when == when;
+        self.publish(&h);
+        earliest
+    }
+
+    fn publish(&self, h: &Heap) {
+        let n = h.entries.first().map_or(u64::MAX, |e| e.when);
+        self.next.store(n, Ordering::Release);
+    }
+
+    /// Go: `timers.check` + `run`. Readies (through `ready`) the goroutines whose
+    /// deadline is `<= now`. Returns how many it readied.
+    pub(crate) fn run(&self, now: u64, mut ready: impl FnMut(GRef)) -> usize {
+        if self.next() > now {
+            return 0;
+        }
+        let mut due = Vec::new();
+        {
+            let mut h = self.heap.lock();
+            while let Some(top) = h.entries.first() {
+                if top.when > now {
+                    break;
+                }
+                let e = pop(&mut h.entries);
+                due.push(e);
+            }
+            if h.entries.len() < h.swept_len {
+                h.swept_len = h.entries.len();
+            }
+            self.publish(&h);
+        }
+        let mut n = 0;
+        // Outside the lock: readying can take other locks (Go drops the timer lock
+        // around `f` for the same reason).
+        for e in due {
+            if fire(&e) {
+                ready(e.g);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Removes every entry (runtime shutdown).
+    pub(crate) fn drain(&self) -> Vec<GRef> {
+        let mut h = self.heap.lock();
+        let v = std::mem::take(&mut h.entries);
+        self.publish(&h);
+        v.into_iter().map(|e| e.g).collect()
+    }
+}
+
+/// A due entry readies its G only if the G is still in the park the entry was armed
+/// for and no unparker won the race.
+fn fire(e: &Entry) -> bool {
+    // Acquire: pairs with the Release increment in the parking path, so that a
+    // matching seq means the park that armed us is the current one.
+    e.g.park_seq.load(Ordering::Acquire) == e.seq && e.g.park.cancel_park()
+}
+
+fn sweep(h: &mut Heap) {
+    h.entries.retain(|e| e.g.park_seq.load(Ordering::Relaxed) == e.seq && e.g.park.is_parked());
+    for i in (0..h.entries.len()).rev() {
+        sift_down(&mut h.entries, i);
+    }
+    h.swept_len = h.entries.len().max(32);
+}
+
+fn pop(v: &mut Vec<Entry>) -> Entry {
+    let last = v.len() - 1;
+    v.swap(0, last);
+    let e = v.pop().expect("non-empty heap");
+    if !v.is_empty() {
+        sift_down(v, 0);
+    }
+    e
+}
+
+// Go: siftupTimer / siftdownTimer (4-ary: shallower than binary, fewer cache misses).
+fn sift_up(v: &mut [Entry], mut i: usize) {
+    while i > 0 {
+        let parent = (i - 1) / ARITY;
+        if v[i].when >= v[parent].when {
+            break;
+        }
+        v.swap(i, parent);
+        i = parent;
+    }
+}
+
+fn sift_down(v: &mut [Entry], mut i: usize) {
+    let n = v.len();
+    loop {
+        let first = i * ARITY + 1;
+        if first >= n {
+            break;
+        }
+        let mut min = first;
+        for c in first + 1..(first + ARITY).min(n) {
+            if v[c].when < v[min].when {
+                min = c;
+            }
+        }
+        if v[min].when >= v[i].when {
+            break;
+        }
+        v.swap(i, min);
+        i = min;
+    }
+}
