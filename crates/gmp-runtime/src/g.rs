@@ -103,7 +103,10 @@ pub(crate) enum Action {
     /// Nothing pending.
     None,
     /// Park until unparked (or the deadline): Go's `gopark` + its commit function.
-    Park { deadline: Option<Instant>, reason: WaitReason },
+    Park {
+        deadline: Option<Instant>,
+        reason: WaitReason,
+    },
     /// Go to the back of the local queue: Go's `goyield`.
     Yield,
     /// The M lost its P while this goroutine ran (sysmon retook it, or a blocking
@@ -127,8 +130,12 @@ pub(crate) struct G {
     wait_reason: AtomicU8,
     /// Set by the goroutine before it suspends (see [`Action`]).
     pub(crate) action: Cell<Action>,
-    /// The coroutine: only the M running this G touches it (module docs).
+    /// The coroutine: only the M running this G touches it (module docs). `None`
+    /// until the G first runs: its stack is taken only then (see `entry`).
     co: UnsafeCell<Option<Coroutine<()>>>,
+    /// The goroutine's body, until its coroutine is made at its first run. Called
+    /// with `Some(error)` instead, on the scheduler's stack, if no stack can be had.
+    entry: UnsafeCell<Option<Entry>>,
     /// Its suspender, published by the coroutine when it first runs.
     pub(crate) suspender: Cell<*const Suspender>,
     /// Its slot in the runtime's registry (set once at spawn).
@@ -151,7 +158,8 @@ impl G {
         id: u64,
         name: Option<String>,
         sched: Arc<Sched>,
-        co: Coroutine<()>,
+        co: Option<Coroutine<()>>,
+        entry: Option<Entry>,
     ) -> Arc<G> {
         Arc::new(G {
             id,
@@ -162,7 +170,8 @@ impl G {
             status: AtomicU8::new(Status::Idle as u8),
             wait_reason: AtomicU8::new(WaitReason::None as u8),
             action: Cell::new(Action::None),
-            co: UnsafeCell::new(Some(co)),
+            co: UnsafeCell::new(co),
+            entry: UnsafeCell::new(entry),
             suspender: Cell::new(std::ptr::null()),
             registry_slot: Cell::new(usize::MAX),
         })
@@ -207,6 +216,15 @@ impl G {
         unsafe { &mut *self.co.get() }
     }
 
+    /// The body, for the M that starts this G.
+    ///
+    /// # Safety
+    /// As for [`G::co`].
+    pub(crate) unsafe fn take_entry(&self) -> Option<Entry> {
+        // SAFETY: exclusivity is the caller's contract.
+        unsafe { (*self.entry.get()).take() }
+    }
+
     /// An [`Unparker`] for this G (a refcount increment, no allocation).
     pub(crate) fn unparker(self: &Arc<G>) -> Unparker {
         Unparker::new(self.clone() as Arc<dyn Unpark>)
@@ -239,6 +257,9 @@ impl fmt::Debug for G {
             .finish()
     }
 }
+
+/// A goroutine's body before its first run (lifetime-erased: `spawn_in`'s contract).
+pub(crate) type Entry = Box<dyn FnOnce(Option<std::io::Error>) + Send + 'static>;
 
 /// The run queues hold `Arc<G>`; gmp-queue stores it as a raw pointer.
 pub(crate) type GRef = Arc<G>;

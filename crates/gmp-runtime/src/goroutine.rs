@@ -48,7 +48,11 @@ pub struct Goroutine {
 #[derive(Clone)]
 enum Inner {
     G(Arc<G>),
-    Thread { id: GoroutineId, name: Option<Arc<str>>, unparker: Unparker },
+    Thread {
+        id: GoroutineId,
+        name: Option<Arc<str>>,
+        unparker: Unparker,
+    },
 }
 
 impl Goroutine {
@@ -85,7 +89,10 @@ impl Goroutine {
 
 impl fmt::Debug for Goroutine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Goroutine").field("id", &self.id()).field("name", &self.name()).finish()
+        f.debug_struct("Goroutine")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .finish()
     }
 }
 
@@ -195,7 +202,12 @@ unsafe impl<T: Send> Send for Packet<T> {}
 
 impl<T> Packet<T> {
     pub(crate) fn new(scope: Option<Arc<crate::scope::ScopeData>>) -> Packet<T> {
-        Packet { state: AtomicU8::new(RUNNING), result: UnsafeCell::new(None), waiter: Mutex::new(None), scope }
+        Packet {
+            state: AtomicU8::new(RUNNING),
+            result: UnsafeCell::new(None),
+            waiter: Mutex::new(None),
+            scope,
+        }
     }
 
     /// The goroutine's last act: publish the result and wake the joiner.
@@ -286,6 +298,8 @@ impl<T> JoinHandle<T> {
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("goroutine", &self.goroutine).finish_non_exhaustive()
+        f.debug_struct("JoinHandle")
+            .field("goroutine", &self.goroutine)
+            .finish_non_exhaustive()
     }
 }

@@ -78,7 +78,10 @@ mod spawn;
 mod sysmon;
 mod timers;
 
-pub use goroutine::{blocking, current, park, park_timeout, sleep, sleep_until, yield_now, Goroutine, GoroutineId, JoinHandle};
+pub use goroutine::{
+    blocking, current, park, park_timeout, sleep, sleep_until, yield_now, Goroutine, GoroutineId,
+    JoinHandle,
+};
 pub use runtime::{gomaxprocs, num_goroutine, run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use spawn::{spawn, Builder};
@@ -90,7 +93,9 @@ pub mod chan {
 
 /// The process-wide network poller, created on first use.
 pub(crate) fn netpoll_poller() -> &'static gmp_netpoll::Poller {
-    POLLER.get_or_init(|| gmp_netpoll::Poller::new().expect("gmp: cannot create the network poller (epoll)"))
+    POLLER.get_or_init(|| {
+        gmp_netpoll::Poller::new().expect("gmp: cannot create the network poller (epoll)")
+    })
 }
 
 /// The poller, if anything has used it yet (the scheduler never creates it).

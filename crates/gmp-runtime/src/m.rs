@@ -42,7 +42,11 @@ pub(crate) enum Wake {
 
 impl M {
     pub(crate) fn new(id: u64) -> Arc<M> {
-        Arc::new(M { id, note: Mutex::new(Note::default()), cvar: Condvar::new() })
+        Arc::new(M {
+            id,
+            note: Mutex::new(Note::default()),
+            cvar: Condvar::new(),
+        })
     }
 
     /// Go: `notesleep(&m.park)`. Sleeps until handed a P, nudged, or `deadline`.

@@ -109,7 +109,10 @@ impl P {
 
     pub(crate) fn tick(&self) {
         // Relaxed: see the field's docs.
-        self.schedtick.store(self.schedtick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        self.schedtick.store(
+            self.schedtick.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
     }
 }
 

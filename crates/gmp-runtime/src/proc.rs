@@ -89,7 +89,23 @@ fn execute(c: &MCtx, g: GRef, inherit: bool) {
     pp.own.store(own_word(c.m.id, OWN_USER), Ordering::Release);
     // SAFETY: we took `g` from a run queue (or re-run it after a failed park commit),
     // so we are its unique owner (g.rs module docs).
-    let co = unsafe { g.co() }.as_mut().expect("gmp: a runnable goroutine has no coroutine");
+    let slot = unsafe { g.co() };
+    if slot.is_none() {
+        match crate::spawn::start_goroutine(&g) {
+            Ok(co) => *slot = Some(co),
+            Err((entry, e)) => {
+                // No stack: the body reports the error to `join` without running.
+                enter(c);
+                c.curg.set(std::ptr::null());
+                entry(Some(e));
+                gdestroy(c, g);
+                return;
+            }
+        }
+    }
+    let co = slot
+        .as_mut()
+        .expect("gmp: a runnable goroutine has no coroutine");
     let r = co.resume();
     // Back on the scheduler stack, on this same M.
     enter(c);
@@ -142,7 +158,10 @@ fn after_suspend(c: &MCtx, g: GRef) {
             sched.global.push(g);
             sched.wakep();
         }
-        Action::None => panic!("gmp: internal error: goroutine {} suspended without a reason", g.id),
+        Action::None => panic!(
+            "gmp: internal error: goroutine {} suspended without a reason",
+            g.id
+        ),
     }
 }
 
@@ -185,7 +204,7 @@ fn gdestroy(c: &MCtx, g: GRef) {
         }
     }
     sched.registry.remove(g.registry_slot.get());
-    sched.ngoroutine.fetch_sub(1, Ordering::Relaxed);
+    sched.goroutine_exited();
 }
 
 /// Go: `findRunnable`. Returns `None` only at shutdown.
@@ -283,13 +302,16 @@ fn work_anywhere(sched: &Sched) -> bool {
 /// A goroutine woken by a timer joins the tail of the queue that ran the timer.
 fn ready_from_timer(sched: &Arc<Sched>, local: &gmp_queue::Local<GRef>, g: GRef) {
     g.set_status(Status::Runnable);
-    sched.progress.fetch_add(1, Ordering::Relaxed);
     local.push(g, &sched.global);
 }
 
 /// Go: `netpoll` + `injectglist`. Returns one goroutine to run if the poll readied
 /// any (the rest are in our queue).
-fn poll_network(c: &MCtx, local: &gmp_queue::Local<GRef>, timeout: Option<Duration>) -> Option<GRef> {
+fn poll_network(
+    c: &MCtx,
+    local: &gmp_queue::Local<GRef>,
+    timeout: Option<Duration>,
+) -> Option<GRef> {
     let poller = crate::netpoll_poller_if_started()?;
     if !poller.has_waiters() || poller.is_polling() {
         return None;
@@ -376,7 +398,12 @@ fn sleep_for_p(c: &MCtx) -> Option<()> {
         if c.p.get().is_some() {
             return Some(());
         }
-        let next = sched.allp.iter().map(|pp| pp.timers.next()).min().unwrap_or(u64::MAX);
+        let next = sched
+            .allp
+            .iter()
+            .map(|pp| pp.timers.next())
+            .min()
+            .unwrap_or(u64::MAX);
         let now = nanos(Instant::now());
         if (next <= now || work_anywhere(sched)) && sched.npidle.load(Ordering::SeqCst) > 0 {
             if let Some(p) = sched.pidleget() {
@@ -480,7 +507,11 @@ pub(crate) fn yield_current(g: &G) {
 /// possibly on another M.
 pub(crate) fn suspend(g: &G) {
     let s = g.suspender.get();
-    assert!(!s.is_null(), "gmp: internal error: goroutine {} has no suspender", g.id);
+    assert!(
+        !s.is_null(),
+        "gmp: internal error: goroutine {} has no suspender",
+        g.id
+    );
     // SAFETY: the suspender lives on `g`'s own stack for the whole life of its body,
     // and we are running on that stack now.
     unsafe { (*s).suspend() };
@@ -498,7 +529,8 @@ pub(crate) fn blocking_call<R>(f: impl FnOnce() -> R) -> R {
         pp.syscalltick.fetch_add(1, Ordering::Relaxed);
         g.set_status(Status::Syscall);
         // Release: sysmon may retake the P from now on.
-        pp.own.store(own_word(me, crate::p::OWN_SYSCALL), Ordering::Release);
+        pp.own
+            .store(own_word(me, crate::p::OWN_SYSCALL), Ordering::Release);
     } else {
         g.set_status(Status::Syscall);
     }
@@ -548,7 +580,9 @@ fn exitsyscall(sched: &Arc<Sched>) {
     if let Some(p) = sched.pidleget() {
         acquirep(c, p);
         g.set_status(Status::Running);
-        sched.allp[p].own.store(own_word(me, OWN_USER), Ordering::Release);
+        sched.allp[p]
+            .own
+            .store(own_word(me, OWN_USER), Ordering::Release);
         return;
     }
     // Slowest: no P. Queue the goroutine and switch out; the M sleeps.
@@ -557,15 +591,19 @@ fn exitsyscall(sched: &Arc<Sched>) {
     // Resumed, on some M holding a P.
 }
 
-/// Called when a goroutine's M may have lost its P to sysmon while it ran user code:
-/// at a scheduling point, go through the scheduler so the goroutine gets a P back.
-pub(crate) fn check_lost_p(g: &G) {
-    if let Some(c) = m::ctx() {
-        if c.p.get().is_some() && enter(c).is_some() {
-            crate::sched::leave(c, c.p.get().expect("P just entered"));
-            return;
-        }
+/// At a scheduling point: if the running goroutine's M lost its P while it ran user
+/// code (sysmon retook it after 10 ms), switch out and get one back through the
+/// scheduler (the goroutine is requeued globally). Only called where no runtime lock
+/// is held.
+pub(crate) fn resched_if_lost_p() {
+    let Some(c) = m::ctx() else { return };
+    if c.p.get().is_some() {
+        return;
+    }
+    if let Some(g) = c.curg() {
         g.action.set(Action::Requeue);
+        // SAFETY: `g` is the running goroutine: this is its own stack.
+        let g: &G = unsafe { &*(g as *const G) };
         suspend(g);
     }
 }

@@ -26,7 +26,11 @@ struct Slab {
 
 impl Registry {
     pub(crate) fn new(shards: usize) -> Registry {
-        Registry { shards: (0..shards.max(1)).map(|_| Mutex::new(Slab::default())).collect() }
+        Registry {
+            shards: (0..shards.max(1))
+                .map(|_| Mutex::new(Slab::default()))
+                .collect(),
+        }
     }
 
     /// Registers `g`, returning its slot (shard in the low byte… packed as

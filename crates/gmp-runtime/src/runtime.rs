@@ -74,12 +74,20 @@ impl RuntimeBuilder {
     /// `GMP_MAXPROCS`/`GMP_SCHEDTRACE`, or no thread for sysmon.
     pub fn build(self) -> io::Result<Runtime> {
         let procs = match self.procs {
-            Some(0) => return Err(invalid("gmp: Runtime::builder().procs(0): a runtime needs at least one P")),
+            Some(0) => {
+                return Err(invalid(
+                    "gmp: Runtime::builder().procs(0): a runtime needs at least one P",
+                ))
+            }
             Some(n) => n,
             None => default_procs()?,
         };
         let stack_size = match self.stack_size {
-            Some(0) => return Err(invalid("gmp: Runtime::builder().stack_size(0): stacks must be positive")),
+            Some(0) => {
+                return Err(invalid(
+                    "gmp: Runtime::builder().stack_size(0): stacks must be positive",
+                ))
+            }
             Some(s) => s,
             None => gmp_core::stack::DEFAULT_STACK_SIZE,
         };
@@ -87,10 +95,18 @@ impl RuntimeBuilder {
             Some(ms) => Some(ms.max(1)),
             None => env_schedtrace()?,
         };
-        let config = Config { procs, stack_size, schedtrace_ms, name: self.name.unwrap_or_else(|| "gmp".into()) };
+        let config = Config {
+            procs,
+            stack_size,
+            schedtrace_ms,
+            name: self.name.unwrap_or_else(|| "gmp".into()),
+        };
         let sched = Arc::new(Sched::new(config));
         let sysmon = crate::sysmon::start(&sched)?;
-        Ok(Runtime { sched, sysmon: Some(sysmon) })
+        Ok(Runtime {
+            sched,
+            sysmon: Some(sysmon),
+        })
     }
 }
 
@@ -103,11 +119,13 @@ pub(crate) fn default_procs() -> io::Result<usize> {
     match std::env::var("GMP_MAXPROCS") {
         Ok(v) => match v.trim().parse::<usize>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => Err(invalid(&format!("gmp: GMP_MAXPROCS={v:?}: expected a positive integer"))),
+            _ => Err(invalid(&format!(
+                "gmp: GMP_MAXPROCS={v:?}: expected a positive integer"
+            ))),
         },
-        Err(std::env::VarError::NotPresent) => {
-            Ok(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-        }
+        Err(std::env::VarError::NotPresent) => Ok(std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)),
         Err(e) => Err(invalid(&format!("gmp: GMP_MAXPROCS: {e}"))),
     }
 }
@@ -117,7 +135,9 @@ fn env_schedtrace() -> io::Result<Option<u64>> {
         Ok(v) => match v.trim().parse::<u64>() {
             Ok(0) => Ok(None),
             Ok(n) => Ok(Some(n)),
-            Err(_) => Err(invalid(&format!("gmp: GMP_SCHEDTRACE={v:?}: expected milliseconds"))),
+            Err(_) => Err(invalid(&format!(
+                "gmp: GMP_SCHEDTRACE={v:?}: expected milliseconds"
+            ))),
         },
         Err(_) => Ok(None),
     }
@@ -154,8 +174,9 @@ impl Runtime {
         // SAFETY: we wait below for the goroutine to finish before returning, so what
         // `f` borrows outlives it — except after a deadlock, where the goroutine can
         // never run again: it is then leaked (`Sched::leak_on_drop`), never unwound.
-        let h: JoinHandle<T> = unsafe { spawn_in(&self.sched, Some("main".into()), None, f, None) }
-            .unwrap_or_else(|e| panic!("gmp: block_on: cannot start the main goroutine: {e}"));
+        let h: JoinHandle<T> =
+            unsafe { spawn_in(&self.sched, Some("main".into()), None, false, f, None) }
+                .unwrap_or_else(|e| panic!("gmp: block_on: cannot start the main goroutine: {e}"));
         match wait_main(&self.sched, &h.packet) {
             Some(Ok(v)) => v,
             Some(Err(p)) => resume_unwind(p),
@@ -176,7 +197,7 @@ impl Runtime {
         T: Send + 'static,
     {
         // SAFETY: `'static` closure; thread-local contract from our caller.
-        unsafe { spawn_in(&self.sched, None, None, f, None) }
+        unsafe { spawn_in(&self.sched, None, None, false, f, None) }
             .unwrap_or_else(|e| panic!("gmp: failed to spawn a goroutine: {e}"))
     }
 
@@ -187,7 +208,7 @@ impl Runtime {
 
     /// Live goroutines of this runtime.
     pub fn num_goroutine(&self) -> usize {
-        self.sched.ngoroutine.load(Ordering::Relaxed)
+        self.sched.num_goroutine()
     }
 
     /// Stops the runtime: no goroutine is started or resumed after this; Ms finish the
@@ -279,7 +300,9 @@ static DEFAULT: OnceLock<Runtime> = OnceLock::new();
 /// The default runtime, started on first use.
 pub(crate) fn default_sched() -> Arc<Sched> {
     DEFAULT
-        .get_or_init(|| Runtime::new().unwrap_or_else(|e| panic!("gmp: cannot start the default runtime: {e}")))
+        .get_or_init(|| {
+            Runtime::new().unwrap_or_else(|e| panic!("gmp: cannot start the default runtime: {e}"))
+        })
         .sched
         .clone()
 }
@@ -304,7 +327,7 @@ where
 /// a plain thread; 0 if it has not started). Go: `runtime.NumGoroutine`.
 pub fn num_goroutine() -> usize {
     match m::ctx() {
-        Some(c) => c.sched.ngoroutine.load(Ordering::Relaxed),
+        Some(c) => c.sched.num_goroutine(),
         None => DEFAULT.get().map_or(0, |r| r.num_goroutine()),
     }
 }

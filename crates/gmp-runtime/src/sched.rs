@@ -22,7 +22,7 @@
 
 use crate::g::{GRef, Status};
 use crate::m::{self, Wake, M};
-use crate::p::{own_word, P, OWN_IDLE, OWN_RUNTIME, OWN_SYSCALL, OWN_USER};
+use crate::p::{own_word, OWN_IDLE, OWN_RUNTIME, OWN_SYSCALL, OWN_USER, P};
 use crate::registry::Registry;
 use gmp_core::stack::StackPool;
 use gmp_core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -70,8 +70,9 @@ pub(crate) struct Sched {
     /// Goroutines in `blocking` calls.
     pub(crate) nsyscall: AtomicUsize,
     next_m_id: AtomicU64,
-    /// Live goroutines (`num_goroutine`).
-    pub(crate) ngoroutine: AtomicUsize,
+    /// Goroutines started minus goroutines exited (`num_goroutine`). Signed: a
+    /// goroutine may exit on a different counter shard than it started on.
+    ngoroutine: Box<[crossbeam_utils::CachePadded<gmp_core::sync::atomic::AtomicI64>]>,
     pub(crate) stack_pool: StackPool,
     pub(crate) shutdown: AtomicBool,
     /// Earliest deadline an M sleeping with a timeout will wake at (nanos; MAX: none).
@@ -102,7 +103,10 @@ pub(crate) struct Sched {
 
 impl fmt::Debug for Sched {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sched").field("id", &self.id).field("procs", &self.allp.len()).finish()
+        f.debug_struct("Sched")
+            .field("id", &self.id)
+            .field("procs", &self.allp.len())
+            .finish()
     }
 }
 
@@ -120,7 +124,10 @@ impl Sched {
             allp,
             global: Global::new(),
             // Popped from the end: P 0 goes first, as Go binds m0 to allp[0].
-            idle: Mutex::new(Idle { pidle: (0..procs).rev().collect(), midle: Vec::new() }),
+            idle: Mutex::new(Idle {
+                pidle: (0..procs).rev().collect(),
+                midle: Vec::new(),
+            }),
             npidle: AtomicUsize::new(procs),
             nmspinning: AtomicUsize::new(0),
             needspinning: AtomicBool::new(false),
@@ -128,7 +135,11 @@ impl Sched {
             nmidle: AtomicUsize::new(0),
             nsyscall: AtomicUsize::new(0),
             next_m_id: AtomicU64::new(1),
-            ngoroutine: AtomicUsize::new(0),
+            ngoroutine: (0..procs + 1)
+                .map(|_| {
+                    crossbeam_utils::CachePadded::new(gmp_core::sync::atomic::AtomicI64::new(0))
+                })
+                .collect(),
             shutdown: AtomicBool::new(false),
             sleep_until: AtomicU64::new(u64::MAX),
             registry: Registry::new(procs),
@@ -158,7 +169,6 @@ impl Sched {
     /// queue; then `wakep`.
     pub(crate) fn ready(self: &Arc<Self>, g: GRef) {
         g.set_status(Status::Runnable);
-        self.progress.fetch_add(1, Ordering::Relaxed);
         if self.is_shutdown() {
             // Nobody will run it; shutdown unwinds it through the registry.
             return;
@@ -197,7 +207,11 @@ impl Sched {
         if self.nmspinning.load(Ordering::SeqCst) != 0 || self.npidle.load(Ordering::SeqCst) == 0 {
             return;
         }
-        if self.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        if self
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             return;
         }
         let p = self.pidleget();
@@ -322,7 +336,10 @@ impl Sched {
         }
         if self.nmspinning.load(Ordering::SeqCst) == 0
             && self.npidle.load(Ordering::SeqCst) == 0
-            && self.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+            && self
+                .nmspinning
+                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
         {
             self.startm(p, true);
             return;
@@ -367,6 +384,7 @@ impl Sched {
         if !self.sysmon_sleeping.load(Ordering::SeqCst) {
             return;
         }
+        self.progress.fetch_add(1, Ordering::Relaxed);
         let mut sleeping = self.sysmon_lock.lock();
         if *sleeping {
             *sleeping = false;
@@ -376,6 +394,32 @@ impl Sched {
 }
 
 impl Sched {
+    /// The counter shard of the caller: its P's, else the shared last one.
+    fn shard(&self) -> usize {
+        match m::ctx() {
+            Some(c) if std::ptr::eq(&*c.sched, self) => c.p.get().unwrap_or(self.nprocs()),
+            _ => self.nprocs(),
+        }
+    }
+
+    pub(crate) fn goroutine_started(&self) {
+        // Relaxed RMW on (mostly) our own P's line: a count, not a guard.
+        self.ngoroutine[self.shard()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn goroutine_exited(&self) {
+        self.ngoroutine[self.shard()].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Live goroutines (Go: `runtime.NumGoroutine`).
+    pub(crate) fn num_goroutine(&self) -> usize {
+        self.ngoroutine
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum::<i64>()
+            .max(0) as usize
+    }
+
     /// True while some thread waits in `block_on`.
     pub(crate) fn main_waiting(&self) -> bool {
         !self.main_waiters.lock().is_empty()
@@ -444,7 +488,12 @@ pub(crate) fn enter(c: &m::MCtx) -> Option<usize> {
         c.p.set(None);
         return None;
     }
-    match pp.own.compare_exchange(cur, own_word(me, OWN_RUNTIME), Ordering::Acquire, Ordering::Relaxed) {
+    match pp.own.compare_exchange(
+        cur,
+        own_word(me, OWN_RUNTIME),
+        Ordering::Acquire,
+        Ordering::Relaxed,
+    ) {
         Ok(_) => Some(p),
         Err(_) => {
             c.p.set(None);
@@ -457,8 +506,14 @@ pub(crate) fn enter(c: &m::MCtx) -> Option<usize> {
 /// writes to sysmon's retake CAS and the next owner.
 pub(crate) fn leave(c: &m::MCtx, p: usize) {
     if c.curg().is_some() {
-        let st = if c.curg().is_some_and(|g| g.status() == Status::Syscall) { OWN_SYSCALL } else { OWN_USER };
-        c.sched.allp[p].own.store(own_word(c.m.id, st), Ordering::Release);
+        let st = if c.curg().is_some_and(|g| g.status() == Status::Syscall) {
+            OWN_SYSCALL
+        } else {
+            OWN_USER
+        };
+        c.sched.allp[p]
+            .own
+            .store(own_word(c.m.id, st), Ordering::Release);
     }
 }
 
@@ -468,7 +523,11 @@ pub(crate) fn acquirep(c: &m::MCtx, p: usize) {
     // AcqRel: acquire the previous owner's writes to the P; the release is for
     // sysmon, which reads `own` to decide whether to retake.
     let prev = pp.own.swap(own_word(c.m.id, OWN_RUNTIME), Ordering::AcqRel);
-    debug_assert_eq!(prev & 0xff, OWN_IDLE, "gmp: acquirep of a P that is not idle (P {p})");
+    debug_assert_eq!(
+        prev & 0xff,
+        OWN_IDLE,
+        "gmp: acquirep of a P that is not idle (P {p})"
+    );
     c.p.set(Some(p));
 }
 

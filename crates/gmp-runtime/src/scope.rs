@@ -115,9 +115,12 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // SAFETY: `scope` waits for `running` to reach zero, which happens only after
         // this goroutine's packet is dropped, after it finished: `f`'s borrows of
         // `'scope` data outlive it. The thread-local contract comes from our caller.
-        let r = unsafe { spawn_in(&sched, None, None, f, Some(self.data.clone())) };
+        let r = unsafe { spawn_in(&sched, None, None, false, f, Some(self.data.clone())) };
         match r {
-            Ok(inner) => ScopedJoinHandle { inner, _scope: PhantomData },
+            Ok(inner) => ScopedJoinHandle {
+                inner,
+                _scope: PhantomData,
+            },
             Err(e) => {
                 self.data.decrement(false);
                 panic!("gmp: failed to spawn a scoped goroutine: {e}")
@@ -153,6 +156,8 @@ impl fmt::Debug for Scope<'_, '_> {
 
 impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScopedJoinHandle").field("goroutine", self.goroutine()).finish_non_exhaustive()
+        f.debug_struct("ScopedJoinHandle")
+            .field("goroutine", self.goroutine())
+            .finish_non_exhaustive()
     }
 }

@@ -1,7 +1,7 @@
 //! Starting goroutines: [`spawn`], [`Builder`], and the entry wrapper every goroutine
 //! runs in (Go: `newproc`, `newproc1`, `goexit`).
 
-use crate::g::{Status, G};
+use crate::g::{Entry, Status, G};
 use crate::goroutine::{next_goid, Goroutine, JoinHandle, Packet};
 use crate::m;
 use crate::runtime::default_sched;
@@ -20,9 +20,15 @@ use std::sync::Arc;
 /// next yields or blocks. Outside any runtime it starts, once, the process-wide default
 /// runtime (`GMP_MAXPROCS` Ps, default [`std::thread::available_parallelism`]).
 ///
+/// The goroutine's stack is taken when it first runs (so spawning costs no stack
+/// while the goroutine waits in a queue); if none can be allocated then, [`join`]
+/// returns `Err` with a message naming the error. [`Builder::spawn`] allocates the
+/// stack at once and returns the error instead.
+///
+/// [`join`]: JoinHandle::join
+///
 /// # Panics
-/// If a stack cannot be allocated (use [`Builder::spawn`] to get the error instead),
-/// or if `GMP_MAXPROCS` is set to something that is not a positive integer when the
+/// If `GMP_MAXPROCS` is set to something that is not a positive integer when the
 /// default runtime starts.
 ///
 /// # Safety
@@ -46,8 +52,10 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    // SAFETY: the caller upholds `spawn`'s contract, which is `Builder::spawn`'s.
-    unsafe { Builder::new().spawn(f) }.unwrap_or_else(|e| panic!("gmp: failed to spawn a goroutine: {e}"))
+    let sched = current_sched();
+    // SAFETY: `F` and `T` are `'static`; the thread-local contract is our caller's.
+    unsafe { spawn_in(&sched, None, None, false, f, None) }
+        .unwrap_or_else(|e| panic!("gmp: failed to spawn a goroutine: {e}"))
 }
 
 /// Shorthand for [`spawn`]: `go!(move || ...)` or `go!(expr)` starts a goroutine.
@@ -112,7 +120,7 @@ impl Builder {
         let sched = current_sched();
         // SAFETY: `F` and `T` are `'static`, so nothing the goroutine borrows can end
         // before it; the thread-local contract is passed on from our caller.
-        unsafe { spawn_in(&sched, self.name, self.stack_size, f, None) }
+        unsafe { spawn_in(&sched, self.name, self.stack_size, true, f, None) }
     }
 }
 
@@ -126,6 +134,11 @@ pub(crate) fn current_sched() -> Arc<Sched> {
 
 /// Go: `newproc`. Creates the goroutine and makes it runnable.
 ///
+/// With `eager_stack` the stack is allocated now, so that running out of memory is
+/// this call's error; otherwise it is taken when the goroutine first runs (from the
+/// running P's cache), so a million goroutines spawned before any runs cost no stacks,
+/// and the error, if any, comes back from `join` as a panic payload naming it.
+///
 /// # Safety
 /// Everything `f` borrows outlives the goroutine (its run and the drop of its stack),
 /// and `f` holds no thread-local state across a suspension point.
@@ -133,6 +146,7 @@ pub(crate) unsafe fn spawn_in<F, T>(
     sched: &Arc<Sched>,
     name: Option<String>,
     stack_size: Option<usize>,
+    eager_stack: bool,
     f: F,
     scope: Option<Arc<crate::scope::ScopeData>>,
 ) -> io::Result<JoinHandle<T>>
@@ -141,17 +155,21 @@ where
     T: Send,
 {
     if let Some(0) = stack_size {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "gmp: a goroutine stack size must be positive"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "gmp: a goroutine stack size must be positive",
+        ));
     }
-    let stack = get_stack(sched, stack_size)?;
     let packet: Arc<Packet<T>> = Arc::new(Packet::new(scope));
     let their_packet = packet.clone();
     let id = next_goid();
-    let body = move |s: &Suspender| {
-        // Publish the suspender: code deep inside the goroutine switches out
-        // through it (proc::suspend).
-        if let Some(g) = crate::proc::current_g() {
-            g.suspender.set(s as *const Suspender);
+    let body = move |no_stack: Option<io::Error>| {
+        if let Some(e) = no_stack {
+            drop(f);
+            their_packet.set(Err(Box::new(format!(
+                "gmp: cannot allocate a stack for goroutine {id}: {e}"
+            ))));
+            return;
         }
         let r = catch_unwind(AssertUnwindSafe(f));
         if let Err(p) = &r {
@@ -165,21 +183,65 @@ where
             }
         }
         their_packet.set(r);
-        drop(their_packet);
     };
-    // SAFETY: our caller guarantees that what `f` (and so `body`) borrows outlives the
-    // coroutine, including its drop.
-    let mut co = unsafe { Coroutine::new_unchecked(stack, body) };
-    co.set_label(id, name.as_deref());
-    let g = G::new(id, name, sched.clone(), co);
+    let entry: Box<dyn FnOnce(Option<io::Error>) + Send + '_> = Box::new(body);
+    // SAFETY: only the lifetime changes (same layout); our caller guarantees that what
+    // `f` borrows outlives the goroutine, including the drop of its stack.
+    let entry: Entry = unsafe {
+        std::mem::transmute::<Box<dyn FnOnce(Option<io::Error>) + Send + '_>, Entry>(entry)
+    };
+    let g = if eager_stack || stack_size.is_some() {
+        let stack = get_stack(sched, stack_size)?;
+        let co = make_coroutine(stack, entry, id, name.as_deref());
+        G::new(id, name, sched.clone(), Some(co), None)
+    } else {
+        G::new(id, name, sched.clone(), None, Some(entry))
+    };
     let shard = m::ctx().and_then(|c| c.p.get()).unwrap_or(id as usize);
     g.registry_slot.set(sched.registry.insert(shard, &g));
-    sched.ngoroutine.fetch_add(1, Ordering::Relaxed);
-    sched.progress.fetch_add(1, Ordering::Relaxed);
+    sched.goroutine_started();
     g.set_status(Status::Runnable);
-    let handle = JoinHandle { packet, goroutine: Goroutine::from_g(g.clone()) };
+    let handle = JoinHandle {
+        packet,
+        goroutine: Goroutine::from_g(g.clone()),
+    };
     sched.put_runnable(g, true);
+    // Spawning is a scheduling point: a goroutine whose P was taken while it ran
+    // (sysmon, after 10 ms without one) goes back through the scheduler now.
+    crate::proc::resched_if_lost_p();
     Ok(handle)
+}
+
+/// The coroutine a goroutine runs in.
+pub(crate) fn make_coroutine(
+    stack: Stack,
+    entry: Entry,
+    id: u64,
+    name: Option<&str>,
+) -> Coroutine<()> {
+    let mut co = Coroutine::new(stack, move |s: &Suspender| {
+        // Publish the suspender: code deep inside the goroutine switches out through
+        // it (proc::suspend).
+        if let Some(g) = crate::proc::current_g() {
+            g.suspender.set(s as *const Suspender);
+        }
+        entry(None);
+    });
+    if id != 0 || name.is_some() {
+        co.set_label(id, name);
+    }
+    co
+}
+
+/// Creates the coroutine of a goroutine at its first run, on its M.
+pub(crate) fn start_goroutine(g: &G) -> Result<Coroutine<()>, (Entry, io::Error)> {
+    // SAFETY: the caller (execute) is the G's unique owner.
+    let entry =
+        unsafe { g.take_entry() }.expect("gmp: internal error: a new goroutine has no body");
+    match get_stack(&g.sched, None) {
+        Ok(stack) => Ok(make_coroutine(stack, entry, g.id, g.name.as_deref())),
+        Err(e) => Err((entry, e)),
+    }
 }
 
 /// A stack for a new goroutine: the P's cache, the runtime's pool, or a fresh one.

@@ -41,7 +41,10 @@ struct PWatch {
 pub(crate) fn start(sched: &Arc<Sched>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let weak = Arc::downgrade(sched);
     let name = format!("{}-sysmon", sched.config.name);
-    std::thread::Builder::new().name(name).stack_size(128 * 1024).spawn(move || sysmon(weak))
+    std::thread::Builder::new()
+        .name(name)
+        .stack_size(128 * 1024)
+        .spawn(move || sysmon(weak))
 }
 
 fn sysmon(weak: Weak<Sched>) {
@@ -116,7 +119,9 @@ fn deep_sleep(sched: &Sched, timeout: Option<Duration>) {
     {
         match timeout {
             Some(t) => {
-                sched.sysmon_cvar.wait_until(&mut sleeping, Instant::now() + t);
+                sched
+                    .sysmon_cvar
+                    .wait_until(&mut sleeping, Instant::now() + t);
             }
             None => sched.sysmon_cvar.wait(&mut sleeping),
         }
@@ -139,7 +144,11 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                     w.schedwhen = Some(now);
                 } else if now.duration_since(w.schedwhen.unwrap_or(now)) >= FORCE_PREEMPT {
                     // The same goroutine has run for 10 ms: take its P.
-                    if pp.own.compare_exchange(own, OWN_IDLE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                    if pp
+                        .own
+                        .compare_exchange(own, OWN_IDLE, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+                    {
                         w.schedwhen = None;
                         sched.handoffp(i);
                         took = true;
@@ -155,11 +164,21 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                     continue;
                 }
                 let age = now.duration_since(w.syscallwhen.unwrap_or(now));
-                let others_can_cover = sched.nmspinning.load(Ordering::SeqCst) + sched.npidle.load(Ordering::SeqCst) > 0;
-                if pp.stealer.is_empty() && sched.global.is_empty() && others_can_cover && age < FORCE_PREEMPT {
+                let others_can_cover = sched.nmspinning.load(Ordering::SeqCst)
+                    + sched.npidle.load(Ordering::SeqCst)
+                    > 0;
+                if pp.stealer.is_empty()
+                    && sched.global.is_empty()
+                    && others_can_cover
+                    && age < FORCE_PREEMPT
+                {
                     continue;
                 }
-                if pp.own.compare_exchange(own, OWN_IDLE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                if pp
+                    .own
+                    .compare_exchange(own, OWN_IDLE, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
                     w.syscallwhen = None;
                     sched.handoffp(i);
                     took = true;
@@ -176,7 +195,9 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
 
 /// Go: sysmon's "poll network if not polled for more than 10ms".
 fn sysmon_poll(sched: &Arc<Sched>, now: Instant) {
-    let Some(poller) = crate::netpoll_poller_if_started() else { return };
+    let Some(poller) = crate::netpoll_poller_if_started() else {
+        return;
+    };
     if !poller.has_waiters() || poller.is_polling() {
         return;
     }
@@ -186,7 +207,9 @@ fn sysmon_poll(sched: &Arc<Sched>, now: Instant) {
     }
     let mut ready = Vec::new();
     let _ = poller.poll(Some(Duration::ZERO), &mut ready);
-    sched.last_poll.store(crate::timers::nanos(now), Ordering::Relaxed);
+    sched
+        .last_poll
+        .store(crate::timers::nanos(now), Ordering::Relaxed);
     for u in ready {
         u.unpark();
     }
@@ -210,10 +233,17 @@ fn check_dead(sched: &Arc<Sched>, frozen: &mut Option<(u64, Instant)>) -> bool {
     let quiet = sched.nsyscall.load(Ordering::SeqCst) == 0
         && sched.nmspinning.load(Ordering::SeqCst) == 0
         && sched.global.is_empty()
-        && sched.allp.iter().all(|pp| pp.stealer.is_empty() && pp.timers.next() == u64::MAX)
+        && sched
+            .allp
+            .iter()
+            .all(|pp| pp.stealer.is_empty() && pp.timers.next() == u64::MAX)
         && crate::netpoll_poller_if_started().is_none_or(|p| !p.has_waiters())
         && gmp_core::park::parked_threads() <= sched.main_waiters()
-        && sched.registry.all().iter().all(|g| g.status() == crate::g::Status::Waiting);
+        && sched
+            .registry
+            .all()
+            .iter()
+            .all(|g| g.status() == crate::g::Status::Waiting);
     if !quiet {
         *frozen = None;
         return false;

@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 /// Nanoseconds since the process's timer epoch.
 pub(crate) fn nanos(t: Instant) -> u64 {
     let e = epoch();
-    t.checked_duration_since(e).map_or(0, |d| d.as_nanos().min(u64::MAX as u128 - 1) as u64)
+    t.checked_duration_since(e)
+        .map_or(0, |d| d.as_nanos().min(u64::MAX as u128 - 1) as u64)
 }
 
 pub(crate) fn instant(n: u64) -> Instant {
@@ -61,7 +62,13 @@ const ARITY: usize = 4;
 
 impl Timers {
     pub(crate) fn new() -> Timers {
-        Timers { heap: Mutex::new(Heap { entries: Vec::new(), swept_len: 0 }), next: AtomicU64::new(u64::MAX) }
+        Timers {
+            heap: Mutex::new(Heap {
+                entries: Vec::new(),
+                swept_len: 0,
+            }),
+            next: AtomicU64::new(u64::MAX),
+        }
     }
 
     /// The earliest deadline, lock-free (`u64::MAX` if none). Acquire: pairs with the
@@ -145,7 +152,8 @@ fn fire(e: &Entry) -> bool {
 }
 
 fn sweep(h: &mut Heap) {
-    h.entries.retain(|e| e.g.park_seq.load(Ordering::Relaxed) == e.seq && e.g.park.is_parked());
+    h.entries
+        .retain(|e| e.g.park_seq.load(Ordering::Relaxed) == e.seq && e.g.park.is_parked());
     for i in (0..h.entries.len()).rev() {
         sift_down(&mut h.entries, i);
     }

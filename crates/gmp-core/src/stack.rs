@@ -1,0 +1,544 @@
+//! Coroutine stacks: lazily committed mappings, guard pages while the kernel's mapping budget
+//! lasts, red-zone canaries beyond it, and a pool that reuses stacks without system calls.
+//!
+//! # Layout of one stack
+//!
+//! Every stack, whatever its protection, is a *slot* of `size + PAGE` bytes:
+//!
+//! ```text
+//!   top()    = base + PAGE + size    (16-byte aligned, exclusive)   highest address
+//!   |   usable stack, grows down; pages are committed on first touch
+//!   |   (a parked coroutine typically touches only the top page)
+//!   bottom() = base + PAGE
+//!   |   protection page: PROT_NONE guard page          (StackProtection::GuardPage)
+//!   |                    or never-used red zone page   (StackProtection::Canary)
+//!   base                                                            lowest address
+//! ```
+//!
+//! Memory is reserved with `MAP_NORESERVE`: nothing is committed (or counted against
+//! overcommit) until touched, so a parked coroutine costs its touched pages only, and the
+//! reservation size is a question of address space, of which x86-64 has 128 TiB.
+//!
+//! # Why two kinds of protection
+//!
+//! A guard page needs its own kernel memory map entry (VMA): the usable part and the guard
+//! are two VMAs with different permissions, and two neighbouring guarded stacks cannot
+//! merge. Linux allows `vm.max_map_count` = 65,530 VMAs per process by default, so at most
+//! ~32,000 guarded stacks could exist, and then the process could not map anything else
+//! (this is how `may` fails at ~30k coroutines). gmp therefore hands out guarded stacks
+//! while a *budget* lasts — by default a quarter of `vm.max_map_count`, i.e. 16,382
+//! stacks (32,764 VMAs) on a default kernel; see [`set_guarded_stack_limit`] — and beyond
+//! it carves stacks out of big *chunks*: one mapping of 64 MiB (about 250 default stacks)
+//! with a single guard page at its bottom, two VMAs for the whole chunk. A million
+//! coroutines thus need 16,382 × 2 + ~3,900 × 2 ≈ 40,600 VMAs.
+//!
+//! Inside a chunk, the page below each stack's usable part is a *red zone*: normal code
+//! never touches it, so it reads as zeros (and, never written, it is backed by the shared
+//! zero page: it costs no memory). The coroutine code checks the highest
+//! [`CANARY_BYTES`] bytes of the red zone at every switch out of the coroutine; a
+//! non-zero byte means the stack overflowed, and the process prints the same overflow
+//! message as for a guard-page hit and aborts.
+//!
+//! # What each protection guarantees (exactly)
+//!
+//! - [`StackProtection::GuardPage`]: any access to the page below the stack faults. Rust
+//!   emits stack probes for frames larger than a page, so *every* overflow touches the
+//!   guard page first; the SIGSEGV handler (`overflow.rs`) reports it and aborts before
+//!   anything else is damaged.
+//! - [`StackProtection::Canary`]: detection, not prevention. An overflow that writes a
+//!   non-zero value into the top [`CANARY_BYTES`] of the red zone is reported at the
+//!   coroutine's next switch (suspend or finish) and the process aborts. Until then the
+//!   overflowing code may have written into the red zone and, past it, into the top of the
+//!   neighbouring stack of the chunk (the lowest stack of a chunk has the chunk's guard page
+//!   below its red zone instead, and faults like a guarded stack). An overflow that only
+//!   writes zeros there, or skips those bytes entirely, goes unnoticed. This is the price of
+//!   not spending a VMA per stack; the first 16,382 stacks alive at once are guarded.
+//!
+//! # Pooling
+//!
+//! Creating a stack costs an `mmap` and an `mprotect` (~9 µs with the first page faults);
+//! [`StackPool`] keeps finished stacks of one size in a vector behind a mutex, so `get`
+//! and `put` cost a lock and a push/pop. A pool keeps at most `max_cached` stacks; the
+//! first [`HOT_CACHED`] keep their committed pages (the hot set, reused at full speed),
+//! stacks cached beyond that are given back to the kernel with `madvise(MADV_DONTNEED)`
+//! when put (one system call on `put`, none on `get`; their next user faults its pages
+//! back in). Stacks beyond `max_cached` are unmapped (or their chunk slot freed).
+//!
+//! Chunk slots are never unmapped: a freed slot's memory is returned with
+//! `madvise(MADV_DONTNEED)` and the slot is reused by the next canary stack of the same
+//! size. Only address space stays reserved.
+
+use std::fmt;
+use std::io;
+use std::ptr::NonNull;
+// Process-wide counters of mappings. Not std-vs-loom shimmed on purpose: stacks are
+// mmap'd memory that no loom model can run on, and these statics must be `const`
+// initialised, which loom's atomics are not.
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+// parking_lot directly, not the `sync` shim: the chunk free lists are a `static` (loom's
+// mutex is not const-constructible) and no loom model can run on mmap'd stacks.
+use parking_lot::Mutex;
+
+/// The default usable size of a coroutine stack: 256 KiB.
+///
+/// Why this value: the reservation is only address space (pages are committed on first
+/// touch), so a generous size costs nothing per parked coroutine — one touched page is
+/// ~4 KiB however big the reservation. 256 KiB runs ordinary Rust code comfortably
+/// (formatting, panics with backtraces, `std::io`, moderate recursion) while a million
+/// coroutines reserve 256 GiB of the 128 TiB x86-64 address space and their page tables
+/// stay small (eight stacks share one 2 MiB page-table page). Go starts goroutines at
+/// 2 KiB and grows them by copying, which Rust cannot do (no stack maps); the fixed size
+/// is the trade-off. Code that recurses deeply should ask for a bigger stack.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// The smallest stack [`Stack::new`] accepts: 16 KiB. Smaller stacks cannot reliably run
+/// the panic machinery that every coroutine's root relies on.
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+/// The largest stack [`Stack::new`] accepts: 1 GiB (Go's own limit on 64-bit).
+pub const MAX_STACK_SIZE: usize = 1 << 30;
+
+/// How many bytes at the top of a canary stack's red zone are checked at every switch.
+pub const CANARY_BYTES: usize = 256;
+
+/// How many stacks a [`StackPool`] keeps with their memory committed; further cached
+/// stacks are `madvise(MADV_DONTNEED)`'d when put.
+pub const HOT_CACHED: usize = 64;
+
+/// The default `max_cached` of [`StackPool::new`].
+pub const DEFAULT_MAX_CACHED: usize = 1024;
+
+/// Virtual size of one chunk of canary stacks.
+const CHUNK_BYTES: usize = 64 << 20;
+
+/// How a stack is protected against overflow. See the module docs for exact guarantees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StackProtection {
+    /// A `PROT_NONE` page below the stack: every overflow faults and is reported at once.
+    GuardPage,
+    /// A red-zone page below the stack, checked at every switch: overflows that write
+    /// into it are reported at the coroutine's next switch (best effort).
+    Canary,
+}
+
+/// The page size (4096 on x86-64 Linux; asked of the kernel once).
+pub(crate) fn page_size() -> usize {
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    // Relaxed: an idempotent cache of a constant; racing initialisers store the same value.
+    let p = PAGE.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let p = if p > 0 { p as usize } else { 4096 };
+    PAGE.store(p, Ordering::Relaxed);
+    p
+}
+
+// ---------------------------------------------------------------------------------------
+// The guarded-stack budget.
+
+/// Guarded stacks alive now (each holds two VMAs).
+static GUARDED_LIVE: AtomicUsize = AtomicUsize::new(0);
+/// The limit; `usize::MAX` until computed from `vm.max_map_count` or set by the user.
+static GUARDED_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Sets how many guarded stacks may be alive at once, process-wide; stacks created beyond
+/// it use [`StackProtection::Canary`]. Stacks already alive keep their protection.
+///
+/// The default is a quarter of `/proc/sys/vm/max_map_count` (16,382 on a default kernel),
+/// leaving three quarters of the process's memory maps to everything else. `0` makes every
+/// new stack a canary stack.
+pub fn set_guarded_stack_limit(limit: usize) {
+    // Relaxed: an advisory limit read by `take_guard_budget`; no other data depends on it.
+    GUARDED_LIMIT.store(limit.min(usize::MAX - 1), Ordering::Relaxed);
+}
+
+/// The current limit on guarded stacks alive at once (see [`set_guarded_stack_limit`]).
+pub fn guarded_stack_limit() -> usize {
+    // Relaxed: see `set_guarded_stack_limit`.
+    let l = GUARDED_LIMIT.load(Ordering::Relaxed);
+    if l != usize::MAX {
+        return l;
+    }
+    let max_maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(65_530);
+    let l = max_maps / 4;
+    // Relaxed: racing first callers compute the same value; a concurrent explicit
+    // `set_guarded_stack_limit` wins by overwriting, or is the value we lose to.
+    let _ = GUARDED_LIMIT.compare_exchange(usize::MAX, l, Ordering::Relaxed, Ordering::Relaxed);
+    GUARDED_LIMIT.load(Ordering::Relaxed)
+}
+
+/// How many guarded stacks are alive now (process-wide).
+pub fn guarded_stacks_alive() -> usize {
+    // Relaxed: a statistic.
+    GUARDED_LIVE.load(Ordering::Relaxed)
+}
+
+fn take_guard_budget() -> bool {
+    let limit = guarded_stack_limit();
+    // Relaxed: the counter only rations a resource; it orders no other memory.
+    GUARDED_LIVE
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < limit).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+fn release_guard_budget() {
+    // Relaxed: see `take_guard_budget`.
+    GUARDED_LIVE.fetch_sub(1, Ordering::Relaxed);
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw mappings.
+
+fn map_anon(len: usize) -> io::Result<*mut u8> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing has no
+    // preconditions and aliases nothing.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p.cast())
+}
+
+/// # Safety
+///
+/// `[p, p + len)` must be a whole mapping made by [`map_anon`] that nothing uses any more.
+unsafe fn unmap(p: *mut u8, len: usize) {
+    // SAFETY: guaranteed by the caller. A failure would leak address space only.
+    unsafe { libc::munmap(p.cast(), len) };
+}
+
+/// # Safety
+///
+/// `[p, p + len)` must be page-aligned memory of one of our mappings whose contents nobody
+/// needs (it reads as zeros afterwards).
+unsafe fn discard(p: *mut u8, len: usize) {
+    // SAFETY: guaranteed by the caller; MADV_DONTNEED on private anonymous memory only
+    // drops its pages.
+    unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Chunks of canary stacks.
+
+/// Free slots of one slot length. The `Vec` of classes is tiny (one per stack size in use).
+struct SizeClass {
+    slot_len: usize,
+    free: Vec<usize>,
+}
+
+/// Free canary slots, by size. A plain mutex: this is the slow path (the pool is in front).
+static CHUNKS: Mutex<Vec<SizeClass>> = Mutex::new(Vec::new());
+
+fn canary_slot(slot_len: usize) -> io::Result<NonNull<u8>> {
+    let mut classes = CHUNKS.lock();
+    let idx = match classes.iter().position(|c| c.slot_len == slot_len) {
+        Some(i) => i,
+        None => {
+            classes.push(SizeClass {
+                slot_len,
+                free: Vec::new(),
+            });
+            classes.len() - 1
+        }
+    };
+    let class = &mut classes[idx];
+    if class.free.is_empty() {
+        let page = page_size();
+        let n = (CHUNK_BYTES / slot_len).max(1);
+        let len = n
+            .checked_mul(slot_len)
+            .and_then(|l| l.checked_add(page))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "stack chunk too large"))?;
+        let chunk = map_anon(len)?;
+        // SAFETY: `chunk` is a fresh mapping of `len` bytes. The guard page protects the
+        // lowest slot; if the kernel refuses (out of VMAs) the chunk simply has none.
+        // MADV_NOHUGEPAGE: a transparent huge page would commit 2 MiB — eight stacks'
+        // worth of reservation — for one touched 4 KiB page.
+        unsafe {
+            libc::mprotect(chunk.cast(), page, libc::PROT_NONE);
+            libc::madvise(chunk.add(page).cast(), len - page, libc::MADV_NOHUGEPAGE);
+        }
+        // Lowest first, so that `pop` hands out the highest slot first: its neighbour
+        // below is another slot, not the chunk's guard page.
+        class
+            .free
+            .extend((0..n).map(|i| chunk as usize + page + i * slot_len));
+    }
+    let slot = class.free.pop().expect("a chunk has at least one slot");
+    Ok(NonNull::new(slot as *mut u8).expect("mmap never returns address 0"))
+}
+
+fn free_canary_slot(base: *mut u8, slot_len: usize) {
+    // SAFETY: the slot is ours alone (its Stack is being dropped); its contents are dead.
+    unsafe { discard(base, slot_len) };
+    let mut classes = CHUNKS.lock();
+    if let Some(c) = classes.iter_mut().find(|c| c.slot_len == slot_len) {
+        c.free.push(base as usize);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Stack.
+
+/// A coroutine stack: a lazily committed mapping (or a slot of a chunk) with a protection
+/// page below it. Dropping it unmaps it (or frees its slot).
+///
+/// `Send` and `Sync`: it is only an owned range of memory.
+pub struct Stack {
+    /// Lowest address of the slot: the protection page.
+    base: NonNull<u8>,
+    /// Usable bytes (a multiple of the page size).
+    size: usize,
+    protection: StackProtection,
+}
+
+// SAFETY: a Stack owns its memory range exclusively and has no thread affinity.
+unsafe impl Send for Stack {}
+// SAFETY: `&Stack` only exposes addresses and sizes.
+unsafe impl Sync for Stack {}
+
+fn check_size(size: usize) -> io::Result<usize> {
+    if size < MIN_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("stack size {size} is below the minimum of {MIN_STACK_SIZE} bytes"),
+        ));
+    }
+    if size > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("stack size {size} is above the maximum of {MAX_STACK_SIZE} bytes"),
+        ));
+    }
+    let page = page_size();
+    Ok(size.div_ceil(page) * page)
+}
+
+impl Stack {
+    /// Reserves a stack with at least `size` usable bytes (rounded up to whole pages).
+    ///
+    /// It gets a guard page while the process-wide budget of guarded stacks lasts (see
+    /// [`set_guarded_stack_limit`]), else a canary (see the module docs). Errors:
+    /// `InvalidInput` for a size outside [`MIN_STACK_SIZE`]`..=`[`MAX_STACK_SIZE`]; the OS
+    /// error (e.g. `ENOMEM`) when no memory or no mapping can be had.
+    pub fn new(size: usize) -> io::Result<Stack> {
+        let size = check_size(size)?;
+        let page = page_size();
+        let slot_len = size + page;
+        if take_guard_budget() {
+            match Self::new_guarded(slot_len) {
+                Ok(base) => {
+                    return Ok(Stack {
+                        base,
+                        size,
+                        protection: StackProtection::GuardPage,
+                    })
+                }
+                Err(e) => {
+                    release_guard_budget();
+                    // Out of memory maps (ENOMEM from mmap or mprotect): fall back to a
+                    // chunk, which needs no new VMA while it has free slots.
+                    if e.raw_os_error() != Some(libc::ENOMEM) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let base = canary_slot(slot_len)?;
+        Ok(Stack {
+            base,
+            size,
+            protection: StackProtection::Canary,
+        })
+    }
+
+    fn new_guarded(slot_len: usize) -> io::Result<NonNull<u8>> {
+        let p = map_anon(slot_len)?;
+        // SAFETY: `p` starts a fresh mapping of `slot_len` > page bytes.
+        if unsafe { libc::mprotect(p.cast(), page_size(), libc::PROT_NONE) } != 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: the mapping was just made and is not used.
+            unsafe { unmap(p, slot_len) };
+            return Err(e);
+        }
+        Ok(NonNull::new(p).expect("mmap never returns address 0"))
+    }
+
+    /// Usable bytes: from [`bottom`](Self::bottom) to [`top`](Self::top).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The highest address (exclusive) of the stack, 16-byte aligned: where a coroutine's
+    /// stack pointer starts.
+    pub fn top(&self) -> *mut u8 {
+        // SAFETY (pointer arithmetic within the slot): base + page + size is the slot's end.
+        self.base.as_ptr().wrapping_add(page_size() + self.size)
+    }
+
+    /// The lowest usable address. The page below it is the guard page or the red zone.
+    pub fn bottom(&self) -> *mut u8 {
+        self.base.as_ptr().wrapping_add(page_size())
+    }
+
+    /// How this stack is protected against overflow.
+    pub fn protection(&self) -> StackProtection {
+        self.protection
+    }
+
+    /// Gives the stack's committed pages back to the kernel (they read as zeros after).
+    fn release_memory(&self) {
+        // SAFETY: the usable range is ours and, the stack not being in use (it is being
+        // cached), its contents are dead.
+        unsafe { discard(self.bottom(), self.size) };
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let slot_len = self.size + page_size();
+        match self.protection {
+            StackProtection::GuardPage => {
+                // SAFETY: a guarded stack is a whole mapping of `slot_len` bytes that
+                // this Stack owned alone.
+                unsafe { unmap(self.base.as_ptr(), slot_len) };
+                release_guard_budget();
+            }
+            StackProtection::Canary => free_canary_slot(self.base.as_ptr(), slot_len),
+        }
+    }
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("bottom", &self.bottom())
+            .field("top", &self.top())
+            .field("size", &self.size)
+            .field("protection", &self.protection)
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// StackPool.
+
+/// A cache of stacks of one size. `Send + Sync`; `get` never makes a system call when the
+/// pool has a stack, `put` makes one only for stacks cached beyond [`HOT_CACHED`] (see the
+/// module docs).
+///
+/// ```
+/// use gmp_core::stack::StackPool;
+///
+/// let pool = StackPool::new(64 * 1024);
+/// let s = pool.get()?;            // mmap: the pool is empty
+/// let top = s.top();
+/// pool.put(s);
+/// assert_eq!(pool.get()?.top(), top); // reused, no system call
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct StackPool {
+    stack_size: usize,
+    max_cached: usize,
+    cache: Mutex<Vec<Stack>>,
+}
+
+impl StackPool {
+    /// A pool of stacks with at least `stack_size` usable bytes, keeping at most
+    /// [`DEFAULT_MAX_CACHED`] of them. An invalid size makes every `get` fail with
+    /// `InvalidInput` (see [`Stack::new`]).
+    pub fn new(stack_size: usize) -> StackPool {
+        Self::with_max_cached(stack_size, DEFAULT_MAX_CACHED)
+    }
+
+    /// A pool keeping at most `max_cached` stacks.
+    pub fn with_max_cached(stack_size: usize, max_cached: usize) -> StackPool {
+        let rounded = check_size(stack_size).unwrap_or(stack_size);
+        StackPool {
+            stack_size: rounded,
+            max_cached,
+            cache: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A stack from the cache, or a new one ([`Stack::new`]) if the cache is empty.
+    // Go: runtime.stackalloc (from the P's stackcache, else from the OS).
+    #[inline]
+    pub fn get(&self) -> io::Result<Stack> {
+        if let Some(s) = self.cache.lock().pop() {
+            return Ok(s);
+        }
+        Stack::new(self.stack_size)
+    }
+
+    /// Returns a stack to the pool (or frees it if the pool is full).
+    ///
+    /// # Panics
+    ///
+    /// If the stack's size is not the pool's [`stack_size`](Self::stack_size).
+    // Go: runtime.stackfree (into the cache; beyond it, back to the OS).
+    pub fn put(&self, stack: Stack) {
+        assert_eq!(
+            stack.size(),
+            self.stack_size,
+            "StackPool::put: a stack of {} bytes was put into a pool of {}-byte stacks",
+            stack.size(),
+            self.stack_size
+        );
+        let mut cache = self.cache.lock();
+        let n = cache.len();
+        if n >= self.max_cached {
+            drop(cache);
+            drop(stack);
+            return;
+        }
+        if n < HOT_CACHED {
+            cache.push(stack);
+            return;
+        }
+        drop(cache);
+        stack.release_memory();
+        let mut cache = self.cache.lock();
+        if cache.len() < self.max_cached {
+            cache.push(stack);
+        }
+    }
+
+    /// The usable size of this pool's stacks (the requested size rounded up to pages).
+    pub fn stack_size(&self) -> usize {
+        self.stack_size
+    }
+
+    /// How many stacks are cached now.
+    pub fn cached(&self) -> usize {
+        self.cache.lock().len()
+    }
+}
+
+impl fmt::Debug for StackPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StackPool")
+            .field("stack_size", &self.stack_size)
+            .field("max_cached", &self.max_cached)
+            .field("cached", &self.cached())
+            .finish()
+    }
+}

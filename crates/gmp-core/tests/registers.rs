@@ -1,0 +1,200 @@
+//! Callee-saved registers and the FP control state survive switches in both directions.
+//!
+//! `check_callee_saved` (assembly below) loads distinctive values into rbx, rbp, r12-r15,
+//! MXCSR (round-toward-zero + flush-to-zero) and the x87 control word (truncate), calls a
+//! function that switches away and back, then reports which of them changed. The coroutine
+//! and the resumer each run it with different values, interleaved, so each side's values
+//! must survive the other side's.
+
+use gmp_core::{Coroutine, Resume, Stack, Suspender};
+use std::arch::global_asm;
+use std::ffi::c_void;
+
+global_asm!(
+    ".text",
+    ".globl gmp_test_check_callee_saved",
+    ".p2align 4",
+    "gmp_test_check_callee_saved:",
+    // rdi = function to call, rsi = its argument, edx = MXCSR to use, ecx = x87 CW to use,
+    // r8 = seed for the integer registers. Returns 0 if everything survived, else a
+    // non-zero mask of the differences.
+    "push rbp",
+    "push rbx",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "sub rsp, 40", // 8 (entry) + 48 + 40 = 96: 16-byte aligned for the call
+    "stmxcsr [rsp]",
+    "fnstcw [rsp + 4]",
+    "mov [rsp + 8], edx",
+    "mov [rsp + 12], cx",
+    "mov [rsp + 16], r8",
+    "ldmxcsr [rsp + 8]",
+    "fldcw [rsp + 12]",
+    "mov rax, rdi",
+    "mov rdi, rsi",
+    "mov rbx, r8",
+    "lea rbp, [r8 + 1]",
+    "lea r12, [r8 + 2]",
+    "lea r13, [r8 + 3]",
+    "lea r14, [r8 + 4]",
+    "lea r15, [r8 + 5]",
+    "call rax",
+    "mov rcx, [rsp + 16]",
+    "xor rax, rax",
+    "xor rbx, rcx",
+    "or rax, rbx",
+    "lea rdx, [rcx + 1]",
+    "xor rbp, rdx",
+    "or rax, rbp",
+    "lea rdx, [rcx + 2]",
+    "xor r12, rdx",
+    "or rax, r12",
+    "lea rdx, [rcx + 3]",
+    "xor r13, rdx",
+    "or rax, r13",
+    "lea rdx, [rcx + 4]",
+    "xor r14, rdx",
+    "or rax, r14",
+    "lea rdx, [rcx + 5]",
+    "xor r15, rdx",
+    "or rax, r15",
+    "stmxcsr [rsp + 24]",
+    "mov edx, [rsp + 24]",
+    "xor edx, [rsp + 8]",
+    "and edx, 0xffc0", // control bits only; bits 0-5 are sticky status flags
+    "shl rdx, 32",
+    "or rax, rdx",
+    "fnstcw [rsp + 28]",
+    "movzx edx, word ptr [rsp + 28]",
+    "xor dx, word ptr [rsp + 12]",
+    "shl rdx, 48",
+    "or rax, rdx",
+    "ldmxcsr [rsp]",
+    "fldcw [rsp + 4]",
+    "add rsp, 40",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbx",
+    "pop rbp",
+    "ret",
+);
+
+extern "C" {
+    fn gmp_test_check_callee_saved(
+        f: extern "C" fn(*mut c_void),
+        arg: *mut c_void,
+        mxcsr: u32,
+        x87_cw: u32,
+        seed: u64,
+    ) -> u64;
+}
+
+extern "C" fn suspend_thunk(arg: *mut c_void) {
+    // SAFETY: `arg` is the running coroutine's `&Suspender` (see the test).
+    unsafe { (*(arg as *const Suspender)).suspend() }
+}
+
+extern "C" fn resume_thunk(arg: *mut c_void) {
+    // SAFETY: `arg` is a `&mut Coroutine<u64>` owned by the test, not otherwise in use.
+    let co = unsafe { &mut *(arg as *mut Coroutine<u64>) };
+    assert!(matches!(co.resume(), Resume::Suspended));
+}
+
+const MXCSR_A: u32 = 0x1F80 | (3 << 13) | (1 << 15); // round toward zero, FTZ
+const X87_A: u32 = 0x0F7F; // truncate
+const MXCSR_B: u32 = 0x1F80 | (1 << 13) | (1 << 6); // round down, DAZ
+const X87_B: u32 = 0x077F; // round down
+
+fn read_mxcsr() -> u32 {
+    let mut v = 0u32;
+    // SAFETY: stores MXCSR into a local.
+    unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
+    v
+}
+
+#[test]
+fn callee_saved_state_survives_switches_both_ways() {
+    let mut co: Coroutine<u64> = Coroutine::new(Stack::new(64 * 1024).unwrap(), |s| {
+        let mut failures = 0u64;
+        for round in 0..4u64 {
+            // SAFETY: the thunk suspends through `s`, which outlives the call.
+            let diff = unsafe {
+                gmp_test_check_callee_saved(
+                    suspend_thunk,
+                    s as *const Suspender as *mut c_void,
+                    MXCSR_A,
+                    X87_A,
+                    0xC0C0_0000_0000_0000 + round * 16,
+                )
+            };
+            if diff != 0 {
+                failures += 1;
+            }
+            s.suspend();
+        }
+        failures
+    });
+    // First resume: the coroutine sets state A and suspends inside the checker.
+    assert!(matches!(co.resume(), Resume::Suspended));
+    for round in 0..4u64 {
+        // The resumer sets state B around the resume that lets the coroutine's checker
+        // finish; the coroutine then suspends (plain), ending our checker's call.
+        // SAFETY: `co` is ours and not otherwise borrowed during the call.
+        let diff = unsafe {
+            gmp_test_check_callee_saved(
+                resume_thunk,
+                &mut co as *mut Coroutine<u64> as *mut c_void,
+                MXCSR_B,
+                X87_B,
+                0x5EED_0000_0000_0000 + round * 16,
+            )
+        };
+        assert_eq!(
+            diff, 0,
+            "resumer's callee-saved state changed across resume: {diff:#x}"
+        );
+        if round < 3 {
+            // Let the coroutine start its next checker (sets A, suspends inside).
+            assert!(matches!(co.resume(), Resume::Suspended));
+        }
+    }
+    match co.resume() {
+        Resume::Returned(failures) => {
+            assert_eq!(
+                failures, 0,
+                "coroutine's callee-saved state changed across suspend"
+            )
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // And our own FP control is the default again.
+    assert_eq!(read_mxcsr() & 0xffc0, 0x1F80);
+}
+
+#[test]
+fn coroutine_changes_to_mxcsr_do_not_leak_to_resumer() {
+    let before = read_mxcsr() & 0xffc0;
+    let mut co = Coroutine::new(Stack::new(64 * 1024).unwrap(), |s| {
+        // SAFETY: set round-toward-zero + FTZ on this coroutine only.
+        unsafe {
+            let v: u32 = MXCSR_A;
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack));
+        }
+        s.suspend();
+        read_mxcsr() & 0xffc0
+    });
+    assert!(matches!(co.resume(), Resume::Suspended));
+    assert_eq!(
+        read_mxcsr() & 0xffc0,
+        before,
+        "the coroutine's MXCSR leaked into the resumer"
+    );
+    match co.resume() {
+        Resume::Returned(v) => assert_eq!(v, MXCSR_A & 0xffc0, "the coroutine lost its MXCSR"),
+        other => panic!("unexpected {other:?}"),
+    }
+}

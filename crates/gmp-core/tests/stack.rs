@@ -1,0 +1,99 @@
+//! Stacks and the stack pool.
+
+use gmp_core::stack::{self, StackProtection, MAX_STACK_SIZE, MIN_STACK_SIZE};
+use gmp_core::{Stack, StackPool};
+use std::io::ErrorKind;
+
+#[test]
+fn geometry() {
+    let s = Stack::new(100_000).unwrap();
+    assert_eq!(s.size(), 102_400, "rounded up to whole pages");
+    assert_eq!(s.top() as usize % 16, 0);
+    assert_eq!(s.top() as usize - s.bottom() as usize, s.size());
+    // The whole usable range is writable (and committed lazily).
+    // SAFETY: [bottom, top) is the stack's usable memory, not in use.
+    unsafe {
+        std::ptr::write_bytes(s.bottom(), 0xA5, s.size());
+        assert_eq!(*s.bottom(), 0xA5);
+        assert_eq!(*s.top().sub(1), 0xA5);
+    }
+}
+
+#[test]
+fn bad_sizes_are_invalid_input() {
+    for size in [0, 1, MIN_STACK_SIZE - 1, MAX_STACK_SIZE + 1, usize::MAX] {
+        let e = Stack::new(size).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "size {size}");
+        assert!(e.to_string().contains("stack size"), "{e}");
+    }
+    assert!(Stack::new(MIN_STACK_SIZE).is_ok());
+    let pool = StackPool::new(10);
+    assert_eq!(pool.get().unwrap_err().kind(), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn guarded_by_default() {
+    // Other tests of this binary never lower the limit, and hold few stacks.
+    assert!(stack::guarded_stack_limit() >= 1000);
+    let s = Stack::new(64 * 1024).unwrap();
+    assert_eq!(s.protection(), StackProtection::GuardPage);
+}
+
+#[test]
+fn pool_caches_up_to_max() {
+    let pool = StackPool::with_max_cached(32 * 1024, 2);
+    assert_eq!(pool.stack_size(), 32 * 1024);
+    let a = pool.get().unwrap();
+    let b = pool.get().unwrap();
+    let c = pool.get().unwrap();
+    let tops = [a.top(), b.top()];
+    pool.put(a);
+    pool.put(b);
+    pool.put(c); // beyond max_cached: freed
+    assert_eq!(pool.cached(), 2);
+    let x = pool.get().unwrap();
+    let y = pool.get().unwrap();
+    assert!(tops.contains(&x.top()) && tops.contains(&y.top()));
+    assert_eq!(pool.cached(), 0);
+}
+
+#[test]
+fn pool_beyond_hot_set_releases_memory_but_stays_usable() {
+    let n = stack::HOT_CACHED + 8;
+    let pool = StackPool::with_max_cached(16 * 1024, n);
+    let stacks: Vec<Stack> = (0..n).map(|_| pool.get().unwrap()).collect();
+    for s in &stacks {
+        // SAFETY: the stack's usable memory, not in use.
+        unsafe { std::ptr::write_bytes(s.bottom(), 1, s.size()) };
+    }
+    for s in stacks {
+        pool.put(s);
+    }
+    assert_eq!(pool.cached(), n);
+    // The stacks put last (beyond the hot set) were given back: they read as zeros.
+    let mut zeroed = 0;
+    let mut again = Vec::new();
+    for _ in 0..n {
+        let s = pool.get().unwrap();
+        // SAFETY: reading the stack's own memory.
+        if unsafe { *s.bottom() } == 0 {
+            zeroed += 1;
+        }
+        again.push(s);
+    }
+    assert_eq!(zeroed, n - stack::HOT_CACHED);
+}
+
+#[test]
+#[should_panic(expected = "StackPool::put: a stack of")]
+fn pool_rejects_wrong_size() {
+    let pool = StackPool::new(64 * 1024);
+    pool.put(Stack::new(128 * 1024).unwrap());
+}
+
+#[test]
+fn stacks_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Stack>();
+    check::<StackPool>();
+}

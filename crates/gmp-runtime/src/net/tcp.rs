@@ -1,0 +1,418 @@
+//! `TcpListener` and `TcpStream`: `std::net`'s, over non-blocking sockets (see `io.rs`).
+//!
+//! Each wraps the `std` type itself (set non-blocking), so every option and error is
+//! `std`'s own; only the waiting differs. Two operations need more than the loop of
+//! `io.rs`:
+//!
+//! - `TcpListener::bind` re-issues `listen(2)` with the kernel's maximum backlog
+//!   (`/proc/sys/net/core/somaxconn`, else 4096), as Go does (`std` uses 128), so that a
+//!   burst of connects is queued rather than reset; Linux updates the backlog of a
+//!   listening socket in place.
+//! - `TcpStream::connect` in a goroutine is a non-blocking connect: `EINPROGRESS`, wait for
+//!   writability, then read `SO_ERROR` (Go: `netFD.connect`). On a plain thread it is
+//!   `std`'s blocking connect, which gives exactly `std`'s errors by construction.
+
+use super::io::Io;
+use gmp_netpoll::Direction;
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Resolves `addr` (a DNS lookup may block: in a goroutine it runs as a [`crate::blocking`]
+/// call) and tries `f` on each address in turn, returning the first success or the last
+/// error, as `std` does.
+fn each_addr<A: ToSocketAddrs, T>(
+    addr: A,
+    mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let addrs = if crate::in_goroutine() {
+        crate::blocking(|| addr.to_socket_addrs())?
+    } else {
+        addr.to_socket_addrs()?
+    };
+    let mut last = None;
+    for a in addrs {
+        match f(&a) {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any addresses",
+        )
+    }))
+}
+
+/// The listen backlog: the kernel's maximum, as Go's `maxListenerBacklog`.
+fn max_backlog() -> i32 {
+    static BACKLOG: OnceLock<i32> = OnceLock::new();
+    *BACKLOG.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(4096)
+    })
+}
+
+/// A TCP server socket, as [`std::net::TcpListener`]; in a goroutine, `accept` parks the
+/// goroutine instead of blocking its thread.
+///
+/// ```
+/// use gmp_runtime::net::{TcpListener, TcpStream};
+/// use std::io::{Read, Write};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let addr = listener.local_addr()?;
+/// let client = std::thread::spawn(move || -> std::io::Result<String> {
+///     let mut s = TcpStream::connect(addr)?;
+///     s.write_all(b"hello")?;
+///     let mut back = String::new();
+///     s.read_to_string(&mut back)?;
+///     Ok(back)
+/// });
+/// let (mut conn, _) = listener.accept()?;
+/// let mut buf = [0; 5];
+/// conn.read_exact(&mut buf)?;
+/// conn.write_all(&buf)?;
+/// drop(conn);
+/// assert_eq!(client.join().unwrap()?, "hello");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct TcpListener {
+    io: Io<std::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (each resolved address in turn, as `std`) and listens with the
+    /// kernel's maximum backlog.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        each_addr(addr, |a| {
+            let l = std::net::TcpListener::bind(a)?;
+            // SAFETY: `l` owns a valid listening socket for the duration of the call.
+            if unsafe { libc::listen(l.as_raw_fd(), max_backlog()) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            TcpListener::from_std(l)
+        })
+    }
+
+    /// Wraps a `std` listener (put in non-blocking mode).
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener {
+            io: Io::new(listener, Arc::default()),
+        })
+    }
+
+    /// Accepts a connection, waiting for one (parking the goroutine, or blocking the
+    /// thread). Go: `netFD.accept`.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, addr) = self.io.io(Direction::Read, |l| l.accept())?;
+        Ok((TcpStream::from_std(s)?, addr))
+    }
+
+    /// An iterator over incoming connections: `accept` forever, never `None`.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The local address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get().local_addr()
+    }
+
+    /// A new handle to the same socket (a `dup`); the clones share their options.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        let l = self.io.get().try_clone()?;
+        Ok(TcpListener {
+            io: Io::new(l, self.io.opts.clone()),
+        })
+    }
+
+    /// In non-blocking mode, `accept` returns `ErrorKind::WouldBlock` instead of waiting.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.io.opts.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.get().ttl()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get().take_error()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.io.get(), f)
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.get().as_raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get().as_fd()
+    }
+}
+
+impl TryFrom<std::net::TcpListener> for TcpListener {
+    type Error = io::Error;
+    fn try_from(l: std::net::TcpListener) -> io::Result<TcpListener> {
+        TcpListener::from_std(l)
+    }
+}
+
+/// The iterator of [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A TCP connection, as [`std::net::TcpStream`]; in a goroutine, reads, writes and
+/// connects that would block park the goroutine instead of its thread.
+pub struct TcpStream {
+    io: Io<std::net::TcpStream>,
+}
+
+impl TcpStream {
+    /// Connects to `addr` (each resolved address in turn, as `std`).
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        each_addr(addr, |a| TcpStream::connect_addr(a, None))
+    }
+
+    /// Connects to `addr`, giving up after `timeout` (`ErrorKind::TimedOut`). A zero
+    /// timeout is an `InvalidInput` error, as in `std`.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        TcpStream::connect_addr(addr, Some(timeout))
+    }
+
+    fn connect_addr(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+        if !crate::in_goroutine() {
+            let s = match timeout {
+                None => std::net::TcpStream::connect(addr)?,
+                Some(t) => std::net::TcpStream::connect_timeout(addr, t)?,
+            };
+            return TcpStream::from_std(s);
+        }
+        // Go: netFD.connect. mio creates the socket non-blocking and starts the connect.
+        let m = mio::net::TcpStream::connect(*addr)?;
+        let s = TcpStream {
+            io: Io::new(std::net::TcpStream::from(OwnedFd::from(m)), Arc::default()),
+        };
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            s.io.wait(Direction::Write, deadline).map_err(|e| {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    io::Error::new(io::ErrorKind::TimedOut, "connection timed out")
+                } else {
+                    e
+                }
+            })?;
+            if let Some(e) = s.io.get().take_error()? {
+                return Err(e);
+            }
+            match s.io.get().peer_addr() {
+                Ok(_) => return Ok(s),
+                // Woken before the handshake finished (a spurious readiness): wait again.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Wraps a `std` stream (put in non-blocking mode).
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        Ok(TcpStream {
+            io: Io::new(stream, Arc::default()),
+        })
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get().local_addr()
+    }
+
+    /// Shuts down the read half, the write half, or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get().shutdown(how)
+    }
+
+    /// A new handle to the same connection (a `dup`); the clones share their timeouts and
+    /// non-blocking mode, as `std`'s do.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        let s = self.io.get().try_clone()?;
+        Ok(TcpStream {
+            io: Io::new(s, self.io.opts.clone()),
+        })
+    }
+
+    /// Bounds each read: after `dur` without data a read fails with `ErrorKind::WouldBlock`
+    /// (`EAGAIN`, as `std` on Unix). `None` removes the bound; `Some(Duration::ZERO)` is an
+    /// `InvalidInput` error.
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.opts.set_timeout(Direction::Read, dur)
+    }
+
+    /// Bounds each write; as [`TcpStream::set_read_timeout`].
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.opts.set_timeout(Direction::Write, dur)
+    }
+
+    /// The read timeout (whole microseconds, as `std` stores a `timeval`).
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.opts.timeout(Direction::Read))
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.opts.timeout(Direction::Write))
+    }
+
+    /// Reads without consuming (`MSG_PEEK`), waiting for data like `read`.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.io(Direction::Read, |s| s.peek(buf))
+    }
+
+    /// Sets `TCP_NODELAY`.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.io.get().set_nodelay(nodelay)
+    }
+
+    /// `TCP_NODELAY`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.get().nodelay()
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.get().ttl()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get().take_error()
+    }
+
+    /// In non-blocking mode, operations that would wait return `ErrorKind::WouldBlock`.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.io.opts.set_nonblocking(nonblocking);
+        Ok(())
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.io(Direction::Read, |mut s| s.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.io.io(Direction::Read, |mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.io.io(Direction::Write, |mut s| s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.io.io(Direction::Write, |mut s| s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.io.get(), f)
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.get().as_raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get().as_fd()
+    }
+}
+
+impl TryFrom<std::net::TcpStream> for TcpStream {
+    type Error = io::Error;
+    fn try_from(s: std::net::TcpStream) -> io::Result<TcpStream> {
+        TcpStream::from_std(s)
+    }
+}
