@@ -13,7 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 use std::time::{Duration, Instant};
 
-const CRATES: &[&str] = &["gmp-core", "gmp-queue", "gmp-chan", "gmp-netpoll", "gmp-runtime"];
+const CRATES: &[&str] = &[
+    "gmp-core",
+    "gmp-queue",
+    "gmp-chan",
+    "gmp-netpoll",
+    "gmp-runtime",
+];
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -34,7 +40,9 @@ fn main() {
 
 fn workspace_root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.parent().expect("xtask lives in the workspace").to_path_buf()
+    here.parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// The steps run so far, with their times, for the summary.
@@ -84,8 +92,17 @@ fn show(cmd: &Command) -> String {
         .get_envs()
         .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v?.to_str()?)))
         .collect();
-    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
-    format!("{}{}{} {}", envs.join(" "), if envs.is_empty() { "" } else { " " }, cmd.get_program().to_string_lossy(), args.join(" "))
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    format!(
+        "{}{}{} {}",
+        envs.join(" "),
+        if envs.is_empty() { "" } else { " " },
+        cmd.get_program().to_string_lossy(),
+        args.join(" ")
+    )
 }
 
 fn cargo() -> Command {
@@ -96,18 +113,29 @@ fn ci_all(ci: &mut Ci) {
     ci.step("fmt", cargo().args(["fmt", "--all", "--check"]));
     ci.step(
         "clippy",
-        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).args([
-            "-D",
-            "clippy::undocumented_unsafe_blocks",
-        ]),
+        cargo()
+            .args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .args(["-D", "clippy::undocumented_unsafe_blocks"]),
     );
     ci.step("test", cargo().args(["test", "--workspace", "--release"]));
     ci.step(
         "doc",
-        cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
+        cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
     );
     loom(ci, None);
-    ci.step("bench --no-run", cargo().args(["bench", "--workspace", "--no-run"]));
+    ci.step(
+        "bench --no-run",
+        cargo().args(["bench", "--workspace", "--no-run"]),
+    );
     examples(ci);
 }
 
@@ -120,16 +148,23 @@ fn loom(ci: &mut Ci, only: Option<&str>) {
     };
     for c in crates {
         let tests = loom_tests(c);
-        if tests.is_empty() {
+        // Models of crate internals live in `src/loom_tests.rs` (unit tests).
+        let lib = Path::new("crates").join(c).join("src/loom_tests.rs").exists();
+        if tests.is_empty() && !lib {
             continue;
         }
         let mut cmd = cargo();
         cmd.args(["test", "--release", "--target-dir", "target/loom", "-p", c]);
+        if lib {
+            cmd.arg("--lib");
+        }
         for t in &tests {
             cmd.args(["--test", t]);
         }
-        cmd.env("RUSTFLAGS", "--cfg loom")
-            .env("LOOM_MAX_PREEMPTIONS", env::var("LOOM_MAX_PREEMPTIONS").unwrap_or("2".into()));
+        cmd.env("RUSTFLAGS", "--cfg loom").env(
+            "LOOM_MAX_PREEMPTIONS",
+            env::var("LOOM_MAX_PREEMPTIONS").unwrap_or("2".into()),
+        );
         ci.step(&format!("loom {c}"), &mut cmd);
     }
 }
@@ -159,13 +194,29 @@ fn examples(ci: &mut Ci) {
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| e.file_name().into_string().ok()?.strip_suffix(".rs").map(String::from))
+            .filter_map(|e| {
+                e.file_name()
+                    .into_string()
+                    .ok()?
+                    .strip_suffix(".rs")
+                    .map(String::from)
+            })
             .collect();
         names.sort();
         for n in names {
             ci.step(
                 &format!("example {c}/{n}"),
-                cargo().args(["run", "--release", "-q", "-p", c, "--example", &n, "--", "--smoke"]),
+                cargo().args([
+                    "run",
+                    "--release",
+                    "-q",
+                    "-p",
+                    c,
+                    "--example",
+                    &n,
+                    "--",
+                    "--smoke",
+                ]),
             );
         }
     }
@@ -192,6 +243,9 @@ fn bench(ci: &mut Ci, args: &[String]) {
         }
         ci.step("peer comparison", &mut cmd);
     } else {
-        eprintln!("xtask: {} is missing; comparison suite skipped", harness.display());
+        eprintln!(
+            "xtask: {} is missing; comparison suite skipped",
+            harness.display()
+        );
     }
 }

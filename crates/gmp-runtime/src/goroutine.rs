@@ -33,9 +33,11 @@ impl fmt::Display for GoroutineId {
 }
 
 pub(crate) fn next_goid() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
+    // A process-wide id counter: plain std (a loom atomic cannot be a static), and
+    // not part of any protocol a model checks.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     // Relaxed: uniqueness only needs the RMW's atomicity.
-    NEXT.fetch_add(1, Ordering::Relaxed)
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A handle to a goroutine (or, from a plain thread, to that thread), like

@@ -65,6 +65,8 @@
 #![cfg_attr(not(test), warn(missing_docs))]
 
 mod g;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod goroutine;
 mod m;
 pub mod net;
@@ -84,6 +86,8 @@ pub use goroutine::{
 };
 pub use runtime::{gomaxprocs, num_goroutine, run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
+#[doc(hidden)]
+pub use spawn::__go_unchecked;
 pub use spawn::{spawn, Builder};
 
 /// Channels and `select`, with the API of crossbeam-channel (a re-export of gmp-chan).

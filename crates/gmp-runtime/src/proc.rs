@@ -26,7 +26,7 @@
 use crate::g::{Action, GRef, Status, WaitReason, G};
 use crate::m::{self, set_ctx, MCtx, M};
 use crate::p::{own_word, OWN_IDLE, OWN_USER, STACK_CACHE};
-use crate::sched::{acquirep, enter, releasep, Sched};
+use crate::sched::{acquirep, enter, releasep, work_anywhere, Release, Sched};
 use crate::timers::{self, nanos};
 use gmp_core::coroutine::Resume;
 use gmp_core::park::{ParkHook, Unparker};
@@ -260,43 +260,29 @@ fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
             }
         }
         // 7. Nothing: give up the P.
-        {
-            let mut idle = sched.idle.lock();
-            if !sched.global.is_empty() {
-                drop(idle);
+        if sched.is_shutdown() {
+            return None;
+        }
+        let was_spinning = c.spinning.replace(false);
+        match sched.release_p(p, was_spinning) {
+            Release::Keep => {
+                c.spinning.set(was_spinning);
                 if let Some(g) = sched.global.pop_batch_into(local, sched.nprocs()) {
                     return Some((g, false));
                 }
                 continue;
             }
-            if sched.is_shutdown() {
-                return None;
+            Release::Reacquired(p2) => {
+                c.p.set(None);
+                acquirep(c, p2);
+                c.spinning.set(true);
+                continue;
             }
-            let p = releasep(c);
-            sched.pidleput_locked(&mut idle, p);
-        }
-        if c.spinning.replace(false) {
-            // SeqCst RMW, then re-check everything: the spinner's StoreLoad
-            // (sched.rs module docs).
-            let prev = sched.nmspinning.fetch_sub(1, Ordering::SeqCst);
-            debug_assert!(prev > 0, "gmp: nmspinning underflow");
-            if work_anywhere(sched) {
-                if let Some(p) = sched.pidleget() {
-                    acquirep(c, p);
-                    c.spinning.set(true);
-                    sched.nmspinning.fetch_add(1, Ordering::SeqCst);
-                    continue;
-                }
-            }
+            Release::Released => c.p.set(None),
         }
         // 8. Sleep until there is work for us.
         sleep_for_p(c)?;
     }
-}
-
-/// True if any queue of the runtime holds a goroutine.
-fn work_anywhere(sched: &Sched) -> bool {
-    !sched.global.is_empty() || sched.allp.iter().any(|pp| !pp.stealer.is_empty())
 }
 
 /// A goroutine woken by a timer joins the tail of the queue that ran the timer.

@@ -114,11 +114,12 @@ impl Sched {
     /// Go: `schedinit` + `procresize`: `allp` of `procs` Ps, all idle (the first M to
     /// start takes one).
     pub(crate) fn new(config: Config) -> Sched {
-        static IDS: AtomicU64 = AtomicU64::new(1);
+        // Plain std: a process-wide id counter (see goroutine.rs `next_goid`).
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let procs = config.procs;
         let allp: Box<[P]> = (0..procs).map(P::new).collect();
         Sched {
-            id: IDS.fetch_add(1, Ordering::Relaxed),
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             stack_pool: StackPool::new(config.stack_size),
             config,
             allp,
@@ -458,6 +459,60 @@ impl Sched {
             // Dropping a suspended coroutine unwinds its stack (gmp-core).
             drop(co);
         }
+    }
+}
+
+/// What [`Sched::release_p`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// Global work appeared: the caller keeps its P and takes it.
+    Keep,
+    /// The P was released, then the spinner's re-check found work and took P `.0`
+    /// (spinning again: `nmspinning` counts it).
+    Reacquired(usize),
+    /// The P is idle; the caller goes to sleep.
+    Released,
+}
+
+/// True if any queue of the runtime holds a goroutine.
+pub(crate) fn work_anywhere(sched: &Sched) -> bool {
+    !sched.global.is_empty() || sched.allp.iter().any(|pp| !pp.stealer.is_empty())
+}
+
+impl Sched {
+    /// Go: the end of `findRunnable`. The caller owns P `p`, found no work in it, and
+    /// stops spinning if `was_spinning`. Under the lock, re-check the global queue,
+    /// else put the P on the idle list. A spinner then drops `nmspinning` (a `SeqCst`
+    /// RMW: the StoreLoad of the module docs) and re-checks every queue, taking an
+    /// idle P back if it finds work — so work published while it gave up is never
+    /// stranded: either the publisher's `wakep` saw it spinning, or it sees the work.
+    pub(crate) fn release_p(&self, p: usize, was_spinning: bool) -> Release {
+        {
+            let mut idle = self.idle.lock();
+            if !self.global.is_empty() {
+                return Release::Keep;
+            }
+            // Release: the next owner acquires our writes to the P.
+            self.allp[p].own.store(OWN_IDLE, Ordering::Release);
+            self.pidleput_locked(&mut idle, p);
+        }
+        if was_spinning {
+            let prev = self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            debug_assert!(prev > 0, "gmp: nmspinning underflow");
+            // The queues' emptiness checks are not SeqCst loads; this fence makes the
+            // re-check below see any work published before a `wakep` that read our
+            // old spinning count (the loom model `wakep_vs_spinner_giving_up` finds
+            // the lost wake-up without it).
+            fence(Ordering::SeqCst);
+            if work_anywhere(self) {
+                if let Some(p) = self.pidleget() {
+                    // Go: pidlegetSpinning — we spin again.
+                    self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                    return Release::Reacquired(p);
+                }
+            }
+        }
+        Release::Released
     }
 }
 

@@ -60,9 +60,10 @@ where
 
 /// Shorthand for [`spawn`]: `go!(move || ...)` or `go!(expr)` starts a goroutine.
 ///
-/// It expands to a call of the unsafe [`spawn`], inside an `unsafe` block: by writing
-/// `go!` the caller accepts `spawn`'s safety contract (no thread-local state held
-/// across a suspension point).
+/// Writing `go!` is how a caller accepts [`spawn`]'s safety contract (no thread-local
+/// state held across a suspension point): it expands to the unsafe call, made inside
+/// the macro. (It goes through a hidden helper, so that a closure that only panics —
+/// `go!(|| panic!())` — type-checks as it does with `std::thread::spawn`.)
 ///
 /// ```
 /// let h = gmp_runtime::go!(|| 6 * 7);
@@ -70,12 +71,20 @@ where
 /// ```
 #[macro_export]
 macro_rules! go {
-    ($f:expr) => {{
-        #[allow(unused_unsafe)]
-        // SAFETY: the `go!` caller accepts `spawn`'s contract (see its docs).
-        let h = unsafe { $crate::spawn($f) };
-        h
-    }};
+    ($f:expr) => {
+        $crate::__go_unchecked($f)
+    };
+}
+
+/// The expansion of [`go!`]: [`spawn`] with its contract accepted by the macro's user.
+#[doc(hidden)]
+pub fn __go_unchecked<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: the caller wrote `go!`, whose documentation states `spawn`'s contract.
+    unsafe { spawn(f) }
 }
 
 /// Options for a new goroutine, like [`std::thread::Builder`].

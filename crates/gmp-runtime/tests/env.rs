@@ -1,0 +1,80 @@
+//! `GMP_MAXPROCS` and `GMP_SCHEDTRACE`, each checked in a child process (environment
+//! variables are process-wide, so the parent re-runs this test binary with them set).
+
+use std::process::Command;
+use std::time::Duration;
+
+/// Re-runs this binary's test `name` (exact) with `env` set; returns (success, stderr).
+fn child(name: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"]).env("GMP_ENV_CHILD", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn is_child() -> bool {
+    std::env::var_os("GMP_ENV_CHILD").is_some()
+}
+
+#[test]
+fn gmp_maxprocs_sets_the_default_procs() {
+    if is_child() {
+        let rt = gmp_runtime::Runtime::new().unwrap();
+        assert_eq!(rt.procs(), 3);
+        assert_eq!(gmp_runtime::gomaxprocs(), 3);
+        // SAFETY: trivial closure.
+        assert_eq!(unsafe { rt.block_on(gmp_runtime::gomaxprocs) }, 3);
+        return;
+    }
+    let (ok, err) = child("gmp_maxprocs_sets_the_default_procs", &[("GMP_MAXPROCS", "3")]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn a_bad_gmp_maxprocs_is_a_clear_error() {
+    if is_child() {
+        let e = gmp_runtime::Runtime::new().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("GMP_MAXPROCS"), "{e}");
+        // The default runtime refuses to start with a message naming the variable.
+        let r = std::panic::catch_unwind(|| gmp_runtime::go!(|| ()).join());
+        let p = r.unwrap_err();
+        let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("GMP_MAXPROCS"), "{msg}");
+        return;
+    }
+    for bad in ["0", "two", "-1"] {
+        let (ok, err) = child("a_bad_gmp_maxprocs_is_a_clear_error", &[("GMP_MAXPROCS", bad)]);
+        assert!(ok, "GMP_MAXPROCS={bad}: {err}");
+    }
+}
+
+#[test]
+fn gmp_schedtrace_prints_go_style_lines() {
+    if is_child() {
+        let rt = gmp_runtime::Runtime::builder().procs(2).build().unwrap();
+        // SAFETY: no thread-local state held across suspension points.
+        unsafe {
+            rt.block_on(|| {
+                let hs: Vec<_> = (0..4)
+                    .map(|_| gmp_runtime::go!(|| gmp_runtime::sleep(Duration::from_millis(60))))
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+            })
+        };
+        return;
+    }
+    let (ok, err) = child("gmp_schedtrace_prints_go_style_lines", &[("GMP_SCHEDTRACE", "10")]);
+    assert!(ok, "{err}");
+    let line = err.lines().find(|l| l.starts_with("SCHED ")).unwrap_or_else(|| panic!("no SCHED line in:\n{err}"));
+    for field in ["ms: gomaxprocs=2", "idleprocs=", "threads=", "spinningthreads=", "idlethreads=", "runqueue=", " ["] {
+        assert!(line.contains(field), "{field:?} missing from {line:?}");
+    }
+    assert!(line.ends_with(']'), "{line}");
+}
