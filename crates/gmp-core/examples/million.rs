@@ -28,9 +28,12 @@ fn map_count() -> usize {
 }
 
 fn main() {
+    // `cargo xtask ci` passes `--smoke`: the full million is the point of this
+    // example (it must work on a default kernel), so smoke runs it too.
     let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .map(|a| a.parse().expect("usage: million [count]"))
         .unwrap_or(1_000_000);
     let before = rss_bytes();
     let t = Instant::now();

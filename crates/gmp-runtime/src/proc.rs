@@ -304,6 +304,7 @@ fn poll_network(
     }
     let mut ready: Vec<Unparker> = Vec::new();
     let _ = poller.poll(timeout, &mut ready);
+    c.sched.last_poll.store(nanos(Instant::now()), Ordering::Relaxed);
     if ready.is_empty() {
         return None;
     }
@@ -311,7 +312,6 @@ fn poll_network(
         // Readies goroutines into this P (runnext, pushing the others to the ring).
         u.unpark();
     }
-    let _ = c;
     local.pop().map(|(g, _)| g)
 }
 
@@ -411,6 +411,7 @@ fn sleep_for_p(c: &MCtx) -> Option<()> {
                 sched.last_poll_blocked.store(true, Ordering::SeqCst);
                 let _ = poller.poll(timeout, &mut ready);
                 sched.last_poll_blocked.store(false, Ordering::SeqCst);
+                sched.last_poll.store(nanos(Instant::now()), Ordering::Relaxed);
                 sched.sleep_until.store(u64::MAX, Ordering::SeqCst);
                 if !ready.is_empty() {
                     if let Some(p) = sched.pidleget() {
