@@ -138,7 +138,7 @@ pub(crate) struct G {
     entry: UnsafeCell<Option<Entry>>,
     /// Its suspender, published by the coroutine when it first runs.
     pub(crate) suspender: Cell<*const Suspender>,
-    /// Its slot in the runtime's registry (set once at spawn).
+    /// Its slot in the runtime's registry (set at its first park; `usize::MAX` before).
     pub(crate) registry_slot: Cell<usize>,
 }
 
@@ -175,6 +175,22 @@ impl G {
             suspender: Cell::new(std::ptr::null()),
             registry_slot: Cell::new(usize::MAX),
         })
+    }
+
+    /// Go: `gfget`'s reinitialisation of a dead G for a new goroutine. The caller holds
+    /// the only reference (`Arc::get_mut` succeeded).
+    pub(crate) fn reinit(&mut self, id: u64, name: Option<String>, co: Option<Coroutine<()>>, entry: Option<Entry>) {
+        debug_assert_eq!(self.status(), Status::Dead);
+        self.id = id;
+        self.name = name.map(String::into_boxed_str);
+        self.park = ParkState::new();
+        self.status.store(Status::Idle as u8, Ordering::Relaxed);
+        self.wait_reason.store(WaitReason::None as u8, Ordering::Relaxed);
+        self.action.set(Action::None);
+        *self.co.get_mut() = co;
+        *self.entry.get_mut() = entry;
+        self.suspender.set(std::ptr::null());
+        self.registry_slot.set(usize::MAX);
     }
 
     pub(crate) fn status(&self) -> Status {
@@ -259,7 +275,7 @@ impl fmt::Debug for G {
 }
 
 /// A goroutine's body before its first run (lifetime-erased: `spawn_in`'s contract).
-pub(crate) type Entry = Box<dyn FnOnce(Option<std::io::Error>) + Send + 'static>;
+pub(crate) type Entry = std::sync::Arc<dyn crate::spawn::Start + 'static>;
 
 /// The run queues hold `Arc<G>`; gmp-queue stores it as a raw pointer.
 pub(crate) type GRef = Arc<G>;

@@ -4,7 +4,7 @@
 use crate::g::{WaitReason, G};
 use crate::proc;
 use gmp_core::park::Unparker;
-use gmp_core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use gmp_core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use gmp_core::sync::Mutex;
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -187,6 +187,9 @@ pub(crate) struct Packet<T> {
     state: AtomicU8,
     result: UnsafeCell<Option<std::thread::Result<T>>>,
     waiter: Mutex<Option<Unparker>>,
+    /// Set once a joiner has registered in `waiter`: lets `set` skip the lock when
+    /// nobody waits (the common case of detached goroutines).
+    has_waiter: AtomicBool,
     /// For scoped goroutines: the scope to tell when the packet is dropped.
     pub(crate) scope: Option<Arc<crate::scope::ScopeData>>,
 }
@@ -208,6 +211,7 @@ impl<T> Packet<T> {
             state: AtomicU8::new(RUNNING),
             result: UnsafeCell::new(None),
             waiter: Mutex::new(None),
+            has_waiter: AtomicBool::new(false),
             scope,
         }
     }
@@ -216,17 +220,22 @@ impl<T> Packet<T> {
     pub(crate) fn set(&self, r: std::thread::Result<T>) {
         // SAFETY: only the goroutine writes, once, before publishing DONE.
         unsafe { *self.result.get() = Some(r) };
-        // Release: publishes the result to the joiner's Acquire.
-        self.state.store(DONE, Ordering::Release);
-        let w = self.waiter.lock().take();
-        if let Some(w) = w {
-            w.unpark();
+        // SeqCst store then SeqCst load, against the joiner's SeqCst store of
+        // `has_waiter` then load of `state` (Dekker): one of us sees the other, so a
+        // registered joiner is always woken. The store also releases the result.
+        self.state.store(DONE, Ordering::SeqCst);
+        if self.has_waiter.load(Ordering::SeqCst) {
+            let w = self.waiter.lock().take();
+            if let Some(w) = w {
+                w.unpark();
+            }
         }
     }
 
-    /// Registers who to wake when the result arrives (used by `block_on`).
+    /// Registers who to wake when the result arrives (see `set` for the protocol).
     pub(crate) fn set_waiter(&self, u: Unparker) {
         *self.waiter.lock() = Some(u);
+        self.has_waiter.store(true, Ordering::SeqCst);
     }
 
     pub(crate) fn is_done(&self) -> bool {
@@ -239,12 +248,9 @@ impl<T> Packet<T> {
             if self.state.load(Ordering::Acquire) == DONE {
                 break;
             }
-            {
-                let mut w = self.waiter.lock();
-                if self.state.load(Ordering::Acquire) == DONE {
-                    break;
-                }
-                *w = Some(gmp_core::park::current());
+            self.set_waiter(gmp_core::park::current());
+            if self.state.load(Ordering::SeqCst) == DONE {
+                break;
             }
             gmp_core::park::park();
         }
@@ -275,7 +281,7 @@ impl<T> Drop for Packet<T> {
 ///
 /// Dropping the handle detaches the goroutine: it runs on to completion.
 pub struct JoinHandle<T> {
-    pub(crate) packet: Arc<Packet<T>>,
+    pub(crate) packet: Arc<dyn crate::spawn::AsPacket<T>>,
     pub(crate) goroutine: Goroutine,
 }
 
@@ -284,12 +290,12 @@ impl<T> JoinHandle<T> {
     /// back as `Err(payload)`, exactly as with threads. Inside a goroutine this parks
     /// the goroutine; on a plain thread it blocks the thread.
     pub fn join(self) -> std::thread::Result<T> {
-        self.packet.join()
+        self.packet.packet().join()
     }
 
     /// True once the goroutine has finished running its closure.
     pub fn is_finished(&self) -> bool {
-        self.packet.is_done()
+        self.packet.packet().is_done()
     }
 
     /// The handle of the goroutine.

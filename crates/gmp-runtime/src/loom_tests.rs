@@ -33,7 +33,7 @@ fn sched(procs: usize) -> Arc<Sched> {
 
 /// A goroutine that is never run.
 fn g(sched: &Arc<Sched>, id: u64) -> Arc<G> {
-    G::new(id, None, sched.clone(), None, Some(Box::new(|_| {})))
+    G::new(id, None, sched.clone(), None, Some(crate::spawn::noop_entry()))
 }
 
 /// Breaks the Sched → queue → G → Sched cycles so loom sees no leak.

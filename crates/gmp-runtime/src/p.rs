@@ -45,6 +45,9 @@ pub(crate) fn own_word(m: u64, state: u64) -> u64 {
 /// (Go keeps 64 free Gs with stacks per P, spilling half to the global list).
 pub(crate) const STACK_CACHE: usize = 64;
 
+/// Dead Gs a P keeps for reuse (Go: 64 per P).
+pub(crate) const G_CACHE: usize = 64;
+
 pub(crate) struct P {
     pub(crate) id: usize,
     /// Owner-only (module docs).
@@ -59,6 +62,9 @@ pub(crate) struct P {
     pub(crate) timers: Timers,
     /// Owner-only cache of free stacks.
     stacks: UnsafeCell<Vec<Stack>>,
+    /// Owner-only cache of dead Gs to reuse (Go: `p.gFree`), saving an allocation per
+    /// spawn.
+    gfree: UnsafeCell<Vec<GRef>>,
 }
 
 // SAFETY: the `UnsafeCell` fields (`local`, `stacks`) are only touched by the M that
@@ -80,6 +86,7 @@ impl P {
             syscalltick: AtomicU32::new(0),
             timers: Timers::new(),
             stacks: UnsafeCell::new(Vec::new()),
+            gfree: UnsafeCell::new(Vec::new()),
         }
     }
 
@@ -101,6 +108,16 @@ impl P {
     pub(crate) unsafe fn stacks(&self) -> &mut Vec<Stack> {
         // SAFETY: ownership is the caller's contract; no reference escapes a call.
         unsafe { &mut *self.stacks.get() }
+    }
+
+    /// The cache of dead Gs.
+    ///
+    /// # Safety
+    /// As for [`P::local`].
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn gfree(&self) -> &mut Vec<GRef> {
+        // SAFETY: ownership is the caller's contract; no reference escapes a call.
+        unsafe { &mut *self.gfree.get() }
     }
 
     pub(crate) fn state(&self) -> u64 {

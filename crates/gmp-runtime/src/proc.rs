@@ -97,7 +97,7 @@ fn execute(c: &MCtx, g: GRef, inherit: bool) {
                 // No stack: the body reports the error to `join` without running.
                 enter(c);
                 c.curg.set(std::ptr::null());
-                entry(Some(e));
+                entry.start(Some(e));
                 gdestroy(c, g);
                 return;
             }
@@ -129,6 +129,12 @@ fn after_suspend(c: &MCtx, g: GRef) {
     let sched = &c.sched;
     match g.action.replace(Action::None) {
         Action::Park { deadline, reason } => {
+            if g.registry_slot.get() == usize::MAX {
+                // First park: from now on only the registry can find this G at
+                // shutdown (registry.rs). Goroutines that never park never pay for it.
+                let shard = c.p.get().unwrap_or(g.id as usize);
+                g.registry_slot.set(sched.registry.insert(shard, &g));
+            }
             g.set_wait_reason(reason);
             g.set_status(Status::Waiting);
             // Release: a timer armed below with this seq is valid only if the G is
@@ -203,8 +209,22 @@ fn gdestroy(c: &MCtx, g: GRef) {
             }
         }
     }
-    sched.registry.remove(g.registry_slot.get());
+    if g.registry_slot.get() != usize::MAX {
+        sched.registry.remove(g.registry_slot.get());
+    }
     sched.goroutine_exited();
+    // Go: `gfput`. Keep the G for the next spawn if nobody else holds it (no join
+    // handle, no timer entry, no unparker).
+    let mut g = g;
+    if let Some(p) = c.p.get() {
+        if Arc::get_mut(&mut g).is_some() {
+            // SAFETY: in scheduler code with a P, this M owns it.
+            let cache = unsafe { sched.allp[p].gfree() };
+            if cache.len() < crate::p::G_CACHE {
+                cache.push(g);
+            }
+        }
+    }
 }
 
 /// Go: `findRunnable`. Returns `None` only at shutdown.

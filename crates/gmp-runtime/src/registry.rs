@@ -3,10 +3,12 @@
 //! Shutdown must unwind goroutines that are parked with nothing left to wake them —
 //! including cycles (a goroutine parked on a channel whose only handle lives on that
 //! goroutine's own stack) that reference counting alone would leak. So each G is
-//! registered at spawn and deregistered when it finishes.
+//! registered when it first parks — a goroutine that never parks is always in a run
+//! queue or running, where shutdown finds it anyway, so the many short-lived ones pay
+//! nothing — and deregistered when it finishes.
 //!
-//! The registry is sharded (one shard per P, chosen by the spawning P) so that spawns
-//! on different Ps do not contend; a shard is a slab of `Weak<G>` with a free list, so
+//! The registry is sharded (one shard per P, chosen by the parking P) so that Ps do not
+//! contend; a shard is a slab of `Weak<G>` with a free list, so
 //! registration is an uncontended lock and a store. `Weak` (not a raw pointer) because
 //! a G can be freed concurrently with a shutdown scan: `upgrade` settles that race.
 

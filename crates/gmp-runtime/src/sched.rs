@@ -200,6 +200,37 @@ impl Sched {
         self.wakep();
     }
 
+    /// Go: `newproc`'s tail: makes a new G — reusing a dead one from the current P's
+    /// cache when there is one (Go: `gfget`) — and puts it in the P's `runnext`, under
+    /// one `enter`; from a plain thread or another runtime, onto the global queue.
+    pub(crate) fn spawn_g(self: &Arc<Self>, make: impl FnOnce(Option<GRef>) -> GRef) -> GRef {
+        let g = match m::ctx() {
+            Some(c) if Arc::ptr_eq(&c.sched, self) => match enter(c) {
+                Some(p) => {
+                    let pp = &self.allp[p];
+                    // SAFETY: `enter` made this M the P's owner in state RUNTIME.
+                    let g = make(unsafe { pp.gfree() }.pop());
+                    // SAFETY: as above.
+                    unsafe { pp.local() }.push_next(g.clone(), &self.global);
+                    leave(c, p);
+                    g
+                }
+                None => {
+                    let g = make(None);
+                    self.global.push(g.clone());
+                    g
+                }
+            },
+            _ => {
+                let g = make(None);
+                self.global.push(g.clone());
+                g
+            }
+        };
+        self.wakep();
+        g
+    }
+
     /// Go: `wakep`. Starts a spinning M if a P is idle and nobody spins.
     pub(crate) fn wakep(self: &Arc<Self>) {
         // SeqCst fence: the StoreLoad between publishing work and reading the

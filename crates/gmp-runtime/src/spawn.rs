@@ -8,9 +8,9 @@ use crate::runtime::default_sched;
 use crate::sched::{enter, leave, Sched};
 use gmp_core::coroutine::{Coroutine, Suspender};
 use gmp_core::stack::Stack;
-use gmp_core::sync::atomic::Ordering;
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::cell::UnsafeCell;
 use std::sync::Arc;
 
 /// Starts a goroutine running `f` and returns a handle to join it.
@@ -169,56 +169,115 @@ where
             "gmp: a goroutine stack size must be positive",
         ));
     }
-    let packet: Arc<Packet<T>> = Arc::new(Packet::new(scope));
-    let their_packet = packet.clone();
     let id = next_goid();
-    let body = move |no_stack: Option<io::Error>| {
+    let job: Arc<Job<F, T>> = Arc::new(Job { f: UnsafeCell::new(Some(f)), id, packet: Packet::new(scope) });
+    let packet: Arc<dyn AsPacket<T> + '_> = job.clone();
+    let entry: Arc<dyn Start + '_> = job;
+    // SAFETY: only the lifetimes change (same layout); our caller guarantees that what
+    // `f` borrows outlives the goroutine, including the drop of its stack, and the
+    // packet's `T` is only reached through the `JoinHandle`, which the caller's scope
+    // (a `'static` bound, `scope`, or `block_on`'s wait) keeps within those borrows.
+    let (entry, packet) = unsafe {
+        (
+            std::mem::transmute::<Arc<dyn Start + '_>, Entry>(entry),
+            std::mem::transmute::<Arc<dyn AsPacket<T> + '_>, Arc<dyn AsPacket<T>>>(packet),
+        )
+    };
+    let co = if eager_stack || stack_size.is_some() {
+        let stack = get_stack(sched, stack_size)?;
+        Some(make_coroutine(stack, entry.clone(), id, name.as_deref()))
+    } else {
+        None
+    };
+    let entry = if co.is_some() { None } else { Some(entry) };
+    sched.goroutine_started();
+    let g = sched.spawn_g(|cached| {
+        let g = match cached {
+            Some(mut g) => match Arc::get_mut(&mut g) {
+                Some(gm) => {
+                    gm.reinit(id, name, co, entry);
+                    g
+                }
+                // Unreachable by `gdestroy`'s check; stay correct anyway.
+                None => G::new(id, name, sched.clone(), co, entry),
+            },
+            None => G::new(id, name, sched.clone(), co, entry),
+        };
+        g.set_status(Status::Runnable);
+        g
+    });
+    let handle = JoinHandle { packet, goroutine: Goroutine::from_g(g) };
+    // Spawning is a scheduling point: a goroutine whose P was taken while it ran
+    // (sysmon, after 10 ms without one) goes back through the scheduler now.
+    crate::proc::resched_if_lost_p();
+    Ok(handle)
+}
+
+/// A goroutine's closure and result slot, in one allocation shared by the goroutine
+/// (as its [`Entry`]) and its [`JoinHandle`]. Fields drop in order: the closure (which
+/// may borrow from a scope) before the packet, whose drop tells the scope.
+pub(crate) struct Job<F, T> {
+    f: UnsafeCell<Option<F>>,
+    id: u64,
+    packet: Packet<T>,
+}
+
+// SAFETY: `f` is taken exactly once, by the goroutine's unique owner when it starts
+// (`Start::start` consumes the entry); `packet` is internally synchronised. `F` and `T`
+// cross threads, hence the `Send` bounds.
+unsafe impl<F: Send, T: Send> Sync for Job<F, T> {}
+
+/// Starting a goroutine's body (type-erased: the G holds an `Arc<dyn Start>`).
+pub(crate) trait Start: Send + Sync {
+    /// Runs the body on the goroutine's stack, or, with `Some(error)`, reports that no
+    /// stack could be had (on the scheduler's stack, without running it).
+    fn start(self: Arc<Self>, no_stack: Option<io::Error>);
+}
+
+impl<F, T> Start for Job<F, T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    fn start(self: Arc<Self>, no_stack: Option<io::Error>) {
+        // SAFETY: see the `Sync` impl: we are the only caller, once.
+        let f = unsafe { (*self.f.get()).take() }.expect("gmp: a goroutine was started twice");
         if let Some(e) = no_stack {
             drop(f);
-            their_packet.set(Err(Box::new(format!(
-                "gmp: cannot allocate a stack for goroutine {id}: {e}"
-            ))));
+            let id = self.id;
+            self.packet.set(Err(Box::new(format!("gmp: cannot allocate a stack for goroutine {id}: {e}"))));
             return;
         }
         let r = catch_unwind(AssertUnwindSafe(f));
         if let Err(p) = &r {
             if gmp_core::coroutine::is_forced_unwind(&**p) {
                 // The runtime is unwinding this goroutine (shutdown): keep going.
-                drop(their_packet);
+                drop(self);
                 match r {
                     Err(p) => resume_unwind(p),
                     Ok(_) => unreachable!(),
                 }
             }
         }
-        their_packet.set(r);
-    };
-    let entry: Box<dyn FnOnce(Option<io::Error>) + Send + '_> = Box::new(body);
-    // SAFETY: only the lifetime changes (same layout); our caller guarantees that what
-    // `f` borrows outlives the goroutine, including the drop of its stack.
-    let entry: Entry = unsafe {
-        std::mem::transmute::<Box<dyn FnOnce(Option<io::Error>) + Send + '_>, Entry>(entry)
-    };
-    let g = if eager_stack || stack_size.is_some() {
-        let stack = get_stack(sched, stack_size)?;
-        let co = make_coroutine(stack, entry, id, name.as_deref());
-        G::new(id, name, sched.clone(), Some(co), None)
-    } else {
-        G::new(id, name, sched.clone(), None, Some(entry))
-    };
-    let shard = m::ctx().and_then(|c| c.p.get()).unwrap_or(id as usize);
-    g.registry_slot.set(sched.registry.insert(shard, &g));
-    sched.goroutine_started();
-    g.set_status(Status::Runnable);
-    let handle = JoinHandle {
-        packet,
-        goroutine: Goroutine::from_g(g.clone()),
-    };
-    sched.put_runnable(g, true);
-    // Spawning is a scheduling point: a goroutine whose P was taken while it ran
-    // (sysmon, after 10 ms without one) goes back through the scheduler now.
-    crate::proc::resched_if_lost_p();
-    Ok(handle)
+        self.packet.set(r);
+    }
+}
+
+/// A body that does nothing, for the loom models (their goroutines never run).
+#[cfg(all(test, loom))]
+pub(crate) fn noop_entry() -> Entry {
+    Arc::new(Job { f: UnsafeCell::new(Some(|| ())), id: 0, packet: Packet::new(None) })
+}
+
+/// Access to the result slot, for [`JoinHandle`] (type-erased over the closure).
+pub(crate) trait AsPacket<T>: Send + Sync {
+    fn packet(&self) -> &Packet<T>;
+}
+
+impl<F: Send, T: Send> AsPacket<T> for Job<F, T> {
+    fn packet(&self) -> &Packet<T> {
+        &self.packet
+    }
 }
 
 /// The coroutine a goroutine runs in.
@@ -234,7 +293,7 @@ pub(crate) fn make_coroutine(
         if let Some(g) = crate::proc::current_g() {
             g.suspender.set(s as *const Suspender);
         }
-        entry(None);
+        entry.start(None);
     });
     if id != 0 || name.is_some() {
         co.set_label(id, name);
