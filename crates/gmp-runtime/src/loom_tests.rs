@@ -77,6 +77,7 @@ fn wakep_vs_spinner_giving_up() {
         match spinner {
             // The spinner saw the work (before or after releasing): it keeps running.
             Release::Keep | Release::Reacquired(_) => {}
+            Release::Spin => unreachable!("only a non-spinning M is asked to spin"),
             // The spinner sleeps: M2 must have been handed the P, spinning.
             Release::Released => {
                 assert!(m2_got_p, "lost wake-up: work queued, P idle, no M running");
@@ -92,7 +93,7 @@ fn wakep_vs_spinner_giving_up() {
         // The spinning count is exactly the number of spinning Ms.
         let spinning = match spinner {
             Release::Keep => 1, // still spinning (the caller keeps its flag)
-            Release::Reacquired(_) => 1,
+            Release::Reacquired(_) | Release::Spin => 1,
             Release::Released => usize::from(m2_got_p),
         };
         assert_eq!(s.nmspinning.load(Ordering::SeqCst), spinning, "nmspinning leaked or underflowed");

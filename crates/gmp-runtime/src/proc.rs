@@ -298,6 +298,10 @@ fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
                 c.spinning.set(true);
                 continue;
             }
+            Release::Spin => {
+                c.spinning.set(true);
+                continue;
+            }
             Release::Released => c.p.set(None),
         }
         // 8. Sleep until there is work for us.

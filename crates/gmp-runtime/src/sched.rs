@@ -503,6 +503,9 @@ pub(crate) enum Release {
     Reacquired(usize),
     /// The P is idle; the caller goes to sleep.
     Released,
+    /// A spinner found work it had no P for (`needspinning`): the caller keeps its P
+    /// and spins instead of idling (Go 1.21, golang/go#43997). `nmspinning` counts it.
+    Spin,
 }
 
 /// True if any queue of the runtime holds a goroutine.
@@ -523,6 +526,10 @@ impl Sched {
             if !self.global.is_empty() {
                 return Release::Keep;
             }
+            if !was_spinning && self.needspinning.swap(false, Ordering::SeqCst) {
+                self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                return Release::Spin;
+            }
             // Release: the next owner acquires our writes to the P.
             self.allp[p].own.store(OWN_IDLE, Ordering::Release);
             self.pidleput_locked(&mut idle, p);
@@ -541,6 +548,9 @@ impl Sched {
                     self.nmspinning.fetch_add(1, Ordering::SeqCst);
                     return Release::Reacquired(p);
                 }
+                // Work, but every P is busy: ask the next M that would idle its P to
+                // spin instead (Go: needspinning).
+                self.needspinning.store(true, Ordering::SeqCst);
             }
         }
         Release::Released

@@ -77,10 +77,6 @@ impl Timers {
         self.next.load(Ordering::Acquire)
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.heap.lock().entries.len()
-    }
-
     /// Go: `timers.addHeap`. Returns true if this is now the earliest timer.
     pub(crate) fn add(&self, when: Instant, seq: u64, g: GRef) -> bool {
         let when = nanos(when);
