@@ -105,7 +105,8 @@ fn wakep_vs_spinner_giving_up() {
 /// The scheduler's commit of a park (proc.rs `after_suspend`): true if parked.
 fn commit(gr: &G) -> bool {
     gr.set_status(Status::Waiting);
-    gr.park_seq.fetch_add(1, Ordering::Release);
+    let seq = gr.park_seq.load(Ordering::Relaxed) + 1;
+    gr.park_seq.store(seq, Ordering::Release);
     gr.park.commit_park()
 }
 

@@ -139,7 +139,9 @@ fn after_suspend(c: &MCtx, g: GRef) {
             g.set_status(Status::Waiting);
             // Release: a timer armed below with this seq is valid only if the G is
             // still in this park (timers.rs `fire` acquires it).
-            let seq = g.park_seq.fetch_add(1, Ordering::Release) + 1;
+            // Only the owner writes `park_seq`: a load and a store, no locked RMW.
+            let seq = g.park_seq.load(Ordering::Relaxed) + 1;
+            g.park_seq.store(seq, Ordering::Release);
             if !g.park.commit_park() {
                 // An unpark slipped in between the goroutine's check and the commit:
                 // do not sleep; run it again next, inheriting the time slice.
@@ -374,13 +376,29 @@ fn steal_work(c: &MCtx, p: usize) -> Option<GRef> {
                 // Go skips idle Ps: their queues are empty.
                 continue;
             }
-            if let Some(g) = vp.stealer.steal_into(local, last) {
+            if let Some(g) = vp.stealer.steal_into(local, false) {
                 return Some(g);
+            }
+            if last && !vp.stealer.is_empty() {
+                // Only `runnext` is left. Go: runqgrab's back-off — the victim usually
+                // runs the goroutine it just readied within a few microseconds (a
+                // channel handoff takes ~100 ns); stealing it at once would bounce a
+                // communicating pair between Ps.
+                let until = Instant::now() + RUNNEXT_BACKOFF;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                if let Some(g) = vp.stealer.steal_into(local, true) {
+                    return Some(g);
+                }
             }
         }
     }
     None
 }
+
+/// Go: the `usleep(3)` in `runqgrab` before stealing `runnext`.
+const RUNNEXT_BACKOFF: Duration = Duration::from_micros(3);
 
 fn coprime_stride(n: usize, r: u64) -> usize {
     let mut s = (r as usize % n).max(1);
