@@ -107,6 +107,12 @@ pub trait ParkHook: Sync + 'static {
     /// or spuriously. Returns `false`, without parking, when no goroutine is running
     /// on this thread; the caller then parks the thread.
     fn park(&self, deadline: Option<Instant>) -> bool;
+
+    /// True when a goroutine (not the thread itself) is the current waiter. The
+    /// default asks [`current`](ParkHook::current); runtimes can answer more cheaply.
+    fn in_goroutine(&self) -> bool {
+        self.current().is_some()
+    }
 }
 
 #[cfg(not(loom))]
@@ -137,6 +143,14 @@ pub fn current() -> Unparker {
         return u;
     }
     thread_unparker()
+}
+
+/// True when the caller runs as a goroutine of a runtime that installed a hook (its
+/// parking switches the goroutine out). Blocking code uses it to skip spin-then-yield
+/// loops that only make sense for OS threads: a goroutine should park at once, as Go's
+/// channel operations do, and let its M run something else.
+pub fn in_goroutine() -> bool {
+    hook().is_some_and(|h| h.in_goroutine())
 }
 
 /// Parks the current goroutine or thread until its permit is available (or

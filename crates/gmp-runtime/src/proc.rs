@@ -489,6 +489,10 @@ impl ParkHook for Hook {
         Some(G::arc(g).unparker())
     }
 
+    fn in_goroutine(&self) -> bool {
+        current_g().is_some()
+    }
+
     fn park(&self, deadline: Option<Instant>) -> bool {
         match current_g() {
             Some(g) => {
