@@ -149,7 +149,10 @@ fn loom(ci: &mut Ci, only: Option<&str>) {
     for c in crates {
         let tests = loom_tests(c);
         // Models of crate internals live in `src/loom_tests.rs` (unit tests).
-        let lib = Path::new("crates").join(c).join("src/loom_tests.rs").exists();
+        let lib = Path::new("crates")
+            .join(c)
+            .join("src/loom_tests.rs")
+            .exists();
         if tests.is_empty() && !lib {
             continue;
         }

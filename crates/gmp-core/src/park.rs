@@ -53,9 +53,9 @@ use crate::sync::atomic::{AtomicU8, Ordering};
 use crate::sync::{Condvar, Mutex};
 // The unparker's refcount is plain std: it is not part of any protocol a model checks,
 // and loom's `Arc` cannot hold a `dyn` trait object.
-use std::sync::Arc;
 use std::cell::Cell;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Something that can be woken: a parked thread, a parked goroutine.
@@ -93,7 +93,9 @@ impl Unparker {
 
 impl fmt::Debug for Unparker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Unparker").field("waiter", &Arc::as_ptr(&self.inner)).finish()
+        f.debug_struct("Unparker")
+            .field("waiter", &Arc::as_ptr(&self.inner))
+            .finish()
     }
 }
 
@@ -161,7 +163,11 @@ pub fn park() {
 
 /// Parks for at most `timeout` (or until unparked, or spuriously).
 pub fn park_timeout(timeout: Duration) {
-    park_inner(Some(Instant::now().checked_add(timeout).unwrap_or_else(far_future)));
+    park_inner(Some(
+        Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(far_future),
+    ));
 }
 
 /// Parks until `deadline` at the latest (or until unparked, or spuriously).
@@ -179,7 +185,7 @@ fn park_inner(deadline: Option<Instant>) {
             return;
         }
     }
-    THREAD_PARKER.with(|p| p.park(deadline));
+    park_thread(deadline);
 }
 
 /// The permit word shared by every kind of waiter (see the module docs).
@@ -214,7 +220,10 @@ impl ParkState {
     /// arrived meanwhile; the permit is then consumed and the waiter must not sleep.
     #[inline]
     pub fn commit_park(&self) -> bool {
-        match self.0.compare_exchange(EMPTY, PARKED, Ordering::Relaxed, Ordering::Relaxed) {
+        match self
+            .0
+            .compare_exchange(EMPTY, PARKED, Ordering::Relaxed, Ordering::Relaxed)
+        {
             Ok(_) => true,
             Err(NOTIFIED) => {
                 // Acquire: pairs with the Release of the unpark that set NOTIFIED.
@@ -271,7 +280,11 @@ pub struct ThreadParker {
 impl ThreadParker {
     /// A parker with no permit.
     pub fn new() -> Self {
-        ThreadParker { state: ParkState::new(), lock: Mutex::new(()), cvar: Condvar::new() }
+        ThreadParker {
+            state: ParkState::new(),
+            lock: Mutex::new(()),
+            cvar: Condvar::new(),
+        }
     }
 
     /// Blocks the calling thread until the permit is available, `deadline` passes, or
@@ -362,10 +375,22 @@ loom::thread_local! {
 
 /// The unparker of the calling OS thread (ignoring any installed hook).
 pub fn thread_unparker() -> Unparker {
-    THREAD_PARKER.with(|p| Unparker::new(p.clone() as Arc<dyn Unpark>))
+    // `try_with`: blocking code may run in another thread-local's destructor, after
+    // ours is gone. A fresh parker then stands in; `park_thread` sleeps briefly instead
+    // (a spurious wake-up, which every caller tolerates).
+    THREAD_PARKER
+        .try_with(|p| Unparker::new(p.clone() as Arc<dyn Unpark>))
+        .unwrap_or_else(|_| Unparker::new(Arc::new(ThreadParker::new()) as Arc<dyn Unpark>))
 }
 
 /// Parks the calling OS thread (ignoring any installed hook).
 pub fn park_thread(deadline: Option<Instant>) {
-    THREAD_PARKER.with(|p| p.park(deadline));
+    if THREAD_PARKER.try_with(|p| p.park(deadline)).is_err() {
+        // Thread-locals are being destroyed (see `thread_unparker`): poll gently.
+        let nap = Duration::from_millis(1);
+        let nap = deadline.map_or(nap, |d| {
+            d.saturating_duration_since(Instant::now()).min(nap)
+        });
+        std::thread::sleep(nap);
+    }
 }

@@ -51,7 +51,11 @@ mod imp {
             self.0.wait(guard);
         }
         /// Blocks until notified, spuriously, or `deadline`; true if the deadline passed.
-        pub fn wait_until<T>(&self, guard: &mut MutexGuard<'_, T>, deadline: std::time::Instant) -> bool {
+        pub fn wait_until<T>(
+            &self,
+            guard: &mut MutexGuard<'_, T>,
+            deadline: std::time::Instant,
+        ) -> bool {
             self.0.wait_until(guard, deadline).timed_out()
         }
         /// Wakes one waiter.
@@ -162,7 +166,11 @@ mod imp {
         }
         /// Under loom time does not pass: a timed wait is modelled as a wait that may
         /// return at once, having "timed out". Returns true (timed out).
-        pub fn wait_until<T>(&self, _guard: &mut MutexGuard<'_, T>, _deadline: std::time::Instant) -> bool {
+        pub fn wait_until<T>(
+            &self,
+            _guard: &mut MutexGuard<'_, T>,
+            _deadline: std::time::Instant,
+        ) -> bool {
             true
         }
         /// Wakes one waiter.

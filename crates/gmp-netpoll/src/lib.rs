@@ -1,1 +1,259 @@
-//! gmp-netpoll (skeleton; filled by its issue).
+//! gmp-netpoll: Go's network poller on mio.
+//!
+//! A [`Poller`] owns one `mio::Poll` (epoll on Linux). Sockets register once, for reading
+//! and writing, edge-triggered, and get a [`PollDesc`]. A goroutine (or thread) whose
+//! non-blocking syscall returns `EAGAIN` calls [`PollDesc::wait_read`] /
+//! [`PollDesc::wait_write`], which parks it through [`gmp_core::park`]; whoever runs the
+//! poller calls [`Poller::poll`], gets back the [`Unparker`]s of the waiters made ready,
+//! and unparks them. This crate never names the runtime: the runtime decides who polls
+//! and when (Go: `findRunnable`, sysmon), and here a plain thread can do it too.
+//!
+//! ```
+//! use gmp_netpoll::Poller;
+//! use std::io::{ErrorKind, Read, Write};
+//! use std::time::Duration;
+//!
+//! let poller = Poller::new()?;
+//! let (mut a, mut b) = mio::net::UnixStream::pair()?;
+//! let pd = poller.register(&mut b)?;
+//!
+//! std::thread::scope(|s| {
+//!     // The reader: plain blocking-style code over a non-blocking socket.
+//!     let reader = s.spawn(|| {
+//!         let mut buf = [0u8; 5];
+//!         loop {
+//!             match (&b).read(&mut buf) {
+//!                 Err(e) if e.kind() == ErrorKind::WouldBlock => pd.wait_read().unwrap(),
+//!                 r => return (r.unwrap(), buf),
+//!             }
+//!         }
+//!     });
+//!     a.write_all(b"hello").unwrap();
+//!     // The runtime's part: poll, and wake whoever became ready.
+//!     let mut ready = Vec::new();
+//!     while !reader.is_finished() {
+//!         poller.poll(Some(Duration::from_millis(10)), &mut ready).unwrap();
+//!         ready.drain(..).for_each(|u| u.unpark());
+//!     }
+//!     assert_eq!(reader.join().unwrap(), (5, *b"hello"));
+//! });
+//! pd.deregister(&mut b)?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Design (Go's runtime/netpoll.go, see `go-runtime.md` §9)
+//!
+//! - `wait.rs`: the per-direction wait word, `NIL`/`READY`/`WAIT`/`PARKED` by CAS, Go's
+//!   `netpollblock`/`netpollunblock` ([`WaitWord`], model-checked with loom);
+//! - `poll_desc.rs`: [`PollDesc`], deadlines, close, and the queue that lets several
+//!   callers wait on one direction as `std` allows;
+//! - `table.rs`: pooled, type-stable descriptors with a generation in the mio token (Go's
+//!   `pollcache` and `fdseq`), so a late event for a closed and reused descriptor is
+//!   dropped;
+//! - this file: the [`Poller`] (Go's `netpoll(delay)`, `netpollBreak`, `netpollWaiters`).
+//!
+//! Polling follows Go's `netpoll`: any number of threads may poll without blocking at
+//! the same time (`epoll_wait` with a zero timeout is thread-safe), but only one thread
+//! blocks in the poller; a second blocking caller returns at once with nothing, as Go's
+//! `findRunnable` skips the blocking poll while `sched.lastpoll == 0`. That is why
+//! [`Poller::poll`] calls `epoll_wait` itself on mio's epoll descriptor rather than
+//! `mio::Poll::poll`, which takes `&mut self` and so would make a cheap non-blocking poll
+//! wait for (or be mistaken for) a blocked one. mio registers the sources and provides
+//! the waker. Linux (epoll) only.
+#![cfg_attr(not(test), warn(missing_docs))]
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+compile_error!("gmp-netpoll polls with epoll: Linux and Android only");
+
+mod poll_desc;
+mod table;
+mod wait;
+
+pub use poll_desc::{is_closed_error, Direction, PollDesc};
+pub use wait::WaitWord;
+
+pub use gmp_core::park::Unparker;
+
+use gmp_core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use mio::{Interest, Token};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+// The poller's refcount is plain std: it is not part of a modelled protocol.
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Events fetched per `epoll_wait`, as Go's `netpoll` (128).
+const EVENTS: usize = 128;
+
+/// The network poller: Go's `netpoll` over one `mio::Poll`. Send + Sync.
+///
+/// See the [crate docs](crate) for the protocol and an example.
+pub struct Poller {
+    inner: Arc<Inner>,
+}
+
+/// What the poller and its descriptors share.
+pub(crate) struct Inner {
+    /// Owns the epoll instance; polled through its raw descriptor (`epfd`).
+    _poll: mio::Poll,
+    epfd: RawFd,
+    registry: mio::Registry,
+    waker: mio::Waker,
+    /// Go's `netpollWakeSig`: a wake-up is pending, further `wake`s are no-ops.
+    wake_sig: AtomicBool,
+    /// A thread is blocked in `epoll_wait` (Go: `sched.lastpoll == 0`). Claimed by CAS:
+    /// at most one blocked poller.
+    blocked: AtomicBool,
+    /// Go's `netpollWaiters`: waiters parked on some wait word.
+    pub(crate) waiters: AtomicUsize,
+    pub(crate) table: table::Table,
+}
+
+impl fmt::Debug for Poller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Poller")
+            .field("waiters", &self.inner.waiters.load(SeqCst))
+            .field("blocked", &self.inner.blocked.load(SeqCst))
+            .finish()
+    }
+}
+
+impl Poller {
+    /// Creates a poller (an epoll instance and an eventfd waker). Go: `netpollinit`.
+    pub fn new() -> io::Result<Poller> {
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = mio::Waker::new(poll.registry(), Token(table::WAKER_TOKEN))?;
+        Ok(Poller {
+            inner: Arc::new(Inner {
+                epfd: poll.as_raw_fd(),
+                _poll: poll,
+                registry,
+                waker,
+                wake_sig: AtomicBool::new(false),
+                blocked: AtomicBool::new(false),
+                waiters: AtomicUsize::new(0),
+                table: table::Table::new(),
+            }),
+        })
+    }
+
+    /// Registers `source` for reading and writing, edge-triggered, once for its lifetime
+    /// (Go: `netpollopen`, `EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET`), and returns its
+    /// descriptor. The source must be in non-blocking mode.
+    pub fn register<S: mio::event::Source + ?Sized>(&self, source: &mut S) -> io::Result<PollDesc> {
+        let (index, desc) = self.inner.table.alloc()?;
+        let pd = PollDesc::new(self.inner.clone(), index, desc);
+        // On error `pd` is dropped, which returns the descriptor to the pool.
+        self.inner.registry.register(
+            source,
+            pd.token(),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        Ok(pd)
+    }
+
+    /// Polls for I/O readiness for at most `timeout` (`None`: until an event or a
+    /// [`wake`](Poller::wake); `Some(Duration::ZERO)`: without blocking) and appends the
+    /// waiters made ready to `ready`; the caller must unpark each of them. Returns how many
+    /// were appended. Go: `netpoll(delay)`.
+    ///
+    /// Non-blocking polls may run on any number of threads at once. Only one thread
+    /// blocks: a blocking poll while another thread is blocked in the poller returns
+    /// `Ok(0)` at once. A timeout is rounded up to whole milliseconds (epoll's unit), so
+    /// the poller never wakes before a timer it was asked to wait for. An interrupted wait
+    /// (`EINTR`) returns `Ok(0)`; the caller recomputes its timeout, as Go's callers do.
+    pub fn poll(&self, timeout: Option<Duration>, ready: &mut Vec<Unparker>) -> io::Result<usize> {
+        let ms = match timeout {
+            Some(d) if d.is_zero() => 0,
+            Some(d) => i32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
+            None => -1,
+        };
+        // SeqCst: the runtime reads `blocked` (is_polling) against its own idle state to
+        // decide whether it must block in the poller itself or `wake` it.
+        if ms != 0
+            && self
+                .inner
+                .blocked
+                .compare_exchange(false, true, SeqCst, SeqCst)
+                .is_err()
+        {
+            return Ok(0);
+        }
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+        // SAFETY: `epfd` is the epoll descriptor owned by `self.inner._poll`, open while
+        // `self` lives; `events` is a writable buffer of `EVENTS` entries.
+        let n =
+            unsafe { libc::epoll_wait(self.inner.epfd, events.as_mut_ptr(), EVENTS as i32, ms) };
+        let err = (n < 0).then(io::Error::last_os_error);
+        if ms != 0 {
+            self.inner.blocked.store(false, SeqCst);
+        }
+        if let Some(e) = err {
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(0)
+            } else {
+                Err(e)
+            };
+        }
+        let before = ready.len();
+        let waiters = &self.inner.waiters;
+        for ev in &events[..n as usize] {
+            // Copies: `epoll_event` is packed on x86-64, its fields cannot be borrowed.
+            let (bits, token) = (ev.events as i32, ev.u64 as usize);
+            if token == table::WAKER_TOKEN {
+                // Go: the blocked poller drains the break fd and resets netpollWakeSig.
+                // (mio's eventfd is edge-triggered: every write is a new event, and a full
+                // counter is reset by `Waker::wake` itself, so there is nothing to drain.)
+                self.inner.wake_sig.store(false, SeqCst);
+                continue;
+            }
+            let (index, gen) = table::untoken(token);
+            let Some(desc) = self.inner.table.get(index) else {
+                continue;
+            };
+            if desc.seq.load(SeqCst) != gen {
+                continue; // A late event for a freed (maybe reused) descriptor.
+            }
+            // Go's netpoll: IN, RDHUP, HUP, ERR wake readers; OUT, HUP, ERR wake writers.
+            if bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
+                ready.extend(desc.rd.word.unblock(true, waiters));
+            }
+            if bits & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
+                ready.extend(desc.wr.word.unblock(true, waiters));
+            }
+        }
+        Ok(ready.len() - before)
+    }
+
+    /// Makes the thread blocked in [`poll`](Poller::poll) return now, or the next `poll`
+    /// return at once if nobody is blocked. Deduplicated: while a wake-up is pending, more
+    /// calls do nothing. Go: `netpollBreak`.
+    pub fn wake(&self) -> io::Result<()> {
+        if self
+            .inner
+            .wake_sig
+            .compare_exchange(false, true, SeqCst, SeqCst)
+            .is_err()
+        {
+            return Ok(());
+        }
+        self.inner
+            .waker
+            .wake()
+            .inspect_err(|_| self.inner.wake_sig.store(false, SeqCst))
+    }
+
+    /// True if some waiter is parked on a descriptor of this poller, so that polling can
+    /// make progress. Go: `netpollAnyWaiters`.
+    pub fn has_waiters(&self) -> bool {
+        self.inner.waiters.load(SeqCst) > 0
+    }
+
+    /// True while a thread is blocked inside [`poll`](Poller::poll) (a poll with a
+    /// non-zero timeout); non-blocking polls do not count. Go: `sched.lastpoll == 0`.
+    pub fn is_polling(&self) -> bool {
+        self.inner.blocked.load(SeqCst)
+    }
+}

@@ -141,6 +141,9 @@ pub(crate) struct G {
     pub(crate) suspender: Cell<*const Suspender>,
     /// Its slot in the runtime's registry (set at its first park; `usize::MAX` before).
     pub(crate) registry_slot: Cell<usize>,
+    /// Set on a main goroutine that `block_on` gave up on (deadlock): it may borrow from
+    /// a frame that is gone, so it must never run again; unparks are ignored.
+    pub(crate) abandoned: gmp_core::sync::atomic::AtomicBool,
 }
 
 // SAFETY: every `Cell`/`UnsafeCell` field of `G` is touched only by the single M that
@@ -175,23 +178,32 @@ impl G {
             entry: UnsafeCell::new(entry),
             suspender: Cell::new(std::ptr::null()),
             registry_slot: Cell::new(usize::MAX),
+            abandoned: gmp_core::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// Go: `gfget`'s reinitialisation of a dead G for a new goroutine. The caller holds
     /// the only reference (`Arc::get_mut` succeeded).
-    pub(crate) fn reinit(&mut self, id: u64, name: Option<String>, co: Option<Coroutine<()>>, entry: Option<Entry>) {
+    pub(crate) fn reinit(
+        &mut self,
+        id: u64,
+        name: Option<String>,
+        co: Option<Coroutine<()>>,
+        entry: Option<Entry>,
+    ) {
         debug_assert_eq!(self.status(), Status::Dead);
         self.id = id;
         self.name = name.map(String::into_boxed_str);
         self.park = ParkState::new();
         self.status.store(Status::Idle as u8, Ordering::Relaxed);
-        self.wait_reason.store(WaitReason::None as u8, Ordering::Relaxed);
+        self.wait_reason
+            .store(WaitReason::None as u8, Ordering::Relaxed);
         self.action.set(Action::None);
         *self.co.get_mut() = co;
         *self.entry.get_mut() = entry;
         self.suspender.set(std::ptr::null());
         self.registry_slot.set(usize::MAX);
+        self.abandoned.store(false, Ordering::Relaxed);
     }
 
     pub(crate) fn status(&self) -> Status {
@@ -257,6 +269,9 @@ impl G {
 impl Unpark for G {
     /// Go: `goready`. Only the waker that finds the G `PARKED` readies it.
     fn unpark(&self) {
+        if self.abandoned.load(Ordering::Acquire) {
+            return;
+        }
         if self.park.unpark() {
             // SAFETY: every `G` lives in an `Arc` (`G::new` is the only constructor), and
             // `&self` proves a strong reference is alive for the duration of this call,

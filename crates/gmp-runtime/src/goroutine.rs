@@ -89,6 +89,20 @@ impl Goroutine {
     }
 }
 
+// Like `std::thread::Thread`: a handle is only an id, a name and an unpark switch.
+impl std::panic::UnwindSafe for Goroutine {}
+impl std::panic::RefUnwindSafe for Goroutine {}
+
+impl Goroutine {
+    /// The G behind the handle, if it is a goroutine.
+    pub(crate) fn g(&self) -> Option<&Arc<G>> {
+        match &self.inner {
+            Inner::G(g) => Some(g),
+            Inner::Thread { .. } => None,
+        }
+    }
+}
+
 impl fmt::Debug for Goroutine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Goroutine")
@@ -100,7 +114,7 @@ impl fmt::Debug for Goroutine {
 
 /// A handle to the caller: the running goroutine, or the calling plain thread.
 pub fn current() -> Goroutine {
-    if let Some(g) = proc::current_g() {
+    if let Some(g) = proc::running_g() {
         return Goroutine::from_g(G::arc(g));
     }
     THREAD.with(|t| t.clone())
@@ -119,6 +133,11 @@ std::thread_local! {
 /// Cooperatively gives up the processor (Go: `runtime.Gosched`): the goroutine goes
 /// to the back of its P's run queue. On a plain thread, [`std::thread::yield_now`].
 pub fn yield_now() {
+    if std::thread::panicking() {
+        // A goroutine must not move to another thread while it unwinds: std keeps the
+        // panic count in a thread-local.
+        return;
+    }
     match proc::current_g() {
         Some(g) => proc::yield_current(g),
         None => std::thread::yield_now(),
@@ -143,6 +162,11 @@ pub fn sleep_until(deadline: Instant) {
         let Some(g) = proc::current_g() else {
             return proc::thread_sleep_until(deadline);
         };
+        if std::thread::panicking() {
+            // Never move to another M mid-unwind (std's panic count is
+            // thread-local): sleep the M, as a blocking call so its P is handed on.
+            return proc::blocking_call(|| proc::thread_sleep_until(deadline));
+        }
         if Instant::now() >= deadline {
             return;
         }

@@ -65,9 +65,9 @@
 #![cfg_attr(not(test), warn(missing_docs))]
 
 mod g;
+mod goroutine;
 #[cfg(all(test, loom))]
 mod loom_tests;
-mod goroutine;
 mod m;
 pub mod net;
 mod p;

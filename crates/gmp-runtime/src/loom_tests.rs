@@ -33,7 +33,13 @@ fn sched(procs: usize) -> Arc<Sched> {
 
 /// A goroutine that is never run.
 fn g(sched: &Arc<Sched>, id: u64) -> Arc<G> {
-    G::new(id, None, sched.clone(), None, Some(crate::spawn::noop_entry()))
+    G::new(
+        id,
+        None,
+        sched.clone(),
+        None,
+        Some(crate::spawn::noop_entry()),
+    )
 }
 
 /// Breaks the Sched → queue → G → Sched cycles so loom sees no leak.
@@ -47,7 +53,9 @@ fn teardown(s: &Sched) {
 /// Takes an idle P as an M would (`pidleget` + `acquirep`).
 fn take_p(sched: &Sched, m: u64) -> usize {
     let p = sched.pidleget().expect("an idle P");
-    let prev = sched.allp[p].own.swap(own_word(m, OWN_RUNTIME), Ordering::AcqRel);
+    let prev = sched.allp[p]
+        .own
+        .swap(own_word(m, OWN_RUNTIME), Ordering::AcqRel);
     assert_eq!(prev & 0xff, OWN_IDLE);
     p
 }
@@ -96,7 +104,11 @@ fn wakep_vs_spinner_giving_up() {
             Release::Reacquired(_) | Release::Spin => 1,
             Release::Released => usize::from(m2_got_p),
         };
-        assert_eq!(s.nmspinning.load(Ordering::SeqCst), spinning, "nmspinning leaked or underflowed");
+        assert_eq!(
+            s.nmspinning.load(Ordering::SeqCst),
+            spinning,
+            "nmspinning leaked or underflowed"
+        );
         assert_eq!(s.global.len(), 1, "the goroutine was lost");
         teardown(&s);
     });
@@ -156,7 +168,11 @@ fn timer_vs_unpark() {
         s.allp[0].timers.run(u64::MAX, |_g| by_timer += 1);
         waker.join().unwrap();
         let by_unpark = s.global.len();
-        assert_eq!(by_timer + by_unpark, 1, "readied {by_timer} + {by_unpark} times");
+        assert_eq!(
+            by_timer + by_unpark,
+            1,
+            "readied {by_timer} + {by_unpark} times"
+        );
         teardown(&s);
     });
 }

@@ -54,6 +54,7 @@ pub(crate) fn mstart(sched: Arc<Sched>, m: Arc<M>, p: Option<usize>, spinning: b
     gmp_core::park::set_hook(prev_hook);
     set_ctx(std::ptr::null());
     sched.mcount.fetch_sub(1, Ordering::Relaxed);
+    crate::sched::ALL_M.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Go: `schedule`. Finds a goroutine and runs it, forever (until shutdown).
@@ -330,7 +331,9 @@ fn poll_network(
     }
     let mut ready: Vec<Unparker> = Vec::new();
     let _ = poller.poll(timeout, &mut ready);
-    c.sched.last_poll.store(nanos(Instant::now()), Ordering::Relaxed);
+    c.sched
+        .last_poll
+        .store(nanos(Instant::now()), Ordering::Relaxed);
     if ready.is_empty() {
         return None;
     }
@@ -453,7 +456,9 @@ fn sleep_for_p(c: &MCtx) -> Option<()> {
                 sched.last_poll_blocked.store(true, Ordering::SeqCst);
                 let _ = poller.poll(timeout, &mut ready);
                 sched.last_poll_blocked.store(false, Ordering::SeqCst);
-                sched.last_poll.store(nanos(Instant::now()), Ordering::Relaxed);
+                sched
+                    .last_poll
+                    .store(nanos(Instant::now()), Ordering::Relaxed);
                 sched.sleep_until.store(u64::MAX, Ordering::SeqCst);
                 if !ready.is_empty() {
                     if let Some(p) = sched.pidleget() {
@@ -466,6 +471,16 @@ fn sleep_for_p(c: &MCtx) -> Option<()> {
                 continue;
             }
         }
+        // Another thread (perhaps of another runtime sharing the process's poller) is
+        // blocked in the poller for our waiters: never rely on it alone — it may stop
+        // polling for good (its runtime shuts down). Look again every 10 ms.
+        let deadline = match crate::netpoll_poller_if_started() {
+            Some(poller) if poller.has_waiters() => {
+                let cap = Instant::now() + Duration::from_millis(10);
+                Some(deadline.map_or(cap, |d| d.min(cap)))
+            }
+            _ => deadline,
+        };
         let woke = sched.stopm(&c.m, deadline);
         sched.sleep_until.store(u64::MAX, Ordering::SeqCst);
         if let Some((p, spinning)) = woke {
@@ -484,17 +499,24 @@ static HOOK: Hook = Hook;
 
 impl ParkHook for Hook {
     fn current(&self) -> Option<Unparker> {
-        let c = m::ctx()?;
-        let g = c.curg()?;
+        // While unwinding, a goroutine waits as its thread does (see `park`).
+        let g = current_g().filter(|_| !std::thread::panicking())?;
         Some(G::arc(g).unparker())
     }
 
     fn in_goroutine(&self) -> bool {
-        current_g().is_some()
+        current_g().is_some() && !std::thread::panicking()
     }
 
     fn park(&self, deadline: Option<Instant>) -> bool {
         match current_g() {
+            Some(_) if std::thread::panicking() => {
+                // Unwinding: std's panic count is thread-local, so the goroutine must
+                // not move to another M. Block this M instead (`current` handed out
+                // the thread's unparker), as a blocking call, so its P is handed on.
+                blocking_call(|| gmp_core::park::park_thread(deadline));
+                true
+            }
             Some(g) => {
                 park_current(g, deadline, WaitReason::Park);
                 true
@@ -507,7 +529,17 @@ impl ParkHook for Hook {
 /// The goroutine running on this thread, if any. The reference is valid only until
 /// the goroutine next suspends (it may then move to another M; the G itself lives on,
 /// but callers should re-fetch).
+///
+/// Inside `blocking(f)` this is `None`: `f` runs as plain-thread code (a channel
+/// operation or a join inside it blocks the M, whose P sysmon has handed on), so that
+/// a goroutine never parks while its M is in a system call.
 pub(crate) fn current_g() -> Option<&'static G> {
+    let g = running_g()?;
+    (g.status() != Status::Syscall).then_some(g)
+}
+
+/// The goroutine running on this thread, also inside `blocking` (for its identity).
+pub(crate) fn running_g() -> Option<&'static G> {
     let c = m::ctx()?;
     let g = c.curg()?;
     // SAFETY: the G is kept alive by the `Arc` its M holds while running it, and the
@@ -554,6 +586,10 @@ pub(crate) fn suspend(g: &G) {
 pub(crate) fn blocking_call<R>(f: impl FnOnce() -> R) -> R {
     let Some(c) = m::ctx() else { return f() };
     let Some(g) = c.curg() else { return f() };
+    if g.status() == Status::Syscall {
+        // Nested `blocking`: already accounted for.
+        return f();
+    }
     let sched = c.sched.clone();
     let me = c.m.id;
     let p = enter(c);
@@ -618,6 +654,12 @@ fn exitsyscall(sched: &Arc<Sched>) {
             .store(own_word(me, OWN_USER), Ordering::Release);
         return;
     }
+    if std::thread::panicking() {
+        // Unwinding must stay on this thread (std's panic count is thread-local): run
+        // on without a P, like a goroutine sysmon took the P from.
+        g.set_status(Status::Running);
+        return;
+    }
     // Slowest: no P. Queue the goroutine and switch out; the M sleeps.
     g.action.set(Action::Requeue);
     suspend(g);
@@ -633,7 +675,10 @@ pub(crate) fn resched_if_lost_p() {
     if c.p.get().is_some() {
         return;
     }
-    if let Some(g) = c.curg() {
+    if std::thread::panicking() {
+        return; // never migrate while unwinding (see `exitsyscall`)
+    }
+    if let Some(g) = c.curg().filter(|g| g.status() != Status::Syscall) {
         g.action.set(Action::Requeue);
         // SAFETY: `g` is the running goroutine: this is its own stack.
         let g: &G = unsafe { &*(g as *const G) };

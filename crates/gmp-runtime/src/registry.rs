@@ -8,13 +8,16 @@
 //! nothing — and deregistered when it finishes.
 //!
 //! The registry is sharded (one shard per P, chosen by the parking P) so that Ps do not
-//! contend; a shard is a slab of `Weak<G>` with a free list, so
-//! registration is an uncontended lock and a store. `Weak` (not a raw pointer) because
-//! a G can be freed concurrently with a shutdown scan: `upgrade` settles that race.
+//! contend; a shard is a slab of `Arc<G>` with a free list, so registration is an
+//! uncontended lock and a store. The references are strong: a parked goroutine that
+//! nothing else references (it waits on a channel only it holds) must not be freed —
+//! and so unwound — wherever its last other reference happens to be dropped (on an M
+//! in scheduler code, or nested on another goroutine's stack). It stays, like a leaked
+//! goroutine in Go, until it finishes or the runtime shuts down.
 
 use crate::g::G;
 use gmp_core::sync::Mutex;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 pub(crate) struct Registry {
     shards: Box<[Mutex<Slab>]>,
@@ -22,7 +25,7 @@ pub(crate) struct Registry {
 
 #[derive(Default)]
 struct Slab {
-    slots: Vec<Option<Weak<G>>>,
+    slots: Vec<Option<Arc<G>>>,
     free: Vec<usize>,
 }
 
@@ -41,7 +44,7 @@ impl Registry {
         let n = self.shards.len();
         let shard = shard % n;
         let mut s = self.shards[shard].lock();
-        let w = Arc::downgrade(g);
+        let w = g.clone();
         let i = match s.free.pop() {
             Some(i) => {
                 s.slots[i] = Some(w);
@@ -66,13 +69,31 @@ impl Registry {
         }
     }
 
-    /// Every goroutine still alive.
+    /// Every registered goroutine.
     pub(crate) fn all(&self) -> Vec<Arc<G>> {
         let mut out = Vec::new();
         for sh in self.shards.iter() {
             let s = sh.lock();
-            out.extend(s.slots.iter().flatten().filter_map(Weak::upgrade));
+            out.extend(s.slots.iter().flatten().cloned());
         }
         out
+    }
+
+    /// Every registered goroutine, emptying the registry (shutdown).
+    pub(crate) fn take_all(&self) -> Vec<Arc<G>> {
+        let mut out = Vec::new();
+        for sh in self.shards.iter() {
+            let mut s = sh.lock();
+            out.extend(s.slots.drain(..).flatten());
+            s.free.clear();
+        }
+        out
+    }
+
+    /// True if every registered goroutine satisfies `f` (without collecting them).
+    pub(crate) fn all_match(&self, mut f: impl FnMut(&G) -> bool) -> bool {
+        self.shards
+            .iter()
+            .all(|sh| sh.lock().slots.iter().flatten().all(|g| f(g)))
     }
 }

@@ -82,15 +82,18 @@ impl RuntimeBuilder {
             Some(n) => n,
             None => default_procs()?,
         };
-        let stack_size = match self.stack_size {
-            Some(0) => {
-                return Err(invalid(
-                    "gmp: Runtime::builder().stack_size(0): stacks must be positive",
-                ))
-            }
-            Some(s) => s,
-            None => gmp_core::stack::DEFAULT_STACK_SIZE,
-        };
+        let stack_size = self
+            .stack_size
+            .unwrap_or(gmp_core::stack::DEFAULT_STACK_SIZE);
+        let (min, max) = (
+            gmp_core::stack::MIN_STACK_SIZE,
+            gmp_core::stack::MAX_STACK_SIZE,
+        );
+        if !(min..=max).contains(&stack_size) {
+            return Err(invalid(&format!(
+                "gmp: Runtime::builder().stack_size({stack_size}): must be between {min} and {max} bytes"
+            )));
+        }
         let schedtrace_ms = match self.schedtrace_ms {
             Some(ms) => Some(ms.max(1)),
             None => env_schedtrace()?,
@@ -171,9 +174,14 @@ impl Runtime {
         F: FnOnce() -> T + Send,
         T: Send,
     {
+        // A deadlock reported to an earlier call is that call's.
+        if !self.sched.main_waiting() {
+            self.sched.deadlocked.store(false, Ordering::SeqCst);
+        }
         // SAFETY: we wait below for the goroutine to finish before returning, so what
-        // `f` borrows outlives it — except after a deadlock, where the goroutine can
-        // never run again: it is then leaked (`Sched::leak_on_drop`), never unwound.
+        // `f` borrows outlives it — except after a deadlock report, where the goroutine
+        // is marked abandoned (it can never be readied again) and the runtime leaks it
+        // at shutdown (`Sched::leak_on_drop`) instead of unwinding it.
         let h: JoinHandle<T> =
             unsafe { spawn_in(&self.sched, Some("main".into()), None, false, f, None) }
                 .unwrap_or_else(|e| panic!("gmp: block_on: cannot start the main goroutine: {e}"));
@@ -181,8 +189,15 @@ impl Runtime {
             Some(Ok(v)) => v,
             Some(Err(p)) => resume_unwind(p),
             None => {
+                if let Some(g) = h.goroutine().g() {
+                    g.abandoned.store(true, Ordering::SeqCst);
+                }
                 self.sched.leak_on_drop.store(true, Ordering::SeqCst);
-                panic!("{}", crate::sysmon::deadlock_report(&self.sched))
+                let report = crate::sysmon::deadlock_report(&self.sched);
+                // The handle's packet may hold borrowed data the goroutine will never
+                // release: leak it with the goroutine.
+                std::mem::forget(h);
+                panic!("{report}")
             }
         }
     }

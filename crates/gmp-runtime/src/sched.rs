@@ -30,9 +30,18 @@ use gmp_core::sync::{Condvar, Mutex};
 use gmp_queue::Global;
 use std::fmt;
 use std::io;
+use std::sync::atomic::Ordering as StdOrdering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
+
+/// Ms of every runtime in the process, and how many of them sleep in `stopm`: the
+/// deadlock detector stays quiet while any M anywhere runs (a goroutine of another
+/// runtime may be about to send on our channel). Plain std: process-wide statistics.
+pub(crate) static ALL_M: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// See [`ALL_M`].
+pub(crate) static ALL_IDLE_M: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
 
 /// Go: `sched.maxmcount`.
 pub(crate) const MAX_M: usize = 10_000;
@@ -281,6 +290,7 @@ impl Sched {
         match m {
             Some(m) => {
                 self.nmidle.fetch_sub(1, Ordering::Relaxed);
+                ALL_IDLE_M.fetch_sub(1, StdOrdering::SeqCst);
                 m.hand_p(p, spinning);
             }
             None => {
@@ -301,8 +311,10 @@ impl Sched {
     /// Go: `newm`. A new OS thread that will run the scheduler, with P `p`.
     pub(crate) fn newm(self: &Arc<Self>, p: Option<usize>, spinning: bool) -> io::Result<()> {
         let n = self.mcount.fetch_add(1, Ordering::Relaxed);
+        ALL_M.fetch_add(1, StdOrdering::SeqCst);
         if n >= MAX_M {
             self.mcount.fetch_sub(1, Ordering::Relaxed);
+            ALL_M.fetch_sub(1, StdOrdering::SeqCst);
             return Err(io::Error::other(format!(
                 "program exceeds {MAX_M}-thread limit (too many goroutines in blocking calls?)"
             )));
@@ -323,6 +335,8 @@ impl Sched {
             }
             Err(e) => {
                 self.mcount.fetch_sub(1, Ordering::Relaxed);
+                ALL_M.fetch_sub(1, StdOrdering::SeqCst);
+                ALL_M.fetch_sub(1, StdOrdering::SeqCst);
                 Err(e)
             }
         }
@@ -335,6 +349,7 @@ impl Sched {
             let mut idle = self.idle.lock();
             idle.midle.push(m.clone());
             self.nmidle.fetch_add(1, Ordering::Relaxed);
+            ALL_IDLE_M.fetch_add(1, StdOrdering::SeqCst);
         }
         let w = m.sleep(deadline);
         match w {
@@ -346,6 +361,7 @@ impl Sched {
                 if let Some(i) = idle.midle.iter().position(|x| Arc::ptr_eq(x, m)) {
                     idle.midle.swap_remove(i);
                     self.nmidle.fetch_sub(1, Ordering::Relaxed);
+                    ALL_IDLE_M.fetch_sub(1, StdOrdering::SeqCst);
                     None
                 } else {
                     drop(idle);
@@ -474,16 +490,32 @@ impl Sched {
     /// Shutdown, after every M has exited: drops the queued goroutines and unwinds
     /// every goroutine still alive, on the calling thread, so their destructors run.
     pub(crate) fn unwind_all(&self) {
-        let all = self.registry.all();
+        let mut gs = self.registry.take_all();
         let mut queued: Vec<GRef> = self.global.drain();
         for pp in self.allp.iter() {
             // SAFETY: every M has exited (the caller checked `mcount == 0`), so nobody
             // owns the Ps any more.
-            queued.extend(unsafe { pp.local() }.drain());
-            queued.extend(pp.timers.drain());
+            unsafe {
+                queued.extend(pp.local().drain());
+                // Dead Gs and free stacks: the cached Gs hold `Arc<Sched>` (a cycle).
+                pp.gfree().clear();
+                pp.stacks().clear();
+            }
+            drop(pp.timers.drain());
         }
-        drop(queued);
-        for g in all {
+        for g in queued {
+            // SAFETY: no M runs any more: we are the unique owner of a queued G.
+            match unsafe { g.take_entry() } {
+                // Never ran: its joiner learns why.
+                Some(entry) => entry.cancel(),
+                None => gs.push(g),
+            }
+        }
+        // Children before parents: a scoped goroutine borrows from its parent's
+        // frame, and a parent waiting in `scope` must find its children gone.
+        gs.sort_by_key(|g| std::cmp::Reverse(g.id));
+        gs.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        for g in gs {
             // SAFETY: no M runs any more, and a goroutine that is not running is owned
             // by nobody else: we are its unique owner now.
             let co = unsafe { g.co() }.take();
@@ -625,6 +657,8 @@ pub(crate) fn acquirep(c: &m::MCtx, p: usize) {
         "gmp: acquirep of a P that is not idle (P {p})"
     );
     c.p.set(Some(p));
+    // A P starts running: sysmon must watch it (it may sleep while all Ps are idle).
+    c.sched.wake_sysmon();
 }
 
 /// Go: `releasep`.

@@ -108,22 +108,42 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
+        // SAFETY: passed on from our caller.
+        unsafe { self.spawn_with(None, None, f) }
+            .unwrap_or_else(|e| panic!("gmp: failed to spawn a scoped goroutine: {e}"))
+    }
+
+    /// `spawn` with a name and stack size (`Builder::spawn_scoped`).
+    ///
+    /// # Safety
+    /// As [`spawn`](crate::spawn).
+    pub(crate) unsafe fn spawn_with<F, T>(
+        &'scope self,
+        name: Option<String>,
+        stack_size: Option<usize>,
+        f: F,
+    ) -> std::io::Result<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
         // Relaxed: the count only has to be positive before the goroutine can end; the
         // RMW is ordered before the spawn that publishes the goroutine.
         self.data.running.fetch_add(1, Ordering::Relaxed);
         let sched = current_sched();
+        let eager = stack_size.is_some();
         // SAFETY: `scope` waits for `running` to reach zero, which happens only after
         // this goroutine's packet is dropped, after it finished: `f`'s borrows of
         // `'scope` data outlive it. The thread-local contract comes from our caller.
-        let r = unsafe { spawn_in(&sched, None, None, false, f, Some(self.data.clone())) };
+        let r = unsafe { spawn_in(&sched, name, stack_size, eager, f, Some(self.data.clone())) };
         match r {
-            Ok(inner) => ScopedJoinHandle {
+            Ok(inner) => Ok(ScopedJoinHandle {
                 inner,
                 _scope: PhantomData,
-            },
+            }),
             Err(e) => {
                 self.data.decrement(false);
-                panic!("gmp: failed to spawn a scoped goroutine: {e}")
+                Err(e)
             }
         }
     }
@@ -145,6 +165,9 @@ impl<T> ScopedJoinHandle<'_, T> {
         self.inner.goroutine()
     }
 }
+
+// As `std::thread::Scope`.
+impl std::panic::RefUnwindSafe for Scope<'_, '_> {}
 
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

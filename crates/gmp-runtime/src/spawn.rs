@@ -8,9 +8,9 @@ use crate::runtime::default_sched;
 use crate::sched::{enter, leave, Sched};
 use gmp_core::coroutine::{Coroutine, Suspender};
 use gmp_core::stack::Stack;
+use std::cell::UnsafeCell;
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::cell::UnsafeCell;
 use std::sync::Arc;
 
 /// Starts a goroutine running `f` and returns a handle to join it.
@@ -116,6 +116,24 @@ impl Builder {
         self
     }
 
+    /// Starts a scoped goroutine (see [`scope`](crate::scope)) with these options, as
+    /// [`std::thread::Builder::spawn_scoped`].
+    ///
+    /// # Safety
+    /// As [`spawn`]: `f` must not hold thread-local state across a suspension point.
+    pub unsafe fn spawn_scoped<'scope, 'env, F, T>(
+        self,
+        scope: &'scope crate::Scope<'scope, 'env>,
+        f: F,
+    ) -> io::Result<crate::ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        // SAFETY: passed on from our caller.
+        unsafe { scope.spawn_with(self.name, self.stack_size, f) }
+    }
+
     /// Starts the goroutine; a stack that cannot be allocated is an `Err`, not an
     /// abort.
     ///
@@ -170,7 +188,11 @@ where
         ));
     }
     let id = next_goid();
-    let job: Arc<Job<F, T>> = Arc::new(Job { f: UnsafeCell::new(Some(f)), id, packet: Packet::new(scope) });
+    let job: Arc<Job<F, T>> = Arc::new(Job {
+        f: UnsafeCell::new(Some(f)),
+        id,
+        packet: Packet::new(scope),
+    });
     let packet: Arc<dyn AsPacket<T> + '_> = job.clone();
     let entry: Arc<dyn Start + '_> = job;
     // SAFETY: only the lifetimes change (same layout); our caller guarantees that what
@@ -206,7 +228,10 @@ where
         g.set_status(Status::Runnable);
         g
     });
-    let handle = JoinHandle { packet, goroutine: Goroutine::from_g(g) };
+    let handle = JoinHandle {
+        packet,
+        goroutine: Goroutine::from_g(g),
+    };
     // Spawning is a scheduling point: a goroutine whose P was taken while it ran
     // (sysmon, after 10 ms without one) goes back through the scheduler now.
     crate::proc::resched_if_lost_p();
@@ -232,6 +257,10 @@ pub(crate) trait Start: Send + Sync {
     /// Runs the body on the goroutine's stack, or, with `Some(error)`, reports that no
     /// stack could be had (on the scheduler's stack, without running it).
     fn start(self: Arc<Self>, no_stack: Option<io::Error>);
+
+    /// The runtime shut down before the goroutine ran: drop the closure and tell the
+    /// joiner.
+    fn cancel(self: Arc<Self>);
 }
 
 impl<F, T> Start for Job<F, T>
@@ -245,13 +274,20 @@ where
         if let Some(e) = no_stack {
             drop(f);
             let id = self.id;
-            self.packet.set(Err(Box::new(format!("gmp: cannot allocate a stack for goroutine {id}: {e}"))));
+            self.packet.set(Err(Box::new(format!(
+                "gmp: cannot allocate a stack for goroutine {id}: {e}"
+            ))));
             return;
         }
         let r = catch_unwind(AssertUnwindSafe(f));
         if let Err(p) = &r {
             if gmp_core::coroutine::is_forced_unwind(&**p) {
-                // The runtime is unwinding this goroutine (shutdown): keep going.
+                // The runtime is unwinding this goroutine (shutdown): tell the joiner,
+                // and keep unwinding.
+                self.packet.set(Err(Box::new(format!(
+                    "gmp: the runtime shut down while goroutine {} was parked",
+                    self.id
+                ))));
                 drop(self);
                 match r {
                     Err(p) => resume_unwind(p),
@@ -261,12 +297,26 @@ where
         }
         self.packet.set(r);
     }
+
+    fn cancel(self: Arc<Self>) {
+        // SAFETY: see the `Sync` impl: the goroutine never started, so nobody else
+        // takes `f`.
+        drop(unsafe { (*self.f.get()).take() });
+        let id = self.id;
+        self.packet.set(Err(Box::new(format!(
+            "gmp: the runtime shut down before goroutine {id} ran"
+        ))));
+    }
 }
 
 /// A body that does nothing, for the loom models (their goroutines never run).
 #[cfg(all(test, loom))]
 pub(crate) fn noop_entry() -> Entry {
-    Arc::new(Job { f: UnsafeCell::new(Some(|| ())), id: 0, packet: Packet::new(None) })
+    Arc::new(Job {
+        f: UnsafeCell::new(Some(|| ())),
+        id: 0,
+        packet: Packet::new(None),
+    })
 }
 
 /// Access to the result slot, for [`JoinHandle`] (type-erased over the closure).

@@ -231,6 +231,12 @@ fn check_dead(sched: &Arc<Sched>, frozen: &mut Option<(u64, Instant)>) -> bool {
         return false;
     }
     let quiet = sched.nsyscall.load(Ordering::SeqCst) == 0
+        // Every M is asleep: none runs a goroutine that lost its P (a long computation
+        // is not a deadlock).
+        && sched.nmidle.load(Ordering::SeqCst) == sched.mcount.load(Ordering::SeqCst)
+        // … and neither does any M of another runtime in the process.
+        && crate::sched::ALL_IDLE_M.load(std::sync::atomic::Ordering::SeqCst)
+            == crate::sched::ALL_M.load(std::sync::atomic::Ordering::SeqCst)
         && sched.nmspinning.load(Ordering::SeqCst) == 0
         && sched.global.is_empty()
         && sched
@@ -239,11 +245,7 @@ fn check_dead(sched: &Arc<Sched>, frozen: &mut Option<(u64, Instant)>) -> bool {
             .all(|pp| pp.stealer.is_empty() && pp.timers.next() == u64::MAX)
         && crate::netpoll_poller_if_started().is_none_or(|p| !p.has_waiters())
         && gmp_core::park::parked_threads() <= sched.main_waiters()
-        && sched
-            .registry
-            .all()
-            .iter()
-            .all(|g| g.status() == crate::g::Status::Waiting);
+        && sched.registry.all_match(|g| g.status() == crate::g::Status::Waiting);
     if !quiet {
         *frozen = None;
         return false;

@@ -69,7 +69,9 @@ fn goroutines_and_plain_threads_share_channels() {
         }
         recv_t.join().unwrap();
         got.sort_unstable();
-        let mut want: Vec<u64> = (0..2).flat_map(|t| (0..500).map(move |i| t * 1000 + i)).collect();
+        let mut want: Vec<u64> = (0..2)
+            .flat_map(|t| (0..500).map(move |i| t * 1000 + i))
+            .collect();
         want.extend((0..2).flat_map(|t| (0..500).map(move |i| 10_000 + t * 1000 + i)));
         want.sort_unstable();
         assert_eq!(got, want, "every value received exactly once");
@@ -93,7 +95,10 @@ fn timeouts_and_tickers_are_scheduler_timers() {
     on(1, || {
         let (_tx, rx) = bounded::<()>(0);
         let t = Instant::now();
-        assert_eq!(rx.recv_timeout(Duration::from_millis(20)), Err(RecvTimeoutError::Timeout));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(20)),
+            Err(RecvTimeoutError::Timeout)
+        );
         assert!(t.elapsed() >= Duration::from_millis(20));
         let ticker = tick(Duration::from_millis(5));
         let timeout = after(Duration::from_millis(200));

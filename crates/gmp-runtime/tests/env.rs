@@ -8,12 +8,16 @@ use std::time::Duration;
 fn child(name: &str, env: &[(&str, &str)]) -> (bool, String) {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(exe);
-    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"]).env("GMP_ENV_CHILD", "1");
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("GMP_ENV_CHILD", "1");
     for (k, v) in env {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn is_child() -> bool {
@@ -30,7 +34,10 @@ fn gmp_maxprocs_sets_the_default_procs() {
         assert_eq!(unsafe { rt.block_on(gmp_runtime::gomaxprocs) }, 3);
         return;
     }
-    let (ok, err) = child("gmp_maxprocs_sets_the_default_procs", &[("GMP_MAXPROCS", "3")]);
+    let (ok, err) = child(
+        "gmp_maxprocs_sets_the_default_procs",
+        &[("GMP_MAXPROCS", "3")],
+    );
     assert!(ok, "{err}");
 }
 
@@ -48,7 +55,10 @@ fn a_bad_gmp_maxprocs_is_a_clear_error() {
         return;
     }
     for bad in ["0", "two", "-1"] {
-        let (ok, err) = child("a_bad_gmp_maxprocs_is_a_clear_error", &[("GMP_MAXPROCS", bad)]);
+        let (ok, err) = child(
+            "a_bad_gmp_maxprocs_is_a_clear_error",
+            &[("GMP_MAXPROCS", bad)],
+        );
         assert!(ok, "GMP_MAXPROCS={bad}: {err}");
     }
 }
@@ -70,10 +80,24 @@ fn gmp_schedtrace_prints_go_style_lines() {
         };
         return;
     }
-    let (ok, err) = child("gmp_schedtrace_prints_go_style_lines", &[("GMP_SCHEDTRACE", "10")]);
+    let (ok, err) = child(
+        "gmp_schedtrace_prints_go_style_lines",
+        &[("GMP_SCHEDTRACE", "10")],
+    );
     assert!(ok, "{err}");
-    let line = err.lines().find(|l| l.starts_with("SCHED ")).unwrap_or_else(|| panic!("no SCHED line in:\n{err}"));
-    for field in ["ms: gomaxprocs=2", "idleprocs=", "threads=", "spinningthreads=", "idlethreads=", "runqueue=", " ["] {
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("SCHED "))
+        .unwrap_or_else(|| panic!("no SCHED line in:\n{err}"));
+    for field in [
+        "ms: gomaxprocs=2",
+        "idleprocs=",
+        "threads=",
+        "spinningthreads=",
+        "idlethreads=",
+        "runqueue=",
+        " [",
+    ] {
         assert!(line.contains(field), "{field:?} missing from {line:?}");
     }
     assert!(line.ends_with(']'), "{line}");

@@ -19,7 +19,11 @@ enum Op {
     SleepMicros(u16),
     Blocking,
     /// A pipeline of `n` goroutines passing `k` values through channels of capacity `cap`.
-    Pipeline { n: u8, k: u8, cap: u8 },
+    Pipeline {
+        n: u8,
+        k: u8,
+        cap: u8,
+    },
     /// A child that panics; its join must be `Err`.
     Panic,
     Add(u8),
@@ -83,7 +87,11 @@ fn run(ops: Vec<Op>, finished: Arc<AtomicUsize>) -> u64 {
             Op::SleepMicros(us) => gmp_runtime::sleep(Duration::from_micros(us as u64)),
             Op::Blocking => gmp_runtime::blocking(|| std::thread::sleep(Duration::from_micros(50))),
             Op::Pipeline { n, k, cap } => {
-                let (tx0, mut rx) = if cap == 0 { bounded::<u64>(0) } else { bounded(cap as usize) };
+                let (tx0, mut rx) = if cap == 0 {
+                    bounded::<u64>(0)
+                } else {
+                    bounded(cap as usize)
+                };
                 let mut hs = Vec::new();
                 for _ in 0..n {
                     let (tx, next_rx) = unbounded::<u64>();

@@ -37,7 +37,7 @@ fn block_on_returns_value_and_can_be_called_again() {
     // SAFETY: no thread-local state held across suspension points.
     unsafe {
         assert_eq!(r.block_on(|| 1 + 1), 2);
-        let v = vec![1, 2, 3];
+        let v = [1, 2, 3];
         assert_eq!(r.block_on(|| v.iter().sum::<i32>()), 6);
     }
 }
@@ -101,7 +101,7 @@ fn ids_are_unique_and_names_are_kept() {
             let h = unsafe {
                 Builder::new()
                     .name(format!("worker-{i}"))
-                    .spawn(move || gmp_runtime::current())
+                    .spawn(gmp_runtime::current)
             }
             .unwrap();
             let gid = h.goroutine().id();

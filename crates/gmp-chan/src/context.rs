@@ -1,0 +1,272 @@
+//! The waiter record: what a blocked operation leaves in a channel's wait queue.
+//!
+//! Go calls it a `sudog` and decides `select` races with `g.selectDone`; here one
+//! [`Context`] is created each time a thread or goroutine is about to block, shared (by
+//! reference count) with every wait queue it is registered in, and dropped when the
+//! operation returns. It holds three things:
+//!
+//! - `select`: the decision word. It starts `WAITING`; exactly one compare-and-swap moves
+//!   it away, to `ABORTED` (the waiter gave up: timeout, or it noticed readiness itself),
+//!   `DISCONNECTED` (a channel it waits on closed), or the [`Operation`] a peer chose for
+//!   it. Whoever wins that CAS owns the outcome; every other peer sees it fail and leaves
+//!   its value in its channel. This is what makes exactly one arm of a blocked `select`
+//!   fire: a peer may only hand a value to (or take one from) a waiter after winning it.
+//! - `packet`: for zero-capacity channels, the address of the waiter's exchange slot,
+//!   published by the peer that selected it (after winning the CAS, never before, so two
+//!   peers cannot overwrite each other).
+//! - the waiter's [`Unparker`], taken from `gmp_core::park::current()` when the context is
+//!   created: the goroutine or thread to wake.
+//!
+//! A context is reused only once nobody else holds it: the owner calls
+//! [`Context::recycle`] when its operation is over, and the record goes to a one-slot
+//! per-thread cache if its reference count says no peer kept a clone (a peer may hold one
+//! briefly after choosing the waiter, to unpark it). So while registered, an
+//! `(operation, context)` pair names one registration uniquely, and a late `unpark` can
+//! at worst cause one spurious wake-up of a later park (all parks here loop on their
+//! condition). The cache saves an allocation per blocking operation; it is skipped under
+//! loom.
+
+use crate::utils;
+use gmp_core::park::{self, Unparker};
+use gmp_core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use gmp_core::sync::Arc;
+use std::ptr;
+use std::time::Instant;
+
+const WAITING: usize = 0;
+const ABORTED: usize = 1;
+const DISCONNECTED: usize = 2;
+const FIRST_OPERATION: usize = 3;
+
+/// Identifies one operation of a waiter (an arm of a `select`, or the single operation of
+/// a plain `send`/`recv`). Only unique together with its [`Context`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Operation(usize);
+
+impl Operation {
+    /// The operation at position `i` of a waiter's list.
+    #[inline]
+    pub(crate) fn new(i: usize) -> Operation {
+        Operation(i + FIRST_OPERATION)
+    }
+
+    /// The position `i` this operation was created with.
+    #[inline]
+    pub(crate) fn position(self) -> usize {
+        self.0 - FIRST_OPERATION
+    }
+}
+
+/// The value of the decision word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Selected {
+    /// Still blocked; nothing decided.
+    Waiting,
+    /// The waiter gave up (timeout), or aborted because it saw an operation become ready.
+    Aborted,
+    /// A channel the waiter was registered on got disconnected.
+    Disconnected,
+    /// A peer chose this operation.
+    Operation(Operation),
+}
+
+impl From<usize> for Selected {
+    #[inline]
+    fn from(v: usize) -> Selected {
+        match v {
+            WAITING => Selected::Waiting,
+            ABORTED => Selected::Aborted,
+            DISCONNECTED => Selected::Disconnected,
+            op => Selected::Operation(Operation(op)),
+        }
+    }
+}
+
+impl From<Selected> for usize {
+    #[inline]
+    fn from(s: Selected) -> usize {
+        match s {
+            Selected::Waiting => WAITING,
+            Selected::Aborted => ABORTED,
+            Selected::Disconnected => DISCONNECTED,
+            Selected::Operation(Operation(op)) => op,
+        }
+    }
+}
+
+struct Inner {
+    select: AtomicUsize,
+    packet: AtomicPtr<()>,
+    /// `None` only while the record sits in the cache.
+    unparker: Option<Unparker>,
+}
+
+/// A waiter record; see the module docs. Cloning shares the same record.
+#[derive(Clone)]
+pub(crate) struct Context {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("selected", &self.selected())
+            .finish()
+    }
+}
+
+impl Context {
+    /// A fresh record for whoever is running (goroutine or thread).
+    #[inline]
+    pub(crate) fn new() -> Context {
+        let unparker = Some(park::current());
+        #[cfg(not(loom))]
+        if let Some(mut inner) = take_spare() {
+            if let Some(i) = Arc::get_mut(&mut inner) {
+                *i.select.get_mut() = WAITING;
+                *i.packet.get_mut() = ptr::null_mut();
+                i.unparker = unparker;
+                return Context { inner };
+            }
+        }
+        Context {
+            inner: Arc::new(Inner {
+                select: AtomicUsize::new(WAITING),
+                packet: AtomicPtr::new(ptr::null_mut()),
+                unparker,
+            }),
+        }
+    }
+
+    /// The owner is done with the record: keep it for this thread's next blocking
+    /// operation unless a peer still holds a clone.
+    #[inline]
+    pub(crate) fn recycle(self) {
+        #[cfg(not(loom))]
+        {
+            let mut inner = self.inner;
+            if let Some(i) = Arc::get_mut(&mut inner) {
+                // Do not keep the waiter (a goroutine's record) alive from the cache.
+                i.unparker = None;
+                put_spare(inner);
+            }
+        }
+    }
+
+    /// True if both handles name the same waiter.
+    #[inline]
+    pub(crate) fn same(&self, other: &Context) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Tries to decide the waiter's outcome: `WAITING -> sel`. On failure returns the
+    /// outcome someone else decided.
+    #[inline]
+    pub(crate) fn try_select(&self, sel: Selected) -> Result<(), Selected> {
+        // AcqRel: the winner publishes what it wrote before (a packet's waiter field) to
+        // whoever later reads the word with Acquire, and acquires the waiter's
+        // registration. A loser only needs to see the winner's value (Acquire).
+        self.inner
+            .select
+            .compare_exchange(WAITING, sel.into(), Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(Selected::from)
+    }
+
+    /// The current outcome.
+    #[inline]
+    pub(crate) fn selected(&self) -> Selected {
+        // Acquire: pairs with the AcqRel of the deciding CAS.
+        Selected::from(self.inner.select.load(Ordering::Acquire))
+    }
+
+    /// Publishes the exchange slot of the selected operation (zero-capacity channels).
+    /// Called by the peer that won the decision, before it unparks the waiter.
+    #[inline]
+    pub(crate) fn store_packet(&self, packet: *mut ()) {
+        // Release: the waiter's Acquire in `wait_packet` then sees the packet's contents.
+        self.inner.packet.store(packet, Ordering::Release);
+    }
+
+    /// Waits until the peer that selected this waiter has published the exchange slot.
+    /// The peer always unparks the waiter after publishing, so parking here cannot hang.
+    pub(crate) fn wait_packet(&self) -> *mut () {
+        loop {
+            // Acquire: pairs with the Release in `store_packet`.
+            let p = self.inner.packet.load(Ordering::Acquire);
+            if !p.is_null() {
+                return p;
+            }
+            park::park();
+        }
+    }
+
+    /// Wakes the waiter.
+    #[inline]
+    pub(crate) fn unpark(&self) {
+        if let Some(u) = &self.inner.unparker {
+            u.unpark();
+        }
+    }
+
+    /// Blocks until the outcome is decided or `deadline` passes; in the latter case tries
+    /// to decide `Aborted` itself. Returns the outcome (never `Waiting`).
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Selected {
+        loop {
+            let sel = self.selected();
+            if sel != Selected::Waiting {
+                return sel;
+            }
+            match deadline {
+                None => park::park(),
+                Some(d) => {
+                    if utils::passed(d) {
+                        return self.abort();
+                    }
+                    park::park_deadline(d);
+                    // Under loom a timed park returns at once, modelling a timeout that
+                    // races with whatever a peer is doing right now.
+                    if cfg!(loom) {
+                        let sel = self.selected();
+                        return if sel != Selected::Waiting {
+                            sel
+                        } else {
+                            self.abort()
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides `Aborted` unless something else was decided first; returns the outcome.
+    #[inline]
+    pub(crate) fn abort(&self) -> Selected {
+        match self.try_select(Selected::Aborted) {
+            Ok(()) => Selected::Aborted,
+            Err(s) => s,
+        }
+    }
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static SPARE: std::cell::Cell<Option<Arc<Inner>>> = const { std::cell::Cell::new(None) };
+}
+
+// Never inlined: the caller may be a goroutine that moves between threads (rust#33368).
+// A record cached on one thread and taken on another is fine: it is not tied to a thread.
+#[cfg(not(loom))]
+#[inline(never)]
+fn take_spare() -> Option<Arc<Inner>> {
+    // In a thread-local destructor the cache may be gone: then there is nothing to take.
+    SPARE.try_with(|s| s.take()).ok().flatten()
+}
+
+#[cfg(not(loom))]
+#[inline(never)]
+fn put_spare(inner: Arc<Inner>) {
+    // A record already cached is dropped here, outside the thread-local access.
+    let old = SPARE.try_with(|s| s.replace(Some(inner)));
+    drop(old);
+}

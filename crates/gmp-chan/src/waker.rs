@@ -1,0 +1,289 @@
+//! Wait queues: the channel side of blocking (Go's `waitq` of sudogs).
+//!
+//! A [`Waker`] holds two lists. *Selectors* are blocked operations (a `send`, a `recv`, an
+//! arm of a `select`): FIFO, so that waiters on one channel are served first come, first
+//! served. *Observers* are `Select::ready` callers, which only want to hear that something
+//! changed and are all woken at once.
+//!
+//! Invariants:
+//! - an entry is removed either by its owner (`unregister`, after it gave up or was
+//!   disconnected) or by the peer that won the entry's decision word (`try_select`);
+//!   never by both, because the owner only unregisters when the decision was not a
+//!   selection by a peer, and a peer only removes after winning;
+//! - an entry whose decision word was already taken by another channel (a `select`
+//!   registered elsewhere too) is skipped, not removed: its owner will remove it. So a
+//!   value is never offered to a waiter that cannot take it;
+//! - an entry never matches a waiter with itself (`exclude`), which matters when one
+//!   `select` both sends and receives on the same zero-capacity channel.
+//!
+//! [`SyncWaker`] wraps a `Waker` in a mutex plus an `is_empty` flag for the lock-free
+//! flavours: the fast path of `send`/`recv` only loads the flag. The flag's `SeqCst`
+//! store (by a registering waiter) and `SeqCst` load (by a notifier) pair with the
+//! `SeqCst` index updates of the array flavour: either the notifier sees the waiter, or
+//! the waiter's re-check after registering sees the notifier's message. No lost wake-up.
+//! (That argument uses the single total order of `SeqCst` operations, which loom does not
+//! model for loads and stores; under `cfg(loom)` explicit `SeqCst` fences stand in for it
+//! at exactly those two points, so the models check the protocol, not loom's weaker
+//! reading of `SeqCst`.)
+
+use crate::context::{Context, Operation, Selected};
+use gmp_core::sync::atomic::{AtomicBool, Ordering};
+use gmp_core::sync::Mutex;
+use std::collections::VecDeque;
+use std::ptr;
+
+/// One registration in a wait queue.
+pub(crate) struct Entry {
+    /// Which of the owner's operations this is.
+    pub(crate) oper: Operation,
+    /// The owner's exchange slot (zero-capacity channels), or null.
+    pub(crate) packet: *mut (),
+    /// The owner.
+    pub(crate) cx: Context,
+}
+
+/// A channel's wait queue for one direction. Not synchronized: callers hold a lock.
+pub(crate) struct Waker {
+    selectors: VecDeque<Entry>,
+    observers: Vec<Entry>,
+}
+
+// SAFETY: the raw `packet` pointers are only dereferenced by the flavour that created
+// them, under the protocol of that flavour (zero.rs), whose exchange slots hold `T: Send`.
+unsafe impl Send for Waker {}
+
+impl Waker {
+    pub(crate) fn new() -> Self {
+        Waker {
+            selectors: VecDeque::new(),
+            observers: Vec::new(),
+        }
+    }
+
+    /// Adds a blocked operation with no exchange slot.
+    #[inline]
+    pub(crate) fn register(&mut self, oper: Operation, cx: &Context) {
+        self.register_with_packet(oper, ptr::null_mut(), cx);
+    }
+
+    /// Adds a blocked operation whose exchange slot is `packet`.
+    #[inline]
+    pub(crate) fn register_with_packet(&mut self, oper: Operation, packet: *mut (), cx: &Context) {
+        self.selectors.push_back(Entry {
+            oper,
+            packet,
+            cx: cx.clone(),
+        });
+    }
+
+    /// Removes the owner's registration, if a peer has not already taken it.
+    pub(crate) fn unregister(&mut self, oper: Operation, cx: &Context) -> Option<Entry> {
+        let i = self
+            .selectors
+            .iter()
+            .position(|e| e.oper == oper && e.cx.same(cx))?;
+        self.selectors.remove(i)
+    }
+
+    /// Takes the oldest waiter whose decision this call wins (skipping `exclude`'s own
+    /// entries). The caller completes the exchange and then unparks `entry.cx`.
+    // Go: runtime.(*waitq).dequeue (which skips a select's sudog whose selectDone CAS fails)
+    pub(crate) fn try_select(&mut self, exclude: Option<&Context>) -> Option<Entry> {
+        let i = self.selectors.iter().position(|e| {
+            !matches!(exclude, Some(me) if e.cx.same(me))
+                && e.cx.try_select(Selected::Operation(e.oper)).is_ok()
+        })?;
+        self.selectors.remove(i)
+    }
+
+    /// True if some waiter other than `exclude` is still undecided, i.e. could be paired.
+    pub(crate) fn can_select(&self, exclude: Option<&Context>) -> bool {
+        self.selectors.iter().any(|e| {
+            !matches!(exclude, Some(me) if e.cx.same(me)) && e.cx.selected() == Selected::Waiting
+        })
+    }
+
+    /// Adds a readiness observer.
+    pub(crate) fn watch(&mut self, oper: Operation, cx: &Context) {
+        self.observers.push(Entry {
+            oper,
+            packet: ptr::null_mut(),
+            cx: cx.clone(),
+        });
+    }
+
+    /// Removes a readiness observer.
+    pub(crate) fn unwatch(&mut self, oper: Operation, cx: &Context) {
+        self.observers
+            .retain(|e| !(e.oper == oper && e.cx.same(cx)));
+    }
+
+    /// Tells every observer that the channel changed.
+    pub(crate) fn notify_observers(&mut self) {
+        for e in self.observers.drain(..) {
+            if e.cx.try_select(Selected::Operation(e.oper)).is_ok() {
+                e.cx.unpark();
+            }
+        }
+    }
+
+    /// The channel closed: every undecided waiter learns it, observers too. Entries stay
+    /// until their owners unregister them.
+    pub(crate) fn disconnect(&mut self) {
+        for e in self.selectors.iter() {
+            if e.cx.try_select(Selected::Disconnected).is_ok() {
+                e.cx.unpark();
+            }
+        }
+        self.notify_observers();
+    }
+
+    /// No waiters and no observers.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.selectors.is_empty() && self.observers.is_empty()
+    }
+
+    /// True if there are observers to notify.
+    #[inline]
+    pub(crate) fn has_observers(&self) -> bool {
+        !self.observers.is_empty()
+    }
+}
+
+/// A [`Waker`] behind a mutex, with a flag that lets notifiers skip the lock when nobody
+/// waits. See the module docs for the ordering argument.
+pub(crate) struct SyncWaker {
+    inner: Mutex<Waker>,
+    is_empty: AtomicBool,
+}
+
+impl SyncWaker {
+    pub(crate) fn new() -> Self {
+        SyncWaker {
+            inner: Mutex::new(Waker::new()),
+            is_empty: AtomicBool::new(true),
+        }
+    }
+
+    /// Registers a blocked operation. The caller must re-check readiness afterwards.
+    pub(crate) fn register(&self, oper: Operation, cx: &Context) {
+        let mut w = self.inner.lock();
+        w.register(oper, cx);
+        // SeqCst: ordered before the caller's SeqCst re-check of the channel state, against
+        // the notifier's SeqCst state change then SeqCst load of this flag.
+        self.is_empty.store(false, Ordering::SeqCst);
+        #[cfg(loom)]
+        gmp_core::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    /// Removes a registration that no peer took.
+    pub(crate) fn unregister(&self, oper: Operation, cx: &Context) -> Option<Entry> {
+        let mut w = self.inner.lock();
+        let e = w.unregister(oper, cx);
+        // SeqCst for symmetry with `register`; only ever turns the flag on when needed.
+        self.is_empty.store(w.is_empty(), Ordering::SeqCst);
+        e
+    }
+
+    /// Registers a readiness observer. The caller must re-check readiness afterwards.
+    pub(crate) fn watch(&self, oper: Operation, cx: &Context) {
+        let mut w = self.inner.lock();
+        w.watch(oper, cx);
+        // SeqCst: as in `register`.
+        self.is_empty.store(false, Ordering::SeqCst);
+        #[cfg(loom)]
+        gmp_core::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    /// Removes a readiness observer.
+    pub(crate) fn unwatch(&self, oper: Operation, cx: &Context) {
+        let mut w = self.inner.lock();
+        w.unwatch(oper, cx);
+        // SeqCst: as in `unregister`.
+        self.is_empty.store(w.is_empty(), Ordering::SeqCst);
+    }
+
+    /// The channel state changed (a message or a free slot appeared): wake the oldest
+    /// waiter that can still be selected, and every observer.
+    #[inline]
+    pub(crate) fn notify(&self) {
+        #[cfg(loom)]
+        gmp_core::sync::atomic::fence(Ordering::SeqCst);
+        // SeqCst: see the module docs (pairs with `register`'s store).
+        if !self.is_empty.load(Ordering::SeqCst) {
+            self.notify_slow();
+        }
+    }
+
+    #[cold]
+    fn notify_slow(&self) {
+        let mut w = self.inner.lock();
+        // Relaxed: under the lock the flag only mirrors `w`.
+        if self.is_empty.load(Ordering::Relaxed) {
+            return;
+        }
+        let entry = w.try_select(None);
+        w.notify_observers();
+        // SeqCst: as in `unregister`.
+        self.is_empty.store(w.is_empty(), Ordering::SeqCst);
+        drop(w);
+        if let Some(e) = entry {
+            e.cx.unpark();
+        }
+    }
+
+    /// The channel closed: wake everyone.
+    pub(crate) fn disconnect(&self) {
+        let mut w = self.inner.lock();
+        w.disconnect();
+        // SeqCst: as in `unregister`.
+        self.is_empty.store(w.is_empty(), Ordering::SeqCst);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Waiters on one channel are served first come, first served; a waiter already
+    /// decided elsewhere is skipped (and left for its owner to remove); a waiter is never
+    /// paired with itself.
+    #[test]
+    fn fifo_skips_decided_and_self() {
+        let cxs: Vec<Context> = (0..4).map(|_| Context::new()).collect();
+        let mut w = Waker::new();
+        for cx in &cxs {
+            w.register(Operation::new(0), cx);
+        }
+        assert!(cxs[1].try_select(Selected::Aborted).is_ok()); // decided elsewhere
+        let first = w.try_select(None).unwrap();
+        assert!(first.cx.same(&cxs[0]));
+        let next = w.try_select(Some(&cxs[2])).unwrap(); // 1 skipped, 2 excluded
+        assert!(next.cx.same(&cxs[3]));
+        assert!(w.can_select(None)); // 2 is still undecided
+        assert!(!w.can_select(Some(&cxs[2])));
+        assert!(w.try_select(None).unwrap().cx.same(&cxs[2]));
+        assert!(w.try_select(None).is_none());
+        // The skipped entry stays until its owner unregisters it.
+        assert!(w.unregister(Operation::new(0), &cxs[1]).is_some());
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn disconnect_decides_every_waiter_and_notifies_observers() {
+        let (a, b, o) = (Context::new(), Context::new(), Context::new());
+        let mut w = Waker::new();
+        w.register(Operation::new(0), &a);
+        w.register(Operation::new(1), &b);
+        w.watch(Operation::new(2), &o);
+        assert!(a.try_select(Selected::Operation(Operation::new(0))).is_ok());
+        w.disconnect();
+        assert_eq!(a.selected(), Selected::Operation(Operation::new(0)));
+        assert_eq!(b.selected(), Selected::Disconnected);
+        assert_eq!(o.selected(), Selected::Operation(Operation::new(2)));
+        assert!(w.unregister(Operation::new(0), &a).is_some());
+        assert!(w.unregister(Operation::new(1), &b).is_some());
+        assert!(w.is_empty());
+    }
+}

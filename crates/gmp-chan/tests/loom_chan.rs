@@ -1,0 +1,218 @@
+//! loom models of the channel protocols, with loom threads (small and sharp; run with
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --target-dir
+//! target/loom -p gmp-chan --test loom_chan`).
+//!
+//! Under loom, `gmp_core::park` parks loom threads on loom's mutex and condvar, and a timed
+//! park returns at once, "timed out": a timeout is therefore modelled as firing at any
+//! point where the waiter parks, racing whatever the peers do.
+#![cfg(loom)]
+
+use gmp_chan::{
+    bounded, select, unbounded, Receiver, RecvError, RecvTimeoutError, SendError, Sender,
+    TryRecvError,
+};
+use loom::thread;
+use std::time::Duration;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    b.check(f);
+}
+
+fn chan(cap: Option<usize>) -> (Sender<u32>, Receiver<u32>) {
+    match cap {
+        Some(c) => bounded(c),
+        None => unbounded(),
+    }
+}
+
+fn send_vs_recv(cap: Option<usize>) {
+    model(move || {
+        let (s, r) = chan(cap);
+        let t = thread::spawn(move || s.send(7).unwrap());
+        assert_eq!(r.recv(), Ok(7));
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn send_vs_recv_array() {
+    send_vs_recv(Some(1));
+}
+
+#[test]
+fn send_vs_recv_list() {
+    send_vs_recv(None);
+}
+
+#[test]
+fn send_vs_recv_zero() {
+    send_vs_recv(Some(0));
+}
+
+/// Two sends into a one-slot ring against two receives: the second send blocks until the
+/// first receive frees the slot; order is kept.
+#[test]
+fn array_full_sender_blocks_then_proceeds() {
+    model(|| {
+        let (s, r) = bounded(1);
+        let t = thread::spawn(move || {
+            s.send(1).unwrap();
+            s.send(2).unwrap();
+        });
+        assert_eq!(r.recv(), Ok(1));
+        assert_eq!(r.recv(), Ok(2));
+        t.join().unwrap();
+    });
+}
+
+fn last_sender_drop_vs_blocked_receiver(cap: Option<usize>) {
+    model(move || {
+        let (s, r) = chan(cap);
+        let t = thread::spawn(move || drop(s));
+        assert_eq!(r.recv(), Err(RecvError));
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn last_sender_drop_vs_blocked_receiver_array() {
+    last_sender_drop_vs_blocked_receiver(Some(1));
+}
+
+#[test]
+fn last_sender_drop_vs_blocked_receiver_list() {
+    last_sender_drop_vs_blocked_receiver(None);
+}
+
+#[test]
+fn last_sender_drop_vs_blocked_receiver_zero() {
+    last_sender_drop_vs_blocked_receiver(Some(0));
+}
+
+/// The last receiver goes while a sender is blocked (ring full / nobody to meet): the
+/// sender gets its message back.
+fn last_receiver_drop_vs_blocked_sender(cap: usize) {
+    model(move || {
+        let (s, r) = bounded(cap);
+        for i in 0..cap {
+            s.send(i as u32).unwrap();
+        }
+        let t = thread::spawn(move || s.send(99));
+        drop(r);
+        assert_eq!(t.join().unwrap(), Err(SendError(99)));
+    });
+}
+
+#[test]
+fn last_receiver_drop_vs_blocked_sender_array() {
+    last_receiver_drop_vs_blocked_sender(1);
+}
+
+#[test]
+fn last_receiver_drop_vs_blocked_sender_zero() {
+    last_receiver_drop_vs_blocked_sender(0);
+}
+
+/// A select blocked on two one-slot channels while both receive a message: exactly one
+/// arm fires and the other message stays in its channel.
+#[test]
+fn select_two_racing_sends_buffered() {
+    model(|| {
+        let (s1, r1) = bounded(1);
+        let (s2, r2) = bounded(1);
+        let t1 = thread::spawn(move || s1.send(1).unwrap());
+        let t2 = thread::spawn(move || s2.send(2).unwrap());
+        let got = select! {
+            recv(r1) -> v => v.unwrap(),
+            recv(r2) -> v => v.unwrap(),
+        };
+        t1.join().unwrap();
+        t2.join().unwrap();
+        let other = if got == 1 { &r2 } else { &r1 };
+        assert_eq!(other.try_recv(), Ok(3 - got), "the other value must stay");
+        let mine = if got == 1 { &r1 } else { &r2 };
+        // The senders are gone: an empty channel now reports the disconnection.
+        assert_eq!(
+            mine.try_recv(),
+            Err(TryRecvError::Disconnected),
+            "one arm fired once"
+        );
+    });
+}
+
+/// The same with rendezvous channels: exactly one handoff happens; the other sender is
+/// released by the disconnection and gets its value back.
+#[test]
+fn select_two_racing_sends_zero() {
+    model(|| {
+        let (s1, r1) = bounded(0);
+        let (s2, r2) = bounded(0);
+        let t1 = thread::spawn(move || s1.send(1));
+        let t2 = thread::spawn(move || s2.send(2));
+        let got = select! {
+            recv(r1) -> v => v.unwrap(),
+            recv(r2) -> v => v.unwrap(),
+        };
+        drop(r1);
+        drop(r2);
+        let (a, b) = (t1.join().unwrap(), t2.join().unwrap());
+        if got == 1 {
+            assert_eq!((a, b), (Ok(()), Err(SendError(2))));
+        } else {
+            assert_eq!((a, b), (Err(SendError(1)), Ok(())));
+        }
+    });
+}
+
+/// A rendezvous where the sender is a blocked `select` send arm (the message is produced
+/// only after the arm is chosen) and the receiver a plain `recv`.
+#[test]
+fn zero_select_send_vs_plain_recv() {
+    model(|| {
+        let (s, r) = bounded(0);
+        let t = thread::spawn(move || {
+            select! {
+                send(s, 5) -> res => res.unwrap(),
+            }
+        });
+        assert_eq!(r.recv(), Ok(5));
+        t.join().unwrap();
+    });
+}
+
+/// `recv_timeout` racing a send: either the message arrives, or the receive times out and
+/// the message is still there (buffered) or back with its sender (rendezvous).
+#[test]
+fn recv_timeout_vs_send_array() {
+    model(|| {
+        let (s, r) = bounded(1);
+        let t = thread::spawn(move || s.send(3).unwrap());
+        let res = r.recv_timeout(Duration::from_secs(1));
+        t.join().unwrap();
+        match res {
+            Ok(v) => assert_eq!(v, 3),
+            Err(RecvTimeoutError::Timeout) => assert_eq!(r.try_recv(), Ok(3)),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    });
+}
+
+#[test]
+fn recv_timeout_vs_send_zero() {
+    model(|| {
+        let (s, r) = bounded(0);
+        let t = thread::spawn(move || s.send(3));
+        let res = r.recv_timeout(Duration::from_secs(1));
+        drop(r);
+        let sent = t.join().unwrap();
+        match res {
+            Ok(v) => assert_eq!((v, sent), (3, Ok(()))),
+            Err(RecvTimeoutError::Timeout) => assert_eq!(sent, Err(SendError(3))),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    });
+}
