@@ -13,6 +13,10 @@
 //!    failed commit).
 //! 3. `timer_vs_unpark`: a park deadline fires while an unpark arrives: exactly one of
 //!    them readies the goroutine.
+//! 4. `timer_insert_vs_sleeping_m`: a goroutine parks with a deadline (a timer is added)
+//!    while the last M goes to sleep having seen no timer. The M must not sleep past the
+//!    timer: either it saw it, or `wake_for_timer` nudges an idle M (it, or another that
+//!    will serve the timer). A lost nudge leaves the sleeper blocked: loom reports it.
 
 use crate::g::{Status, G};
 use crate::m::{Wake, M};
@@ -172,6 +176,63 @@ fn timer_vs_unpark() {
             by_timer + by_unpark,
             1,
             "readied {by_timer} + {by_unpark} times"
+        );
+        teardown(&s);
+    });
+}
+
+#[test]
+fn timer_insert_vs_sleeping_m() {
+    loom::model(|| {
+        let s = sched(1); // P 0 idle
+                          // Another idle M that a wake-up may pick instead of the sleeper.
+        let spare = M::new(3);
+        s.idle.lock().midle.push(spare.clone());
+        s.nmidle.store(1, Ordering::Relaxed);
+        let sleeper_m = M::new(2);
+
+        let (s2, m2) = (s.clone(), sleeper_m.clone());
+        let sleeper = loom::thread::spawn(move || {
+            // proc.rs `sleep_for_p`: the earliest timer bounds the sleep.
+            let next = s2.allp[0].timers.next();
+            let deadline = (next != u64::MAX).then(|| crate::timers::instant(next));
+            if deadline.is_some() {
+                s2.sleep_until.fetch_min(next, Ordering::SeqCst);
+            }
+            let woke = s2.stopm(&m2, deadline);
+            s2.sleep_until.store(u64::MAX, Ordering::SeqCst);
+            (deadline.is_some(), woke)
+        });
+
+        // A goroutine parks with a deadline: `after_suspend` adds the timer and, if it is
+        // the earliest, calls `wake_for_timer`.
+        let gr = g(&s, 5);
+        gr.set_status(Status::Runnable);
+        gr.set_status(Status::Running);
+        assert!(commit(&gr));
+        let when = Instant::now() + std::time::Duration::from_secs(1);
+        let seq = gr.park_seq.load(Ordering::Relaxed);
+        if s.allp[0].timers.add(when, seq, gr) {
+            s.wake_for_timer(crate::timers::nanos(when));
+        }
+        // If the wake-up went to the spare M, it serves the timer; release the sleeper
+        // so the model can end (a real sleeper would stay idle, which is fine then).
+        let spare_woken = spare.has_pending_wake();
+        if spare_woken {
+            sleeper_m.nudge();
+        }
+        let (saw_timer, _woke) = sleeper.join().unwrap();
+        // Reaching here means the sleeper did not sleep forever: it saw the timer, was
+        // nudged by `wake_for_timer`, or the spare M took over.
+        assert!(
+            saw_timer
+                || spare_woken
+                || !s
+                    .idle
+                    .lock()
+                    .midle
+                    .iter()
+                    .any(|m| Arc::ptr_eq(m, &sleeper_m))
         );
         teardown(&s);
     });

@@ -84,6 +84,13 @@ impl M {
         self.cvar.notify_one();
     }
 
+    /// True if the M has a nudge or a P pending (loom models).
+    #[cfg(all(test, loom))]
+    pub(crate) fn has_pending_wake(&self) -> bool {
+        let n = self.note.lock();
+        n.woken || n.nextp.is_some()
+    }
+
     /// Wakes the M without a P (shutdown, timers).
     pub(crate) fn nudge(&self) {
         self.note.lock().woken = true;
