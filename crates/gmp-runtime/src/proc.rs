@@ -383,13 +383,15 @@ fn steal_work(c: &MCtx, p: usize) -> Option<GRef> {
                 return Some(g);
             }
             if last && !vp.stealer.is_empty() {
-                // Only `runnext` is left. Go: runqgrab's back-off — the victim usually
-                // runs the goroutine it just readied within a few microseconds (a
-                // channel handoff takes ~100 ns); stealing it at once would bounce a
-                // communicating pair between Ps.
-                let until = Instant::now() + RUNNEXT_BACKOFF;
-                while Instant::now() < until {
-                    std::hint::spin_loop();
+                // Only `runnext` is left. Go: runqgrab's back-off — if the victim is
+                // running, it usually runs the goroutine it just readied within a few
+                // microseconds (a channel handoff takes ~100 ns); stealing it at once
+                // would bounce a communicating pair between Ps. A bounded spin without
+                // clock reads (Go sleeps 3 µs; a sleep costs us a syscall).
+                if vp.state() == crate::p::OWN_USER {
+                    for _ in 0..RUNNEXT_BACKOFF_SPINS {
+                        std::hint::spin_loop();
+                    }
                 }
                 if let Some(g) = vp.stealer.steal_into(local, true) {
                     return Some(g);
@@ -400,8 +402,9 @@ fn steal_work(c: &MCtx, p: usize) -> Option<GRef> {
     None
 }
 
-/// Go: the `usleep(3)` in `runqgrab` before stealing `runnext`.
-const RUNNEXT_BACKOFF: Duration = Duration::from_micros(3);
+/// Go: the `usleep(3)` in `runqgrab` before stealing `runnext`, as `pause` spins
+/// (about 1–3 µs on current x86).
+const RUNNEXT_BACKOFF_SPINS: u32 = 128;
 
 fn coprime_stride(n: usize, r: u64) -> usize {
     let mut s = (r as usize % n).max(1);
@@ -553,7 +556,8 @@ pub(crate) fn park_current(g: &G, deadline: Option<Instant>, reason: WaitReason)
     if g.park.try_acquire() {
         return;
     }
-    if deadline.is_some_and(|d| d <= Instant::now()) {
+    // `sleep` has just checked its deadline itself: spare it a second clock read.
+    if reason != WaitReason::Sleep && deadline.is_some_and(|d| d <= Instant::now()) {
         return;
     }
     g.action.set(Action::Park { deadline, reason });
