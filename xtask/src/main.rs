@@ -1,8 +1,8 @@
 //! `cargo xtask`: the project's automation, in plain `std` so it compiles in seconds.
 //!
 //! - `cargo xtask ci` is the whole of CI (`.ci/run` calls exactly this): formatting,
-//!   clippy, the test suite, docs, the loom models, `cargo bench --no-run`, and every
-//!   example run briefly. It prints a timed summary; a failing step names itself and
+//!   clippy, the test suite, docs, the loom models, `cargo bench --no-run`, every
+//!   example run briefly, and the gmp side of the peer workloads at a small size. It prints a timed summary; a failing step names itself and
 //!   stops the run with a non-zero exit.
 //! - `cargo xtask loom [crate]` runs the loom models alone (all crates, or one).
 //! - `cargo xtask bench [args]` runs the criterion benches, then the comparison suite
@@ -137,6 +137,15 @@ fn ci_all(ci: &mut Ci) {
         cargo().args(["bench", "--workspace", "--no-run"]),
     );
     examples(ci);
+    // The gmp side of every comparison workload at 1/100 size, each result checked
+    // (no Go, no wrk, no other peer is built).
+    ci.step(
+        "peers: gmp workloads at small size",
+        Command::new("bash")
+            .arg("benches/peers/run.sh")
+            .arg("gmp")
+            .env("CHECK", "1"),
+    );
 }
 
 /// The loom models: release, `--cfg loom`, in their own target dir so the normal
@@ -242,7 +251,9 @@ fn bench(ci: &mut Ci, args: &[String]) {
         let mut cmd = Command::new("bash");
         cmd.arg(harness).args(peers.iter().map(|s| s.as_str()));
         if quick {
-            cmd.env("RUNS", "1");
+            // One small run of each workload, into bench-results/tmp/ (the committed
+            // table is not overwritten).
+            cmd.env("QUICK", "1");
         }
         ci.step("peer comparison", &mut cmd);
     } else {

