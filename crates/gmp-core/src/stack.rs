@@ -458,6 +458,7 @@ impl fmt::Debug for Stack {
 pub struct StackPool {
     stack_size: usize,
     max_cached: usize,
+    hot_cached: usize,
     cache: Mutex<Vec<Stack>>,
 }
 
@@ -471,10 +472,21 @@ impl StackPool {
 
     /// A pool keeping at most `max_cached` stacks.
     pub fn with_max_cached(stack_size: usize, max_cached: usize) -> StackPool {
+        Self::with_limits(stack_size, max_cached, HOT_CACHED)
+    }
+
+    /// A pool keeping at most `max_cached` stacks, of which the first `hot_cached` keep
+    /// their committed pages; the others give their memory back (`madvise`) when put.
+    ///
+    /// A runtime that creates and ends goroutines in bursts wants a large hot set:
+    /// each `madvise` is a system call that also flushes TLBs on every CPU, and each
+    /// stack freed beyond `max_cached` is an `munmap` (the same, plus the mmap lock).
+    pub fn with_limits(stack_size: usize, max_cached: usize, hot_cached: usize) -> StackPool {
         let rounded = check_size(stack_size).unwrap_or(stack_size);
         StackPool {
             stack_size: rounded,
             max_cached,
+            hot_cached: hot_cached.min(max_cached),
             cache: Mutex::new(Vec::new()),
         }
     }
@@ -510,7 +522,7 @@ impl StackPool {
             drop(stack);
             return;
         }
-        if n < HOT_CACHED {
+        if n < self.hot_cached {
             cache.push(stack);
             return;
         }

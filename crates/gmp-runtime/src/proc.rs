@@ -445,9 +445,11 @@ fn sleep_for_p(c: &MCtx) -> Option<()> {
                 return Some(());
             }
         }
-        // Never spin on a due timer we cannot serve: the Ps are all busy, and their
-        // owners run their own timers at their next schedule.
-        let deadline = (next != u64::MAX).then(|| timers::instant(next.max(now + 1_000_000)));
+        // Sleep until the earliest timer. One that is already due but that we could
+        // not serve (every P busy: their owners run their own timers at their next
+        // schedule) must not make us spin: then look again in 1 ms.
+        let wake_at = if next <= now { now + 1_000_000 } else { next };
+        let deadline = (next != u64::MAX).then(|| timers::instant(wake_at));
         if let Some(d) = deadline {
             sched.sleep_until.fetch_min(nanos(d), Ordering::SeqCst);
         }

@@ -43,6 +43,11 @@ pub(crate) static ALL_M: std::sync::atomic::AtomicUsize = std::sync::atomic::Ato
 pub(crate) static ALL_IDLE_M: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
 
+/// Stacks the runtime's pool keeps (see `Sched::new`).
+const STACK_POOL_MAX: usize = 1 << 20;
+/// Cached stacks that keep their committed pages.
+const STACK_POOL_HOT: usize = 8192;
+
 /// Go: `sched.maxmcount`.
 pub(crate) const MAX_M: usize = 10_000;
 
@@ -129,7 +134,11 @@ impl Sched {
         let allp: Box<[P]> = (0..procs).map(P::new).collect();
         Sched {
             id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            stack_pool: StackPool::new(config.stack_size),
+            // Go keeps freed stacks for reuse rather than returning them to the OS at
+            // once; so do we: up to a million cached (address space only), the most
+            // recent 8,192 with their pages (unmapping or `madvise` flush every CPU's
+            // TLB — measured as the largest kernel cost of bursts of goroutines).
+            stack_pool: StackPool::with_limits(config.stack_size, STACK_POOL_MAX, STACK_POOL_HOT),
             config,
             allp,
             global: Global::new(),
