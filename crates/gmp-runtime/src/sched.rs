@@ -221,10 +221,14 @@ impl Sched {
     /// Go: `newproc`'s tail: makes a new G — reusing a dead one from the current P's
     /// cache when there is one (Go: `gfget`) — and puts it in the P's `runnext`, under
     /// one `enter`; from a plain thread or another runtime, onto the global queue.
+    /// Counts the goroutine as live.
     pub(crate) fn spawn_g(self: &Arc<Self>, make: impl FnOnce(Option<GRef>) -> GRef) -> GRef {
         let g = match m::ctx() {
             Some(c) if Arc::ptr_eq(&c.sched, self) => match enter(c) {
                 Some(p) => {
+                    // The live-goroutine count, on our P's shard, without a second
+                    // look at the thread-local M context.
+                    self.ngoroutine[p].fetch_add(1, Ordering::Relaxed);
                     let pp = &self.allp[p];
                     // SAFETY: `enter` made this M the P's owner in state RUNTIME.
                     let g = make(unsafe { pp.gfree() }.pop());
@@ -234,12 +238,14 @@ impl Sched {
                     g
                 }
                 None => {
+                    self.goroutine_started();
                     let g = make(None);
                     self.global.push(g.clone());
                     g
                 }
             },
             _ => {
+                self.goroutine_started();
                 let g = make(None);
                 self.global.push(g.clone());
                 g

@@ -212,7 +212,6 @@ where
         None
     };
     let entry = if co.is_some() { None } else { Some(entry) };
-    sched.goroutine_started();
     let g = sched.spawn_g(|cached| {
         let g = match cached {
             Some(mut g) => match Arc::get_mut(&mut g) {

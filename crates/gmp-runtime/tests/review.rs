@@ -1,6 +1,6 @@
 //! Review tests of gmp-runtime's scheduler (the reviewer's file).
 //!
-//! Each test shows a defect found in review, now fixed (they were `#[ignore]`d until
+//! Each test shows a defect found in review, now fixed (they were marked ignored until
 //! the fixes landed).
 //!
 //! A test that could hang runs its body on a helper thread and gives up after a generous
