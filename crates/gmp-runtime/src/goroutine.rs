@@ -140,7 +140,10 @@ pub fn yield_now() {
     }
     match proc::current_g() {
         Some(g) => proc::yield_current(g),
-        None => std::thread::yield_now(),
+        None => {
+            proc::reraise_if_unwinding();
+            std::thread::yield_now()
+        }
     }
 }
 
@@ -160,6 +163,7 @@ pub fn sleep(dur: Duration) {
 pub fn sleep_until(deadline: Instant) {
     loop {
         let Some(g) = proc::current_g() else {
+            proc::reraise_if_unwinding();
             return proc::thread_sleep_until(deadline);
         };
         if std::thread::panicking() {
@@ -230,7 +234,12 @@ unsafe impl<T: Send> Sync for Packet<T> {}
 unsafe impl<T: Send> Send for Packet<T> {}
 
 impl<T> Packet<T> {
+    /// A packet for a new goroutine; a scoped one counts itself in its scope until it
+    /// is dropped (so every way a spawn can fail undoes the count exactly once).
     pub(crate) fn new(scope: Option<Arc<crate::scope::ScopeData>>) -> Packet<T> {
+        if let Some(s) = &scope {
+            s.increment();
+        }
         Packet {
             state: AtomicU8::new(RUNNING),
             result: UnsafeCell::new(None),

@@ -31,6 +31,7 @@ use crate::timers::{self, nanos};
 use gmp_core::coroutine::Resume;
 use gmp_core::park::{ParkHook, Unparker};
 use gmp_core::sync::atomic::Ordering;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -689,6 +690,94 @@ pub(crate) fn resched_if_lost_p() {
         // SAFETY: `g` is the running goroutine: this is its own stack.
         let g: &G = unsafe { &*(g as *const G) };
         suspend(g);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Shutdown's forced unwind (sched.rs `unwind_all`)
+// ---------------------------------------------------------------------------------
+
+/// How often a goroutine may swallow the shutdown's forced unwind (a `catch_unwind`
+/// around a suspension point that does not rethrow) before the process aborts.
+pub(crate) const MAX_SWALLOWED_UNWINDS: u32 = 100;
+
+std::thread_local! {
+    /// The goroutine being unwound on this thread by a shutdown, and how many times it
+    /// has swallowed the unwind so far.
+    static UNWINDING: Cell<(*const G, u32)> = const { Cell::new((std::ptr::null(), 0)) };
+}
+
+/// Runs `f` (which drops a suspended goroutine's coroutine, unwinding its stack) as
+/// the shutdown's forced unwind of `g`, on the calling thread.
+///
+/// The goroutine's code runs here as on a plain thread — this thread's M context, if
+/// it is an M of another runtime, is hidden for the duration, so that the goroutine
+/// can never switch out through that runtime's scheduler — except that every
+/// suspension point (a park through the hook, `yield_now`, `sleep`) raises the forced
+/// unwind again if the goroutine caught it and carried on. After
+/// [`MAX_SWALLOWED_UNWINDS`] the process aborts with a message naming the goroutine:
+/// it would otherwise keep the shutdown waiting forever.
+pub(crate) fn unwind_goroutine(g: &G, f: impl FnOnce()) {
+    struct Restore(*const m::MCtx, Option<&'static dyn ParkHook>, (*const G, u32));
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            UNWINDING.with(|u| u.set(self.2));
+            gmp_core::park::set_hook(self.1);
+            set_ctx(self.0);
+        }
+    }
+    let prev_ctx = set_ctx(std::ptr::null());
+    let prev_hook = gmp_core::park::set_hook(Some(&UNWIND_HOOK));
+    let prev = UNWINDING.with(|u| u.replace((g as *const G, 0)));
+    let _restore = Restore(prev_ctx, prev_hook, prev);
+    f();
+}
+
+/// Called at a suspension point reached without an M context: if this is a goroutine
+/// being unwound by a shutdown that swallowed the unwind, raise it again.
+#[inline(never)]
+pub(crate) fn reraise_if_unwinding() {
+    if std::thread::panicking() {
+        // A destructor run by the unwind itself: it may wait as a thread does.
+        return;
+    }
+    let (g, n) = UNWINDING.with(|u| u.get());
+    if g.is_null() {
+        return;
+    }
+    // SAFETY: `unwind_goroutine` holds an `Arc` of the G for as long as the pointer is
+    // published, and we run on that G's stack.
+    let g: &G = unsafe { &*g };
+    if n >= MAX_SWALLOWED_UNWINDS {
+        eprintln!(
+            "gmp: goroutine {}{} caught the runtime's shutdown unwind {n} times without \
+             rethrowing it; a catch_unwind around code that can suspend must \
+             resume_unwind payloads for which gmp_runtime::is_forced_unwind is true. \
+             Aborting.",
+            g.id,
+            g.name.as_deref().map(|n| format!(" ('{n}')")).unwrap_or_default(),
+        );
+        std::process::abort();
+    }
+    UNWINDING.with(|u| u.set((g as *const G, n + 1)));
+    // The coroutine's forced-unwind flag is set: `suspend` raises it again at once.
+    suspend(g);
+}
+
+/// The park hook of a thread running a shutdown's forced unwind.
+struct UnwindHook;
+
+static UNWIND_HOOK: UnwindHook = UnwindHook;
+
+impl ParkHook for UnwindHook {
+    fn current(&self) -> Option<Unparker> {
+        None
+    }
+
+    fn park(&self, _deadline: Option<Instant>) -> bool {
+        reraise_if_unwinding();
+        // In a destructor: wait as a thread.
+        false
     }
 }
 

@@ -47,6 +47,17 @@ use std::sync::Arc;
 ///
 /// Reading a thread-local afresh after each suspension is fine (it is simply another
 /// thread's value). `Send` values and ordinary locks held briefly are fine.
+///
+/// # Shutdown, and catching panics
+///
+/// When a [`Runtime`](crate::Runtime) shuts down, each goroutine still parked is
+/// unwound from its suspension point (its destructors run) with a private payload that
+/// [`is_forced_unwind`](crate::is_forced_unwind) recognises. A goroutine that catches
+/// panics around a call that can suspend — a worker loop's `catch_unwind` around a
+/// `recv`, say — must rethrow that payload with [`std::panic::resume_unwind`]. If it
+/// swallows it instead, the unwind is raised again at its next suspension point, and
+/// after the 100th time the process aborts with a message naming the goroutine
+/// (rather than leaving the shutdown waiting forever).
 pub unsafe fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -336,7 +347,10 @@ pub(crate) fn make_coroutine(
     id: u64,
     name: Option<&str>,
 ) -> Coroutine<()> {
+    let unstarted = Unstarted(Some(entry));
     let mut co = Coroutine::new(stack, move |s: &Suspender| {
+        let mut unstarted = unstarted;
+        let entry = unstarted.0.take().expect("gmp: a goroutine was started twice");
         // Publish the suspender: code deep inside the goroutine switches out through
         // it (proc::suspend).
         if let Some(g) = crate::proc::current_g() {
@@ -348,6 +362,20 @@ pub(crate) fn make_coroutine(
         co.set_label(id, name);
     }
     co
+}
+
+/// A goroutine body inside a coroutine that has not run yet. If the coroutine is
+/// dropped before its first run (a `Builder::spawn` goroutine, whose stack is taken at
+/// once, still queued at shutdown), the body is cancelled so that `join` returns `Err`
+/// instead of waiting forever.
+struct Unstarted(Option<Entry>);
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(entry) = self.0.take() {
+            entry.cancel();
+        }
+    }
 }
 
 /// Creates the coroutine of a goroutine at its first run, on its M.
