@@ -66,6 +66,7 @@
 
 mod g;
 mod goroutine;
+mod local;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod m;
@@ -81,9 +82,10 @@ mod sysmon;
 mod timers;
 
 pub use goroutine::{
-    blocking, current, park, park_timeout, sleep, sleep_until, yield_now, Goroutine, GoroutineId,
-    JoinHandle,
+    blocking, current, park, park_timeout, sleep, sleep_until, yield_now, Aborted, Goroutine,
+    GoroutineId, JoinHandle,
 };
+pub use local::LocalKey;
 pub use runtime::{gomaxprocs, num_goroutine, run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[doc(hidden)]

@@ -553,9 +553,80 @@ pub(crate) fn running_g() -> Option<&'static G> {
     Some(unsafe { &*(g as *const G) })
 }
 
+/// The goroutine the caller runs as: the running one (also inside `blocking`), or
+/// the one a shutdown is unwinding on this thread. For its identity only.
+pub(crate) fn identity_g() -> Option<&'static G> {
+    if let Some(g) = running_g() {
+        return Some(g);
+    }
+    let (g, _) = UNWINDING.with(|u| u.get());
+    // SAFETY: `unwind_goroutine` keeps the G alive while it is published, and only
+    // code running on that G's stack (this thread, during the unwind) can observe it.
+    (!g.is_null()).then(|| unsafe { &*g })
+}
+
+/// `JoinHandle::abort`, at a suspension point: unwinds the goroutine with an
+/// [`Aborted`](crate::Aborted) payload if an abort was requested, unless it is already
+/// unwinding (a destructor) or inside a region that must finish first (`scope`
+/// waiting for its children). Raised once.
+#[inline]
+pub(crate) fn check_abort(g: &G) {
+    // Relaxed: a hint read at every suspension point; the RMW below decides, and the
+    // requester's unpark (a release/acquire edge through the park word) makes the
+    // request visible at the park that follows it.
+    if g.abort.load(Ordering::Relaxed) == crate::g::ABORT_REQUESTED {
+        raise_abort(g);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn raise_abort(g: &G) {
+    if g.abort_mask.get() != 0 || std::thread::panicking() {
+        return;
+    }
+    if g
+        .abort
+        .compare_exchange(
+            crate::g::ABORT_REQUESTED,
+            crate::g::ABORT_RAISED,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+    {
+        std::panic::resume_unwind(Box::new(crate::Aborted));
+    }
+}
+
+/// Runs `f` with aborts of the running goroutine held back (they are raised at the
+/// first suspension point after `f`): for waits that keep borrowed frames alive.
+pub(crate) fn without_abort<R>(f: impl FnOnce() -> R) -> R {
+    struct Unmask(Option<&'static G>);
+    impl Drop for Unmask {
+        fn drop(&mut self) {
+            if let Some(g) = self.0 {
+                g.abort_mask.set(g.abort_mask.get() - 1);
+            }
+        }
+    }
+    let g = running_g();
+    if let Some(g) = g {
+        g.abort_mask.set(g.abort_mask.get() + 1);
+    }
+    let unmask = Unmask(g);
+    let r = f();
+    drop(unmask);
+    if let Some(g) = current_g() {
+        check_abort(g);
+    }
+    r
+}
+
 /// Go: `gopark`. Parks the running goroutine `g` until its permit is available or
 /// `deadline` passes (or spuriously).
 pub(crate) fn park_current(g: &G, deadline: Option<Instant>, reason: WaitReason) {
+    check_abort(g);
     if g.park.try_acquire() {
         return;
     }
@@ -567,12 +638,16 @@ pub(crate) fn park_current(g: &G, deadline: Option<Instant>, reason: WaitReason)
     suspend(g);
     g.park.finish_park();
     g.set_wait_reason(WaitReason::None);
+    // Resumed, perhaps on another M: re-read nothing thread-local before this.
+    check_abort(g);
 }
 
 /// Go: `goyield`: to the back of the local queue.
 pub(crate) fn yield_current(g: &G) {
+    check_abort(g);
     g.action.set(Action::Yield);
     suspend(g);
+    check_abort(g);
 }
 
 /// Switches from goroutine `g` to its M's scheduler. Returns when `g` is resumed,
@@ -624,6 +699,10 @@ pub(crate) fn blocking_call<R>(f: impl FnOnce() -> R) -> R {
     let guard = Exit { sched: &sched };
     let r = f();
     drop(guard);
+    // An abort that arrived during the call takes effect now that it has returned.
+    if let Some(g) = current_g() {
+        check_abort(g);
+    }
     r
 }
 

@@ -288,8 +288,9 @@ impl Runtime {
 /// Waits for the main goroutine; `None` on deadlock.
 fn wait_main<T>(sched: &Arc<Sched>, packet: &Packet<T>) -> Option<std::thread::Result<T>> {
     if m::ctx().is_some() {
-        // block_on from inside a goroutine: just join (parks the goroutine).
-        return Some(packet.join());
+        // block_on from inside a goroutine: just join (parks the goroutine). The main
+        // goroutine borrows from our frame: an abort of ours waits for it.
+        return Some(crate::proc::without_abort(|| packet.join()));
     }
     let me = gmp_core::park::current();
     sched.main_waiters.lock().push(me.clone());

@@ -88,10 +88,14 @@ where
         env: PhantomData,
     };
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
-    // Acquire: see `decrement`.
-    while scope.data.running.load(Ordering::Acquire) != 0 {
-        gmp_core::park::park();
-    }
+    // The children borrow from this frame: an abort of this goroutine must wait until
+    // they are gone (it is raised at the first suspension point after the wait).
+    crate::proc::without_abort(|| {
+        // Acquire: see `decrement`.
+        while scope.data.running.load(Ordering::Acquire) != 0 {
+            gmp_core::park::park();
+        }
+    });
     match result {
         Err(e) => resume_unwind(e),
         Ok(_) if scope.data.a_goroutine_panicked.load(Ordering::Relaxed) => {
@@ -164,6 +168,11 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// The goroutine's handle.
     pub fn goroutine(&self) -> &Goroutine {
         self.inner.goroutine()
+    }
+
+    /// Ends the goroutine from outside, as [`JoinHandle::abort`].
+    pub fn abort(&self) {
+        self.inner.abort()
     }
 }
 

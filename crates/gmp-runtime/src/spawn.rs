@@ -290,6 +290,9 @@ where
             return;
         }
         let r = catch_unwind(AssertUnwindSafe(f));
+        // The goroutine's locals go with its body, however it ended (a destructor
+        // that panics is a panic of the goroutine: it aborts, as in std).
+        crate::local::drop_goroutine_locals();
         if let Err(p) = &r {
             if gmp_core::coroutine::is_forced_unwind(&**p) {
                 // The runtime is unwinding this goroutine (shutdown): tell the joiner,

@@ -6,7 +6,7 @@
 //! this is a `harness = false` test whose `main` runs each scenario in a child process
 //! of its own, where the scenario's thread is the process's main thread.
 
-use gmp_runtime::{chan, go, sleep, Runtime};
+use gmp_runtime::{chan, sleep, JoinHandle, Runtime};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +16,17 @@ const SCENARIO_ENV: &str = "GMP_DEADLOCK_SCENARIO";
 
 fn rt(procs: usize) -> Runtime {
     Runtime::builder().procs(procs).build().expect("runtime")
+}
+
+/// Starts a goroutine (the tests' closures hold no thread-local state across
+/// suspension points, which is `spawn`'s whole contract).
+fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: see above.
+    unsafe { gmp_runtime::spawn(f) }
 }
 
 fn payload_msg(p: &(dyn std::any::Any + Send)) -> String {
@@ -124,7 +135,7 @@ fn failed_thread_creation_keeps_detection() {
     // Ms that exist.
     let r = block_on_msg(&rt, || {
         let hs: Vec<_> = (0..4u64)
-            .map(|i| unsafe { go!(move || i * 2) })
+            .map(|i| go(move || i * 2))
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
     });
@@ -141,8 +152,8 @@ fn failed_thread_creation_keeps_detection() {
 fn joining_a_long_computation_is_not_a_deadlock() {
     let rt = rt(1);
     let r = block_on_msg(&rt, || {
-        let h = unsafe {
-            go!(|| {
+        let h = {
+            go(|| {
                 let t = Instant::now();
                 let mut x = 1u64;
                 while t.elapsed() < Duration::from_millis(600) {
