@@ -87,7 +87,7 @@ pub use goroutine::{
 pub use runtime::{gomaxprocs, num_goroutine, run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[doc(hidden)]
-pub use spawn::__go_unchecked;
+pub use spawn::{__GoPermit, __go_unchecked};
 pub use spawn::{spawn, Builder};
 
 /// Channels and `select`, with the API of crossbeam-channel (a re-export of gmp-chan).
