@@ -89,7 +89,7 @@ pub use local::LocalKey;
 pub use runtime::{gomaxprocs, num_goroutine, run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[doc(hidden)]
-pub use spawn::__go_unchecked;
+pub use spawn::{__GoPermit, __go_unchecked};
 pub use spawn::{spawn, Builder};
 
 /// True if a panic payload is the forced unwind with which the runtime unwinds a

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// let rt = gmp_runtime::Runtime::builder().procs(2).build().unwrap();
-/// // SAFETY: the closure holds no thread-local state across a suspension point.
+/// // SAFETY: the closure and the goroutines it starts with `go!` (inside this `unsafe`
+/// // block) hold no thread-local state across a suspension point.
 /// let sum = unsafe {
 ///     rt.block_on(|| {
 ///         let hs: Vec<_> = (0..10u64).map(|i| gmp_runtime::go!(move || i * i)).collect();
