@@ -64,18 +64,22 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+pub mod fs;
 mod g;
 mod goroutine;
+pub mod io;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod m;
 pub mod net;
 mod p;
 mod proc;
+pub mod process;
 mod registry;
 mod runtime;
 mod sched;
 mod scope;
+pub mod signal;
 mod spawn;
 mod sysmon;
 mod timers;
