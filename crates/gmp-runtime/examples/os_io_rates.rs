@@ -91,9 +91,7 @@ fn spawn_rate(dur: Duration, par: usize, gmp: bool) -> f64 {
         stop.store(true, Relaxed);
         hs.into_iter().for_each(|h| h.join().unwrap());
     } else {
-        let hs: Vec<_> = (0..par)
-            .map(|_| std::thread::spawn(work.clone()))
-            .collect();
+        let hs: Vec<_> = (0..par).map(|_| std::thread::spawn(work.clone())).collect();
         std::thread::sleep(dur);
         stop.store(true, Relaxed);
         hs.into_iter().for_each(|h| h.join().unwrap());

@@ -33,7 +33,10 @@ fn pipeline(stages: &[Vec<String>]) -> io::Result<(Vec<Child>, String)> {
     }
     let mut out = String::new();
     if let Some(last) = children.last_mut() {
-        last.stdout.take().expect("piped").read_to_string(&mut out)?;
+        last.stdout
+            .take()
+            .expect("piped")
+            .read_to_string(&mut out)?;
     }
     Ok((children, out))
 }

@@ -241,6 +241,8 @@ impl<T: AsFd> AsRawFd for PollFd<T> {
 
 impl<T: AsFd + fmt::Debug> fmt::Debug for PollFd<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PollFd").field("inner", self.get_ref()).finish()
+        f.debug_struct("PollFd")
+            .field("inner", self.get_ref())
+            .finish()
     }
 }

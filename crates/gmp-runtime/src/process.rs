@@ -257,9 +257,18 @@ impl Child {
     /// Wraps a `std` child: its piped streams move onto the poller, and a pidfd is opened
     /// for `wait`.
     pub fn from_std(mut child: std::process::Child) -> io::Result<Child> {
-        let stdin = child.stdin.take().map(|s| PollFd::new_lazy(OwnedFd::from(s)));
-        let stdout = child.stdout.take().map(|s| PollFd::new_lazy(OwnedFd::from(s)));
-        let stderr = child.stderr.take().map(|s| PollFd::new_lazy(OwnedFd::from(s)));
+        let stdin = child
+            .stdin
+            .take()
+            .map(|s| PollFd::new_lazy(OwnedFd::from(s)));
+        let stdout = child
+            .stdout
+            .take()
+            .map(|s| PollFd::new_lazy(OwnedFd::from(s)));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| PollFd::new_lazy(OwnedFd::from(s)));
         let pidfd = pidfd_open(child.id()).and_then(|fd| PollFd::new_lazy(fd).ok());
         Ok(Child {
             inner: child,
@@ -417,7 +426,7 @@ impl fmt::Debug for Child {
 macro_rules! pipe_type {
     ($name:ident, $what:literal) => {
         #[doc = concat!("The child's ", $what, " pipe, on the poller (a [`PollFd`]): ",
-                        "in a goroutine, I/O that would block parks the goroutine.")]
+                                "in a goroutine, I/O that would block parks the goroutine.")]
         ///
         /// Convert it into a [`Stdio`] to connect it to another child (a pipeline); it
         /// is handed over in blocking mode.

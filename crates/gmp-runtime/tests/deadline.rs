@@ -46,7 +46,10 @@ fn a_parked_read_is_woken_by_a_deadline_set_from_another_goroutine() {
         a.set_read_deadline(Some(Instant::now())).unwrap();
         let (kind, waited) = reader.join().unwrap();
         assert_eq!(kind, ErrorKind::TimedOut);
-        assert!(waited >= Duration::from_millis(40), "woke early: {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(40),
+            "woke early: {waited:?}"
+        );
 
         // Through a clone: the reader waits on its own registration.
         let (c, mut d) = UnixStream::pair().unwrap();

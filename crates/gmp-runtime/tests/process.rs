@@ -207,7 +207,10 @@ fn a_pipeline_of_children() {
             .unwrap();
         assert!(producer.wait().unwrap().success());
         assert!(filter.wait().unwrap().success());
-        String::from_utf8(counter.stdout).unwrap().trim().to_string()
+        String::from_utf8(counter.stdout)
+            .unwrap()
+            .trim()
+            .to_string()
     };
     let expect = (1..=1000).filter(|i| i.to_string().contains('7')).count();
     assert_eq!(block_on(&rt(2), run), expect.to_string());

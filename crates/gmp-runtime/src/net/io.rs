@@ -240,7 +240,11 @@ impl<S: AsFd> Io<S> {
 
     /// Runs `f` (one non-blocking syscall) until it does not would-block, waiting in
     /// between; applies the deadline and the timeout for `dir` and the non-blocking mode.
-    pub(crate) fn io<R>(&self, dir: Direction, f: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+    pub(crate) fn io<R>(
+        &self,
+        dir: Direction,
+        f: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
         self.io_capped(dir, None, f)
     }
 
@@ -356,7 +360,10 @@ macro_rules! deadline_methods {
         impl $ty {
             /// Sets both the read and the write deadline; see
             /// [`set_read_deadline`](Self::set_read_deadline). Go: `SetDeadline`.
-            pub fn set_deadline(&self, deadline: Option<std::time::Instant>) -> std::io::Result<()> {
+            pub fn set_deadline(
+                &self,
+                deadline: Option<std::time::Instant>,
+            ) -> std::io::Result<()> {
                 self.io
                     .opts
                     .set_deadline(gmp_netpoll::Direction::Read, deadline);
@@ -371,7 +378,10 @@ macro_rules! deadline_methods {
             /// thread, on this handle or a clone — fails with `ErrorKind::TimedOut`, until
             /// the deadline is moved or cleared (`None`). Independent of
             /// `set_read_timeout`, which bounds each call.
-            pub fn set_read_deadline(&self, deadline: Option<std::time::Instant>) -> std::io::Result<()> {
+            pub fn set_read_deadline(
+                &self,
+                deadline: Option<std::time::Instant>,
+            ) -> std::io::Result<()> {
                 self.io
                     .opts
                     .set_deadline(gmp_netpoll::Direction::Read, deadline);
@@ -380,7 +390,10 @@ macro_rules! deadline_methods {
 
             /// Sets an absolute deadline for writes; as
             /// [`set_read_deadline`](Self::set_read_deadline). Go: `SetWriteDeadline`.
-            pub fn set_write_deadline(&self, deadline: Option<std::time::Instant>) -> std::io::Result<()> {
+            pub fn set_write_deadline(
+                &self,
+                deadline: Option<std::time::Instant>,
+            ) -> std::io::Result<()> {
                 self.io
                     .opts
                     .set_deadline(gmp_netpoll::Direction::Write, deadline);
