@@ -21,6 +21,18 @@ fn block_on<T: Send>(rt: &Runtime, f: impl FnOnce() -> T + Send) -> T {
     unsafe { rt.block_on(f) }
 }
 
+/// Per-call timeouts that end a wait the deadline failed to wake, so that such a bug
+/// fails the test (`WouldBlock` instead of `TimedOut`) rather than hanging it.
+const BACKSTOP: Duration = Duration::from_secs(10);
+
+/// The error kind `op` fails with, checking that it was woken well before the backstop.
+fn timed<T: std::fmt::Debug>(op: impl FnOnce() -> std::io::Result<T>) -> ErrorKind {
+    let t = Instant::now();
+    let e = op().unwrap_err();
+    assert!(t.elapsed() < BACKSTOP / 2, "not woken by the deadline: {e}");
+    e.kind()
+}
+
 fn tcp_pair() -> (TcpStream, TcpStream) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -33,6 +45,8 @@ fn tcp_pair() -> (TcpStream, TcpStream) {
 fn a_parked_read_is_woken_by_a_deadline_set_from_another_goroutine() {
     block_on(&rt(), || {
         let (a, _b) = tcp_pair();
+        // A backstop: without the wake-up the read would end in WouldBlock, not hang.
+        a.set_read_timeout(Some(BACKSTOP)).unwrap();
         let a = Arc::new(a);
         let reader = {
             let a = a.clone();
@@ -54,7 +68,8 @@ fn a_parked_read_is_woken_by_a_deadline_set_from_another_goroutine() {
         // Through a clone: the reader waits on its own registration.
         let (c, mut d) = UnixStream::pair().unwrap();
         let clone = c.try_clone().unwrap();
-        let reader = go(move || (&clone).read(&mut [0u8; 16]).unwrap_err().kind());
+        clone.set_read_timeout(Some(BACKSTOP)).unwrap();
+        let reader = go(move || timed(|| (&clone).read(&mut [0u8; 16])));
         gmp_runtime::sleep(Duration::from_millis(30));
         c.set_read_deadline(Some(Instant::now() - Duration::from_secs(1)))
             .unwrap();
@@ -117,10 +132,11 @@ fn a_past_deadline_fails_before_the_syscall() {
 #[test]
 fn a_blocked_thread_is_woken_by_a_deadline() {
     let (a, _b) = tcp_pair();
+    a.set_read_timeout(Some(BACKSTOP)).unwrap();
     let a = Arc::new(a);
     let t = {
         let a = a.clone();
-        std::thread::spawn(move || (&*a).read(&mut [0u8; 4]).unwrap_err().kind())
+        std::thread::spawn(move || timed(|| (&*a).read(&mut [0u8; 4])))
     };
     std::thread::sleep(Duration::from_millis(50));
     a.set_read_deadline(Some(Instant::now())).unwrap();
@@ -133,13 +149,16 @@ fn a_blocked_thread_is_woken_by_a_deadline() {
 fn writes_and_accepts_have_deadlines() {
     block_on(&rt(), || {
         let (a, _b) = UnixStream::pair().unwrap();
+        a.set_write_timeout(Some(BACKSTOP)).unwrap();
         let a = Arc::new(a);
         let writer = {
             let a = a.clone();
             go(move || {
                 let chunk = vec![0u8; 64 * 1024];
                 loop {
+                    let t = Instant::now();
                     if let Err(e) = (&*a).write(&chunk) {
+                        assert!(t.elapsed() < BACKSTOP / 2, "not woken by the deadline");
                         return e.kind();
                     }
                 }
@@ -152,7 +171,7 @@ fn writes_and_accepts_have_deadlines() {
         let l = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
         let acceptor = {
             let l = l.clone();
-            go(move || l.accept().unwrap_err().kind())
+            go(move || timed(|| l.accept()))
         };
         gmp_runtime::sleep(Duration::from_millis(30));
         l.set_deadline(Some(Instant::now())).unwrap();
