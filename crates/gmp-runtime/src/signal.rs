@@ -264,7 +264,7 @@ pub fn stop(rx: &Receiver<i32>) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

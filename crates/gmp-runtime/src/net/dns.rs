@@ -45,7 +45,7 @@ pub fn lookup_host(host: &str) -> io::Result<impl Iterator<Item = SocketAddr>> {
     crate::blocking(resolve)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
