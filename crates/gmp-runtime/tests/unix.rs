@@ -291,3 +291,25 @@ fn pollfd_bad_descriptors_are_clear_errors() {
     assert!(e.to_string().contains("cannot be polled"), "{e}");
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn lookup_host_in_goroutines() {
+    block_on(&rt(1), || {
+        let hs: Vec<_> = (0..20)
+            .map(|_| {
+                go(|| {
+                    gmp_runtime::net::lookup_host("localhost:80")
+                        .unwrap()
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in hs {
+            let addrs = h.join().unwrap();
+            assert!(!addrs.is_empty());
+            assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 80));
+        }
+        let e = gmp_runtime::net::lookup_host("").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    });
+}

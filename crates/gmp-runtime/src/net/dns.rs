@@ -8,7 +8,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// other goroutines meanwhile (Go's cgo resolver does the same); on a plain thread it
 /// simply blocks.
 ///
-/// `host` is a name or an IP address, with or without a port: `"localhost"`,
+/// `host` (a `&str` or `String`) is a name or an IP address, with or without a port: `"localhost"`,
 /// `"example.com:443"`, `"127.0.0.1"`, `"::1"`, `"[::1]:80"`. Without a port the
 /// addresses carry port 0. A name that does not resolve is an error (its kind depends on
 /// the resolver); an empty name is `InvalidInput`.
@@ -20,7 +20,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// assert_eq!(addrs, ["127.0.0.1:80".parse().unwrap()]);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn lookup_host(host: &str) -> io::Result<impl Iterator<Item = SocketAddr>> {
+pub fn lookup_host<H: AsRef<str>>(
+    host: H,
+) -> io::Result<impl Iterator<Item = SocketAddr> + Send + std::fmt::Debug> {
+    let host = host.as_ref();
     if host.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
