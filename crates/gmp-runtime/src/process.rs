@@ -36,7 +36,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-pub use std::process::{ExitStatus, Output, Stdio};
+pub use std::process::{abort, exit, id, ExitCode, ExitStatus, Output, Stdio};
 
 /// A process builder, as [`std::process::Command`]; `spawn`, `output` and `status` park
 /// the goroutine rather than its thread.
