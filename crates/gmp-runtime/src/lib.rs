@@ -79,6 +79,7 @@ pub mod process;
 mod registry;
 mod runtime;
 mod sched;
+mod schedule;
 mod scope;
 pub mod signal;
 mod spawn;
