@@ -65,8 +65,10 @@
 #![cfg_attr(not(test), warn(missing_docs))]
 
 pub mod debug;
+pub mod fs;
 mod g;
 mod goroutine;
+pub mod io;
 mod local;
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -75,11 +77,13 @@ mod metrics;
 pub mod net;
 mod p;
 mod proc;
+pub mod process;
 mod registry;
 mod runtime;
 mod sched;
 mod schedule;
 mod scope;
+pub mod signal;
 mod spawn;
 mod sysmon;
 mod timers;
