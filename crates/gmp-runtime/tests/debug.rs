@@ -138,7 +138,7 @@ fn dump_lists_every_parked_goroutine_with_its_stack_and_creator() {
         (ids[0], "[sleep]", "parks_in_sleep_here"),
         (ids[1], "[", "parks_in_recv_here"),
         (ids[2], "[", "parks_in_select_here"),
-        (ids[3], "[", "parks_in_net_read_here"),
+        (ids[3], "[IO wait]", "parks_in_net_read_here"),
     ];
     for (id, state, func) in expect {
         let e = entry(&text, id).unwrap_or_else(|| panic!("goroutine {id} missing:\n{text}"));
