@@ -260,6 +260,8 @@ impl<R> Coroutine<R> {
             });
             let sp = arch::init_frame(closure_addr as *mut u8, header_addr, coroutine_main::<F, R>);
             (*header).slots.coroutine_sp = sp;
+            // The userfaultfd handler reports an overflow of this stack with this label.
+            stack.set_owner(addr_of!((*header).info));
         }
         Coroutine {
             // SAFETY: derived from the stack's top, never null.
@@ -342,6 +344,8 @@ impl<R> Coroutine<R> {
     /// check finds unfit for reuse.
     pub fn into_stack(mut self) -> Option<Stack> {
         self.finish_for_drop();
+        // The header (and its label) is dead from here on.
+        self.stack.set_owner(ptr::null());
         // SAFETY: `self` is forgotten right after; the stack is taken exactly once.
         let stack = unsafe { ManuallyDrop::take(&mut self.stack) };
         drop(self.name.take());

@@ -45,6 +45,7 @@ compile_error!(
 mod arch;
 pub mod coroutine;
 mod overflow;
+mod uffd;
 pub mod park;
 pub mod stack;
 pub mod sync;

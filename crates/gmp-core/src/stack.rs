@@ -74,7 +74,7 @@ use std::ptr::NonNull;
 // Process-wide counters of mappings. Not std-vs-loom shimmed on purpose: stacks are
 // mmap'd memory that no loom model can run on, and these statics must be `const`
 // initialised, which loom's atomics are not.
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 // parking_lot directly, not the `sync` shim: the chunk free lists are a `static` (loom's
 // mutex is not const-constructible) and no loom model can run on mmap'd stacks.
@@ -117,9 +117,55 @@ const CHUNK_BYTES: usize = 64 << 20;
 pub enum StackProtection {
     /// A `PROT_NONE` page below the stack: every overflow faults and is reported at once.
     GuardPage,
+    /// A slot of a chunk watched by userfaultfd: the page below the stack is never
+    /// populated, and its first touch — every overflow's first touch — is reported at once
+    /// by the handler thread.
+    Userfault,
     /// A red-zone page below the stack, checked at every switch: overflows that write
-    /// into it are reported at the coroutine's next switch (best effort).
+    /// into it are reported at the coroutine's next switch (best effort). Only after the
+    /// `unsafe` opt-in [`allow_canary_stacks`].
     Canary,
+}
+
+/// Whether chunk stacks may be watched by userfaultfd (see [`set_userfaultfd`]).
+static USERFAULTFD: AtomicBool = AtomicBool::new(true);
+/// Whether the caller opted into canary stacks (see [`allow_canary_stacks`]).
+static CANARY_ALLOWED: AtomicBool = AtomicBool::new(false);
+
+/// Enables (the default) or disables userfaultfd for stacks created from now on beyond the
+/// guarded budget ([`set_guarded_stack_limit`]). Disabled, such stacks are
+/// [`StackProtection::Canary`] stacks if [`allow_canary_stacks`] was called, and otherwise
+/// [`Stack::new`] fails with an error that says how to raise the budget. Stacks alive keep
+/// their protection.
+///
+/// ```
+/// gmp_core::stack::set_userfaultfd(true);
+/// ```
+pub fn set_userfaultfd(enabled: bool) {
+    // Relaxed: a policy flag read by `Stack::new`; it orders no other memory.
+    USERFAULTFD.store(enabled, Ordering::Relaxed);
+}
+
+/// Opts into [`StackProtection::Canary`] stacks beyond the guarded budget when userfaultfd
+/// is unavailable (or disabled with [`set_userfaultfd`]), instead of failing [`Stack::new`].
+///
+/// ```no_run
+/// // SAFETY: no coroutine of this program overflows its stack (all recursion is
+/// // bounded and checked against the stack size).
+/// unsafe { gmp_core::stack::allow_canary_stacks() };
+/// ```
+///
+/// # Safety
+///
+/// A canary stack only *detects*, at the coroutine's next switch, an overflow that writes
+/// non-zero bytes into the top [`CANARY_BYTES`] of the page below the stack. A single frame
+/// larger than that page (any Rust frame over 4 KiB, or C code), or recursion that writes
+/// zeros or skips those bytes, silently writes into the neighbouring stack of its chunk,
+/// i.e. into another suspended coroutine's locals: undefined behaviour. The caller
+/// promises that no coroutine running on a stack created from now on overflows it.
+pub unsafe fn allow_canary_stacks() {
+    // Relaxed: see `set_userfaultfd`.
+    CANARY_ALLOWED.store(true, Ordering::Relaxed);
 }
 
 /// The page size (4096 on x86-64 Linux; asked of the kernel once).
@@ -238,28 +284,75 @@ unsafe fn discard(p: *mut u8, len: usize) {
 // ---------------------------------------------------------------------------------------
 // Chunks of canary stacks.
 
-/// Free slots of one slot length. The `Vec` of classes is tiny (one per stack size in use).
+/// Free slots of one slot length and kind. The `Vec` of classes is tiny (one per stack
+/// size and kind in use).
 struct SizeClass {
     slot_len: usize,
+    userfault: bool,
     free: Vec<usize>,
 }
 
 /// Free canary slots, by size. A plain mutex: this is the slow path (the pool is in front).
 static CHUNKS: Mutex<Vec<SizeClass>> = Mutex::new(Vec::new());
 
-fn canary_slot(slot_len: usize) -> io::Result<NonNull<u8>> {
-    let mut classes = CHUNKS.lock();
-    let idx = match classes.iter().position(|c| c.slot_len == slot_len) {
+fn class_of(classes: &mut Vec<SizeClass>, slot_len: usize, userfault: bool) -> &mut SizeClass {
+    let idx = match classes
+        .iter()
+        .position(|c| c.slot_len == slot_len && c.userfault == userfault)
+    {
         Some(i) => i,
         None => {
             classes.push(SizeClass {
                 slot_len,
+                userfault,
                 free: Vec::new(),
             });
             classes.len() - 1
         }
     };
-    let class = &mut classes[idx];
+    &mut classes[idx]
+}
+
+/// A slot of a userfaultfd chunk, marked taken, its top page populated. Returns the slot's
+/// base (its guard page) and its state cell.
+fn userfault_slot(slot_len: usize) -> io::Result<(NonNull<u8>, &'static AtomicUsize)> {
+    let mut classes = CHUNKS.lock();
+    let class = class_of(&mut classes, slot_len, true);
+    if class.free.is_empty() {
+        let chunk = crate::uffd::new_chunk(slot_len)?;
+        // Lowest first, so that `pop` hands out the highest slot first.
+        class
+            .free
+            .extend((0..chunk.nslots).map(|i| chunk.start + i * slot_len));
+    }
+    let base = class.free.pop().expect("a chunk has at least one slot");
+    drop(classes);
+    let chunk = crate::uffd::chunk_of(base).expect("a userfaultfd slot lies in a chunk");
+    let state = &chunk.slots[(base - chunk.start) / slot_len];
+    // Release: the handler reads the state (Acquire) when this slot's pages first fault.
+    state.store(crate::uffd::SLOT_TAKEN, Ordering::Release);
+    crate::uffd::prefill_top(base + slot_len);
+    Ok((
+        NonNull::new(base as *mut u8).expect("mmap never returns address 0"),
+        state,
+    ))
+}
+
+fn free_userfault_slot(base: *mut u8, slot_len: usize, state: &AtomicUsize) {
+    let page = page_size();
+    // SAFETY: the slot's usable range is ours alone (its Stack is being dropped); its
+    // contents are dead. Its pages go missing again: their next first touch reaches the
+    // handler. The guard page below was never populated and stays so.
+    unsafe { discard(base.wrapping_add(page), slot_len - page) };
+    // Release: orders the discard before a later taker's state store (via the lock too).
+    state.store(crate::uffd::SLOT_FREE, Ordering::Release);
+    let mut classes = CHUNKS.lock();
+    class_of(&mut classes, slot_len, true).free.push(base as usize);
+}
+
+fn canary_slot(slot_len: usize) -> io::Result<NonNull<u8>> {
+    let mut classes = CHUNKS.lock();
+    let class = class_of(&mut classes, slot_len, false);
     if class.free.is_empty() {
         let page = page_size();
         let n = (CHUNK_BYTES / slot_len).max(1);
@@ -290,9 +383,7 @@ fn free_canary_slot(base: *mut u8, slot_len: usize) {
     // SAFETY: the slot is ours alone (its Stack is being dropped); its contents are dead.
     unsafe { discard(base, slot_len) };
     let mut classes = CHUNKS.lock();
-    if let Some(c) = classes.iter_mut().find(|c| c.slot_len == slot_len) {
-        c.free.push(base as usize);
-    }
+    class_of(&mut classes, slot_len, false).free.push(base as usize);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -308,12 +399,34 @@ pub struct Stack {
     /// Usable bytes (a multiple of the page size).
     size: usize,
     protection: StackProtection,
+    /// A userfaultfd slot's state cell (see `uffd::SLOT_FREE`), else `None`.
+    slot_state: Option<&'static AtomicUsize>,
+    /// True when the pool gave the stack's pages back: its top page must be populated
+    /// again before use (userfaultfd stacks, see [`StackPool::get`]).
+    cold: bool,
 }
 
 // SAFETY: a Stack owns its memory range exclusively and has no thread affinity.
 unsafe impl Send for Stack {}
 // SAFETY: `&Stack` only exposes addresses and sizes.
 unsafe impl Sync for Stack {}
+
+/// The error of [`Stack::new`] when the guarded budget is spent and no other sound
+/// protection is available.
+fn no_guarded_stack(why: String) -> io::Error {
+    let max_maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    io::Error::other(format!(
+        "cannot create a guarded coroutine stack: {} stacks with guard pages are alive, the \
+         limit (a quarter of vm.max_map_count = {max_maps}; each uses 2 memory maps), and {why}. \
+         Raise the limit (`sysctl -w vm.max_map_count=4194304`; the default limit follows it), \
+         allow userfaultfd (run as root or with CAP_SYS_PTRACE, or `sysctl -w \
+         vm.unprivileged_userfaultfd=1`), or opt into unguarded stacks with the unsafe \
+         gmp_core::stack::allow_canary_stacks",
+        guarded_stacks_alive()
+    ))
+}
 
 fn check_size(size: usize) -> io::Result<usize> {
     if size < MIN_STACK_SIZE {
@@ -350,6 +463,8 @@ impl Stack {
                         base,
                         size,
                         protection: StackProtection::GuardPage,
+                        slot_state: None,
+                        cold: false,
                     })
                 }
                 Err(e) => {
@@ -362,12 +477,58 @@ impl Stack {
                 }
             }
         }
-        let base = canary_slot(slot_len)?;
-        Ok(Stack {
-            base,
-            size,
-            protection: StackProtection::Canary,
-        })
+        // Relaxed: policy flags (see `set_userfaultfd`).
+        let refusal = if USERFAULTFD.load(Ordering::Relaxed) {
+            match userfault_slot(slot_len) {
+                Ok((base, state)) => {
+                    return Ok(Stack {
+                        base,
+                        size,
+                        protection: StackProtection::Userfault,
+                        slot_state: Some(state),
+                        cold: false,
+                    })
+                }
+                Err(e) => {
+                    // Only a userfaultfd that cannot be had falls back; other errors (out
+                    // of memory) are the caller's.
+                    if crate::uffd::available().is_ok() {
+                        return Err(e);
+                    }
+                    format!("userfaultfd, which guards the stacks beyond them, is unavailable ({e})")
+                }
+            }
+        } else {
+            "userfaultfd, which guards the stacks beyond them, is disabled \
+             (gmp_core::stack::set_userfaultfd)"
+                .to_string()
+        };
+        // Relaxed: see `allow_canary_stacks`.
+        if CANARY_ALLOWED.load(Ordering::Relaxed) {
+            let base = canary_slot(slot_len)?;
+            return Ok(Stack {
+                base,
+                size,
+                protection: StackProtection::Canary,
+                slot_state: None,
+                cold: false,
+            });
+        }
+        Err(no_guarded_stack(refusal))
+    }
+
+    /// Records the running coroutine's overflow label for the userfaultfd handler (null:
+    /// none). The info must stay valid, at the top of this stack, until replaced.
+    pub(crate) fn set_owner(&self, info: *const crate::overflow::StackInfo) {
+        if let Some(state) = self.slot_state {
+            let v = if info.is_null() {
+                crate::uffd::SLOT_TAKEN
+            } else {
+                info as usize
+            };
+            // Release: the handler reads the label through this address (Acquire).
+            state.store(v, Ordering::Release);
+        }
     }
 
     fn new_guarded(slot_len: usize) -> io::Result<NonNull<u8>> {
@@ -405,10 +566,22 @@ impl Stack {
     }
 
     /// Gives the stack's committed pages back to the kernel (they read as zeros after).
-    fn release_memory(&self) {
+    fn release_memory(&mut self) {
         // SAFETY: the usable range is ours and, the stack not being in use (it is being
         // cached), its contents are dead.
         unsafe { discard(self.bottom(), self.size) };
+        self.cold = true;
+    }
+
+    /// Makes a stack taken from the pool ready: a userfaultfd stack whose pages were given
+    /// back gets its top page populated by this thread, not by the handler on first touch.
+    fn warm_up(&mut self) {
+        if self.cold {
+            self.cold = false;
+            if self.protection == StackProtection::Userfault {
+                crate::uffd::prefill_top(self.top() as usize);
+            }
+        }
     }
 }
 
@@ -421,6 +594,10 @@ impl Drop for Stack {
                 // this Stack owned alone.
                 unsafe { unmap(self.base.as_ptr(), slot_len) };
                 release_guard_budget();
+            }
+            StackProtection::Userfault => {
+                let state = self.slot_state.expect("a userfaultfd stack has a slot state");
+                free_userfault_slot(self.base.as_ptr(), slot_len, state);
             }
             StackProtection::Canary => free_canary_slot(self.base.as_ptr(), slot_len),
         }
@@ -495,7 +672,8 @@ impl StackPool {
     // Go: runtime.stackalloc (from the P's stackcache, else from the OS).
     #[inline]
     pub fn get(&self) -> io::Result<Stack> {
-        if let Some(s) = self.cache.lock().pop() {
+        if let Some(mut s) = self.cache.lock().pop() {
+            s.warm_up();
             return Ok(s);
         }
         Stack::new(self.stack_size)
@@ -507,7 +685,7 @@ impl StackPool {
     ///
     /// If the stack's size is not the pool's [`stack_size`](Self::stack_size).
     // Go: runtime.stackfree (into the cache; beyond it, back to the OS).
-    pub fn put(&self, stack: Stack) {
+    pub fn put(&self, mut stack: Stack) {
         assert_eq!(
             stack.size(),
             self.stack_size,
