@@ -98,7 +98,15 @@ pub(crate) fn enter(info: *const StackInfo) -> *const StackInfo {
 }
 
 /// Restores the running coroutine recorded before [`enter`].
-#[inline]
+///
+/// Never inlined: it runs right after the switch back from a coroutine, and the resumer may
+/// itself be a coroutine (a `Coroutine` nested in a goroutine) that was suspended meanwhile
+/// — the nested coroutine parked the goroutine — and resumed on another thread. Inlined,
+/// the compiler may reuse the thread-local's address computed by [`enter`] on the first
+/// thread (it assumes a function never changes threads; under the general-dynamic TLS model
+/// of a `dylib` that address is a plain pointer), and write the first thread's state from
+/// the second. Out of line, the address is computed afresh on the thread that runs it.
+#[inline(never)]
 pub(crate) fn leave(prev: *const StackInfo) {
     THREAD.with(|t| t.current.set(prev));
 }

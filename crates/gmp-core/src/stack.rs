@@ -1,5 +1,6 @@
-//! Coroutine stacks: lazily committed mappings, guard pages while the kernel's mapping budget
-//! lasts, red-zone canaries beyond it, and a pool that reuses stacks without system calls.
+//! Coroutine stacks: lazily committed mappings, a guard page below every stack — its own
+//! `PROT_NONE` page while the kernel's mapping budget lasts, a never-populated page watched
+//! by userfaultfd beyond it — and a pool that reuses stacks without system calls.
 //!
 //! # Layout of one stack
 //!
@@ -10,8 +11,9 @@
 //!   |   usable stack, grows down; pages are committed on first touch
 //!   |   (a parked coroutine typically touches only the top page)
 //!   bottom() = base + PAGE
-//!   |   protection page: PROT_NONE guard page          (StackProtection::GuardPage)
-//!   |                    or never-used red zone page   (StackProtection::Canary)
+//!   |   guard page: PROT_NONE                  (StackProtection::GuardPage)
+//!   |               never populated, watched   (StackProtection::Userfault)
+//!   |               red zone, checked           (StackProtection::Canary, unsafe opt-in)
 //!   base                                                            lowest address
 //! ```
 //!
@@ -19,53 +21,112 @@
 //! overcommit) until touched, so a parked coroutine costs its touched pages only, and the
 //! reservation size is a question of address space, of which x86-64 has 128 TiB.
 //!
-//! # Why two kinds of protection
+//! # The guarantee
 //!
-//! A guard page needs its own kernel memory map entry (VMA): the usable part and the guard
-//! are two VMAs with different permissions, and two neighbouring guarded stacks cannot
-//! merge. Linux allows `vm.max_map_count` = 65,530 VMAs per process by default, so at most
-//! ~32,000 guarded stacks could exist, and then the process could not map anything else
-//! (this is how `may` fails at ~30k coroutines). gmp therefore hands out guarded stacks
-//! while a *budget* lasts — by default a quarter of `vm.max_map_count`, i.e. 16,382
+//! **No stack overflow writes outside its own stack unnoticed**: the first access below a
+//! stack's usable range — whatever the frame size, from user code or from a system call —
+//! is reported as `goroutine <id> ('<name>') has overflowed its stack (<size> bytes)` and
+//! the process aborts (SIGABRT) before the access completes. Rust emits stack probes for
+//! every frame larger than a page, so the first page any Rust overflow touches is the one
+//! right below the stack. C code compiled without `-fstack-clash-protection` can allocate
+//! a frame that jumps that page: running such code on a coroutine stack is the caller's
+//! responsibility (as it is on thread stacks). The only exception is the `unsafe` opt-in
+//! [`allow_canary_stacks`].
+//!
+//! # Why two kinds of guard page
+//!
+//! A `PROT_NONE` guard page needs its own kernel memory map entry (VMA): the usable part and
+//! the guard are two VMAs with different permissions, and two neighbouring guarded stacks
+//! cannot merge. Linux allows `vm.max_map_count` = 65,530 VMAs per process by default, so
+//! at most ~32,000 guarded stacks could exist, and then the process could not map anything
+//! else (this is how `may` fails at ~30k coroutines). gmp therefore hands out guarded
+//! stacks while a *budget* lasts — by default a quarter of `vm.max_map_count`, i.e. 16,382
 //! stacks (32,764 VMAs) on a default kernel; see [`set_guarded_stack_limit`] — and beyond
-//! it carves stacks out of big *chunks*: one mapping of 64 MiB (about 250 default stacks)
-//! with a single guard page at its bottom, two VMAs for the whole chunk. A million
-//! coroutines thus need 16,382 × 2 + ~3,900 × 2 ≈ 40,600 VMAs.
+//! it carves stacks out of 64 MiB-aligned *chunks* (about 250 default stacks each), each
+//! chunk one mapping registered as a whole with a process-wide `userfaultfd` in `MISSING`
+//! mode (one registration per chunk: registering page by page would split the mapping into
+//! VMAs again, the very limit chunks avoid). Every first touch of a page in a chunk then
+//! reaches gmp's handler thread, which looks the address up (a lock-free table from the
+//! chunk's address to its slots, never a lock or an allocation: the faulting thread may
+//! hold any lock, `malloc`'s included) and
 //!
-//! Inside a chunk, the page below each stack's usable part is a *red zone*: normal code
-//! never touches it, so it reads as zeros (and, never written, it is backed by the shared
-//! zero page: it costs no memory). The coroutine code checks the highest
-//! [`CANARY_BYTES`] bytes of the red zone at every switch out of the coroutine; a
-//! non-zero byte means the stack overflowed, and the process prints the same overflow
-//! message as for a guard-page hit and aborts.
+//! - inside a stack's usable range: fills the page with zeros (`UFFDIO_COPY`) and wakes the
+//!   faulting thread;
+//! - on the page below a stack: reports the overflow with the owning coroutine's label and
+//!   aborts. These pages are never populated, so every touch of one, however late, reaches
+//!   the handler;
+//! - anywhere else (a slot that is free, the unused tail of a chunk): reports
+//!   `gmp: access to the memory of a freed coroutine stack at 0x…` (or the like) and aborts.
 //!
-//! # What each protection guarantees (exactly)
+//! The allocating thread populates a stack's top page itself (`UFFDIO_COPY` from the
+//! thread calling [`Stack::new`], or [`StackPool::get`] for a pooled stack whose pages were
+//! given back), so creating and starting a coroutine whose frames fit a page never waits on
+//! the handler. Stacks given back with `MADV_DONTNEED` (by the pool, or when freed) have
+//! missing pages again, which go back through the handler; guard pages are never
+//! populated. Chunks are `MADV_NOHUGEPAGE` (and the kernel's huge-page collapse skips
+//! registered ranges), so no huge page ever fills a guard page behind the handler's back.
 //!
-//! - [`StackProtection::GuardPage`]: any access to the page below the stack faults. Rust
-//!   emits stack probes for frames larger than a page, so *every* overflow touches the
-//!   guard page first; the SIGSEGV handler (`overflow.rs`) reports it and aborts before
-//!   anything else is damaged.
-//! - [`StackProtection::Canary`]: detection, not prevention. An overflow that writes a
-//!   non-zero value into the top [`CANARY_BYTES`] of the red zone is reported at the
-//!   coroutine's next switch (suspend or finish) and the process aborts. Until then the
-//!   overflowing code may have written into the red zone and, past it, into the top of the
-//!   neighbouring stack of the chunk (the lowest stack of a chunk has the chunk's guard page
-//!   below its red zone instead, and faults like a guarded stack). An overflow that only
-//!   writes zeros there, or skips those bytes entirely, goes unnoticed. This is the price of
-//!   not spending a VMA per stack; the first 16,382 stacks alive at once are guarded.
+//! A million default stacks thus need 16,382 × 2 VMAs plus one per chunk (adjacent chunks
+//! merge): 33,057 memory maps in the `million` example (measured, below).
+//!
+//! ## System calls, privileges, fork
+//!
+//! gmp opens the userfaultfd in full mode, so *kernel-mode* accesses are handled like user
+//! ones: a system call writing into an untouched page of a chunk stack (`read` into a
+//! stack buffer) waits for the handler and succeeds; one writing into a guard page is
+//! reported as an overflow. Full mode needs root, `CAP_SYS_PTRACE`, or
+//! `vm.unprivileged_userfaultfd = 1`. gmp does **not** fall back to `UFFD_USER_MODE_ONLY`
+//! (what unprivileged processes get by default since Linux 5.11): there a system call
+//! touching an untouched stack page fails with `EFAULT`, which can lose data (a datagram
+//! whose copy-out fails is dropped), and pre-faulting whole stacks would cost their whole
+//! size in memory. Where full mode is refused (EPERM, or ENOSYS on kernels without
+//! userfaultfd), or after [`set_userfaultfd`]`(false)`, a stack beyond the guarded budget
+//! is an error: [`Stack::new`] (and so a spawn) fails with an `io::Error` that names
+//! `vm.max_map_count`, the sysctls that help, and the opt-in. The opt-in is the `unsafe`
+//! [`allow_canary_stacks`]: chunk stacks with only a checked red zone (see its `# Safety`).
+//!
+//! A `fork`ed child does not inherit the registration (the kernel drops it) nor the handler
+//! thread; the inherited file descriptor belongs to the parent's address space and is never
+//! used in the child. The child opens its own userfaultfd and registers every inherited
+//! chunk again on its first chunk-stack allocation ([`Stack::new`] or a cold
+//! [`StackPool::get`]); until then, pages first touched on the inherited chunk stacks are
+//! plain zero-fill memory, unwatched. (Children that `exec` — `std::process::Command` —
+//! never run coroutines.) A child spawned with `CLONE_VM` (vfork, `posix_spawn`) shares the
+//! parent's memory and handler.
+//!
+//! ## Costs (measured on the 2-core development machine, Linux 6.18, root)
+//!
+//! | | before (canary chunks) | userfaultfd chunks |
+//! |---|---|---|
+//! | first touch of a stack page, guarded stack | MEAS_GT | MEAS_GT2 |
+//! | first touch of a stack page, chunk stack | MEAS_CT | MEAS_CT2 |
+//! | create + run + finish, fresh guarded stack | MEAS_FG | MEAS_FG2 |
+//! | create + run + finish, fresh chunk stack | MEAS_FC | MEAS_FC2 |
+//! | create + run + finish, pooled (hot) stack | MEAS_PH | MEAS_PH2 |
+//! | create + run + finish, pooled cold chunk stack | MEAS_PC | MEAS_PC2 |
+//! | `million` example: create 1,000,000 suspended | MEAS_M1 | MEAS_M12 |
+//! | `million` example: RSS per coroutine | MEAS_R | MEAS_R2 |
+//! | `million` example: memory maps | MEAS_V | MEAS_V2 |
+//!
+//! (`examples/switch_cost.rs` and `examples/million.rs`; best of many windows.) A fault
+//! resolved by the handler costs two thread switches more than the kernel's own zero-fill:
+//! code that touches a deep stack for the first time (a recursion hundreds of KiB deep) pays
+//! it once per page, and a pooled hot stack not at all. The hot paths — pooled stacks and
+//! the switch itself — are unchanged.
 //!
 //! # Pooling
 //!
-//! Creating a stack costs an `mmap` and an `mprotect` (~9 µs with the first page faults);
-//! [`StackPool`] keeps finished stacks of one size in a vector behind a mutex, so `get`
-//! and `put` cost a lock and a push/pop. A pool keeps at most `max_cached` stacks; the
-//! first [`HOT_CACHED`] keep their committed pages (the hot set, reused at full speed),
-//! stacks cached beyond that are given back to the kernel with `madvise(MADV_DONTNEED)`
-//! when put (one system call on `put`, none on `get`; their next user faults its pages
-//! back in). Stacks beyond `max_cached` are unmapped (or their chunk slot freed).
+//! Creating a stack costs an `mmap` and an `mprotect` (a guarded stack) or a slot and an
+//! `ioctl` (a chunk stack); [`StackPool`] keeps finished stacks of one size in a vector
+//! behind a mutex, so `get` and `put` cost a lock and a push/pop. A pool keeps at most
+//! `max_cached` stacks; the first [`HOT_CACHED`] keep their committed pages (the hot set,
+//! reused at full speed), stacks cached beyond that are given back to the kernel with
+//! `madvise(MADV_DONTNEED)` when put (one system call on `put`; on `get` a chunk stack's
+//! top page is populated again). Stacks beyond `max_cached` are unmapped (or their chunk
+//! slot freed).
 //!
 //! Chunk slots are never unmapped: a freed slot's memory is returned with
-//! `madvise(MADV_DONTNEED)` and the slot is reused by the next canary stack of the same
+//! `madvise(MADV_DONTNEED)` and the slot is reused by the next chunk stack of the same
 //! size. Only address space stays reserved.
 
 use std::fmt;
@@ -192,11 +253,17 @@ static GUARDED_LIVE: AtomicUsize = AtomicUsize::new(0);
 static GUARDED_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// Sets how many guarded stacks may be alive at once, process-wide; stacks created beyond
-/// it use [`StackProtection::Canary`]. Stacks already alive keep their protection.
+/// it are chunk stacks ([`StackProtection::Userfault`], see the module docs). Stacks
+/// already alive keep their protection.
 ///
 /// The default is a quarter of `/proc/sys/vm/max_map_count` (16,382 on a default kernel),
 /// leaving three quarters of the process's memory maps to everything else. `0` makes every
-/// new stack a canary stack.
+/// new stack a chunk stack (tests use it to reach that code path without 16,382 stacks).
+///
+/// ```
+/// let limit = gmp_core::stack::guarded_stack_limit();
+/// gmp_core::stack::set_guarded_stack_limit(limit);
+/// ```
 pub fn set_guarded_stack_limit(limit: usize) {
     // Relaxed: an advisory limit read by `take_guard_budget`; no other data depends on it.
     GUARDED_LIMIT.store(limit.min(usize::MAX - 1), Ordering::Relaxed);
@@ -282,7 +349,7 @@ unsafe fn discard(p: *mut u8, len: usize) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Chunks of canary stacks.
+// Chunks: userfaultfd-watched ones (see `uffd.rs`) and canary ones (the unsafe opt-in).
 
 /// Free slots of one slot length and kind. The `Vec` of classes is tiny (one per stack
 /// size and kind in use).
@@ -292,7 +359,8 @@ struct SizeClass {
     free: Vec<usize>,
 }
 
-/// Free canary slots, by size. A plain mutex: this is the slow path (the pool is in front).
+/// Free chunk slots, by size and kind. A plain mutex: this is the slow path (the pool is in
+/// front). The userfaultfd handler never takes it.
 static CHUNKS: Mutex<Vec<SizeClass>> = Mutex::new(Vec::new());
 
 fn class_of(classes: &mut Vec<SizeClass>, slot_len: usize, userfault: bool) -> &mut SizeClass {
@@ -448,10 +516,19 @@ fn check_size(size: usize) -> io::Result<usize> {
 impl Stack {
     /// Reserves a stack with at least `size` usable bytes (rounded up to whole pages).
     ///
-    /// It gets a guard page while the process-wide budget of guarded stacks lasts (see
-    /// [`set_guarded_stack_limit`]), else a canary (see the module docs). Errors:
-    /// `InvalidInput` for a size outside [`MIN_STACK_SIZE`]`..=`[`MAX_STACK_SIZE`]; the OS
-    /// error (e.g. `ENOMEM`) when no memory or no mapping can be had.
+    /// It gets a `PROT_NONE` guard page while the process-wide budget of guarded stacks
+    /// lasts (see [`set_guarded_stack_limit`]), else a slot of a userfaultfd-watched chunk
+    /// (see the module docs). Errors: `InvalidInput` for a size outside
+    /// [`MIN_STACK_SIZE`]`..=`[`MAX_STACK_SIZE`]; the OS error (e.g. `ENOMEM`) when no
+    /// memory or no mapping can be had; beyond the budget without userfaultfd (and without
+    /// [`allow_canary_stacks`]), an error naming `vm.max_map_count` and the sysctls that
+    /// help.
+    ///
+    /// ```
+    /// let s = gmp_core::Stack::new(64 * 1024)?;
+    /// assert_eq!(s.size(), 64 * 1024);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new(size: usize) -> io::Result<Stack> {
         let size = check_size(size)?;
         let page = page_size();

@@ -210,6 +210,46 @@ fn run_child_case(case: &str) {
             println!("CHILD-SIGNAL {}", libc::WTERMSIG(status));
             drop(below);
         }
+        "nested-migration" => {
+            // A coroutine nested in another parks the *outer* one (as a runtime's park
+            // hook does for a goroutine), and the outer one moves to another thread before
+            // the inner one switches back to its resumer. The resumer's bookkeeping of the
+            // running coroutine must then be this thread's, not the first thread's.
+            struct SendCo(Coroutine<u64>);
+            // SAFETY: the closures hold nothing thread-bound.
+            unsafe impl Send for SendCo {}
+            let a = std::thread::Builder::new()
+                .name("thread-a".into())
+                .stack_size(256 * 1024)
+                .spawn(|| {
+                    let mut outer = Coroutine::new(Stack::new(64 * 1024).unwrap(), |s| {
+                        let sp = s as *const gmp_core::Suspender as usize;
+                        let mut inner = Coroutine::new(Stack::new(64 * 1024).unwrap(), move |_| {
+                            // SAFETY: the outer coroutine's Suspender, called on its
+                            // (nested) stack while it runs: a park from a nested coroutine.
+                            unsafe { (*(sp as *const gmp_core::Suspender)).suspend() };
+                            7u64
+                        });
+                        match inner.resume() {
+                            Resume::Returned(v) => v,
+                            _ => 0,
+                        }
+                    });
+                    assert!(matches!(outer.resume(), Resume::Suspended));
+                    let outer = SendCo(outer);
+                    let b = std::thread::spawn(move || {
+                        let mut o = outer;
+                        matches!(o.0.resume(), Resume::Returned(7))
+                    });
+                    assert!(b.join().unwrap());
+                    // The outer coroutine and its stack are gone. An overflow of this
+                    // thread's own stack must get Rust's report, not a crash in our handler
+                    // reading a stale "running coroutine".
+                    recurse_forever(0)
+                })
+                .unwrap();
+            let _ = a.join();
+        }
         "no-uffd" => {
             stack::set_guarded_stack_limit(0);
             stack::set_userfaultfd(false);
@@ -494,4 +534,19 @@ fn without_userfaultfd_beyond_the_budget_is_an_error_unless_opted_in() {
     let (status, out, err) = run_case("no-uffd");
     assert!(status.success(), "status {status:?}, stderr: {err}");
     assert!(out.contains("ERR-OK"), "stdout: {out}");
+}
+
+#[test]
+fn nested_coroutine_migrating_mid_resume_keeps_thread_bookkeeping() {
+    let (status, _, err) = run_case("nested-migration");
+    assert!(
+        err.contains("thread 'thread-a' has overflowed its stack"),
+        "stderr: {err}"
+    );
+    assert!(!err.contains("goroutine"), "stderr: {err}");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGABRT),
+        "status {status:?}, stderr: {err}"
+    );
 }
