@@ -344,8 +344,6 @@ impl<R> Coroutine<R> {
     /// check finds unfit for reuse.
     pub fn into_stack(mut self) -> Option<Stack> {
         self.finish_for_drop();
-        // The header (and its label) is dead from here on.
-        self.stack.set_owner(ptr::null());
         // SAFETY: `self` is forgotten right after; the stack is taken exactly once.
         let stack = unsafe { ManuallyDrop::take(&mut self.stack) };
         drop(self.name.take());

@@ -596,6 +596,7 @@ impl Stack {
 
     /// Records the running coroutine's overflow label for the userfaultfd handler (null:
     /// none). The info must stay valid, at the top of this stack, until replaced.
+    #[inline(always)]
     pub(crate) fn set_owner(&self, info: *const crate::overflow::StackInfo) {
         if let Some(state) = self.slot_state {
             let v = if info.is_null() {
@@ -763,6 +764,8 @@ impl StackPool {
     /// If the stack's size is not the pool's [`stack_size`](Self::stack_size).
     // Go: runtime.stackfree (into the cache; beyond it, back to the OS).
     pub fn put(&self, mut stack: Stack) {
+        // The coroutine that ran on it is finished: its overflow label is dead.
+        stack.set_owner(std::ptr::null());
         assert_eq!(
             stack.size(),
             self.stack_size,
