@@ -168,9 +168,17 @@ struct State {
 
 /// Allocation-side state. The handler never takes this lock.
 static STATE: Mutex<Option<State>> = Mutex::new(None);
-/// The fd and its pid, for the allocation fast path ([`prefill`]) without the lock.
+/// The fd and its pid, for the allocation fast path ([`prefill_top`]) without the lock or
+/// a `getpid`: `FD_PID` is 0 until the fd is opened and again in a `fork`ed child (set by
+/// [`after_fork_child`]), which sends the child through [`fd_locked`].
 static FD: AtomicI32 = AtomicI32::new(-1);
 static FD_PID: AtomicU32 = AtomicU32::new(0);
+
+/// `pthread_atfork` child handler: the inherited fd is the parent's. Async-signal-safe.
+extern "C" fn after_fork_child() {
+    // Relaxed: the child has one thread now.
+    FD_PID.store(0, Ordering::Relaxed);
+}
 /// The errno with which opening failed in process `REFUSED_PID` (the kernel's answer does
 /// not change: ask once per process).
 static REFUSED: AtomicI32 = AtomicI32::new(0);
@@ -203,6 +211,11 @@ fn open() -> io::Result<i32> {
         unsafe { libc::close(fd) };
         return Err(e);
     }
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers an async-signal-safe handler (one atomic store).
+    ATFORK.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(after_fork_child));
+    });
     let spawned = std::thread::Builder::new()
         .name("gmp-userfaultfd".into())
         .stack_size(64 * 1024)
@@ -361,19 +374,29 @@ pub(crate) fn new_chunk(slot_len: usize) -> io::Result<&'static ChunkMeta> {
     Ok(meta)
 }
 
-/// A page of zeros, the source of every fill.
+/// How many pages the handler fills at once for a fault deep in a stack (see `resolve`).
+const BATCH_PAGES: usize = 4;
+
+/// Zeros, the source of every fill.
 #[repr(C, align(4096))]
-struct ZeroPage([u8; 4096]);
-static ZERO: ZeroPage = ZeroPage([0; 4096]);
+struct ZeroPages([u8; 4096 * BATCH_PAGES]);
+static ZERO: ZeroPages = ZeroPages([0; 4096 * BATCH_PAGES]);
 
 /// Fills the missing page at `page_addr` with zeros. `Ok(true)` if filled, `Ok(false)` if
 /// it was present already. Kernel errors other than EEXIST/EAGAIN are returned.
 fn copy_zero(fd: i32, page_addr: usize) -> io::Result<bool> {
+    copy_zeros(fd, page_addr, 1)
+}
+
+/// Fills `pages` missing pages from `addr` up with zeros (`Ok(false)`: the kernel found one
+/// present and stopped there; the pages below it are filled).
+fn copy_zeros(fd: i32, addr: usize, pages: usize) -> io::Result<bool> {
+    debug_assert!(pages <= BATCH_PAGES && page_size() == 4096);
     loop {
         let mut c = UffdioCopy {
-            dst: page_addr as u64,
+            dst: addr as u64,
             src: ZERO.0.as_ptr() as u64,
-            len: page_size() as u64,
+            len: (pages * page_size()) as u64,
             mode: 0,
             copy: 0,
         };
@@ -395,9 +418,8 @@ fn copy_zero(fd: i32, page_addr: usize) -> io::Result<bool> {
 /// handler thread. Best effort: if it fails, the first touch goes through the handler.
 pub(crate) fn prefill_top(top: usize) {
     let page = page_size();
-    let pid = getpid();
     // Acquire: pairs with the Release store of FD_PID in `fd_locked`.
-    let fd = if FD_PID.load(Ordering::Acquire) == pid {
+    let fd = if FD_PID.load(Ordering::Acquire) != 0 {
         FD.load(Ordering::Relaxed)
     } else {
         match fd_locked(&mut STATE.lock()) {
@@ -488,6 +510,21 @@ fn resolve(fd: i32, addr: usize, page_addr: usize) {
         // populated page) for as long as the state holds its address: the coroutine
         // clears it before its stack is reused or freed.
         unsafe { overflow::report_overflow(state as *const StackInfo) };
+    }
+    // A stack growing deep (the fault three or more pages below its top) likely touches the
+    // next pages down soon: fill up to BATCH_PAGES at once (never the guard page), one
+    // handler round trip instead of four. A stack that uses one or two pages commits
+    // exactly those.
+    let slot_base = chunk.start + slot * chunk.slot_len;
+    let depth = (slot_base + chunk.slot_len - page_addr) / page;
+    let usable_below = (page_addr - (slot_base + page)) / page;
+    if depth >= 3 && usable_below > 0 && page == 4096 {
+        let extra = usable_below.min(BATCH_PAGES - 1);
+        if let Ok(true) = copy_zeros(fd, page_addr - extra * page, extra + 1) {
+            return;
+        }
+        // A page of the batch was present: the kernel stopped there. Fill (or wake) the
+        // faulting page alone below.
     }
     match copy_zero(fd, page_addr) {
         Ok(true) => {}
