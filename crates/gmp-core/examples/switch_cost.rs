@@ -75,7 +75,10 @@ fn main() {
     let limit = gmp_core::stack::guarded_stack_limit();
     gmp_core::stack::set_guarded_stack_limit(0);
     let chunk = Stack::new(1 << 20).unwrap();
-    println!("beyond the guarded budget, stacks are:        {:?}", chunk.protection());
+    println!(
+        "beyond the guarded budget, stacks are:        {:?}",
+        chunk.protection()
+    );
     drop(chunk);
     let chunk_touch = best_ns(20, 5, || touch(Stack::new(1 << 20).unwrap())) / PAGES as f64;
     println!("first touch of a stack page, guarded stack:  {guarded_touch:6.0} ns");

@@ -66,8 +66,8 @@
 //! populated. Chunks are `MADV_NOHUGEPAGE` (and the kernel's huge-page collapse skips
 //! registered ranges), so no huge page ever fills a guard page behind the handler's back.
 //!
-//! A million default stacks thus need 16,382 × 2 VMAs plus one per chunk (adjacent chunks
-//! merge): 33,057 memory maps in the `million` example (measured, below).
+//! A million default stacks thus need 16,382 × 2 VMAs plus one per chunk: 36,706 memory
+//! maps in the `million` example (40,602 with the former canary chunks; measured, below).
 //!
 //! ## System calls, privileges, fork
 //!
@@ -94,26 +94,36 @@
 //! never run coroutines.) A child spawned with `CLONE_VM` (vfork, `posix_spawn`) shares the
 //! parent's memory and handler.
 //!
-//! ## Costs (measured on the 2-core development machine, Linux 6.18, root)
+//! ## Costs (measured on the shared 2-core development machine, Linux 6.18, root)
 //!
-//! | | before (canary chunks) | userfaultfd chunks |
+//! Before: chunk stacks with a 256-byte canary (commit 279f8b8); after: userfaultfd chunks.
+//! Ranges are repeated runs on a machine loaded by other builds (load average 6–8).
+//!
+//! | | before | after |
 //! |---|---|---|
-//! | first touch of a stack page, guarded stack | MEAS_GT | MEAS_GT2 |
-//! | first touch of a stack page, chunk stack | MEAS_CT | MEAS_CT2 |
-//! | create + run + finish, fresh guarded stack | MEAS_FG | MEAS_FG2 |
-//! | create + run + finish, fresh chunk stack | MEAS_FC | MEAS_FC2 |
-//! | create + run + finish, pooled (hot) stack | MEAS_PH | MEAS_PH2 |
-//! | create + run + finish, pooled cold chunk stack | MEAS_PC | MEAS_PC2 |
-//! | `million` example: create 1,000,000 suspended | MEAS_M1 | MEAS_M12 |
-//! | `million` example: RSS per coroutine | MEAS_R | MEAS_R2 |
-//! | `million` example: memory maps | MEAS_V | MEAS_V2 |
+//! | first touch of a stack page, guarded stack (kernel zero-fill) | 1.73 µs | 1.5–1.8 µs |
+//! | first touch of a stack page, chunk stack | 1.7 µs (unwatched) | 2.7–2.8 µs per page (one run of three: 12.8 µs) |
+//! | create + run + finish, fresh guarded stack | 9.5 µs | 8.3 µs |
+//! | create + run + finish, fresh chunk stack | 3.8 µs | 3.1 µs |
+//! | create + run + finish, pooled (hot) stack | 37.6 ns | 38.1 ns |
+//! | create + run + finish, pooled cold chunk stack | 2.8 µs | 2.9 µs |
+//! | switch round trip (resume + suspend) | 10.8 ns | 11.4 ns |
+//! | `million`: create 1,000,000 suspended coroutines | 3.7–6.3 s | 2.7–4.0 s |
+//! | `million`: RSS per coroutine / peak RSS | 4,160 B / 4.07 GB | 4,176 B / 4.08 GB |
+//! | `million`: memory maps (of 65,530) | 40,602 | 36,706 |
 //!
-//! (`examples/switch_cost.rs` and `examples/million.rs`; best of many windows.) A fault
-//! resolved by the handler costs two thread switches more than the kernel's own zero-fill:
-//! code that touches a deep stack for the first time (a recursion hundreds of KiB deep) pays
-//! it once per page, and a pooled hot stack not at all. The hot paths — pooled stacks and
-//! the switch itself — are unchanged.
-//!
+//! (`examples/switch_cost.rs`, best of many windows, and `examples/million.rs`.) A fault
+//! resolved by the handler costs two thread switches more than the kernel's own zero-fill
+//! (8.5 µs per page when the handler filled one page per fault, on the same loaded
+//! machine); it therefore fills four pages at once when the fault lies three or more pages
+//! below the stack's top (a stack growing deep), which brings a deep first touch to
+//! 2.7–2.8 µs per page, while a stack that uses one or two pages commits exactly those. The
+//! handler is one thread: on a saturated machine its wake-up waits for a CPU (the 12.8 µs
+//! run). A pooled hot stack never faults, and the fresh-stack paths got cheaper (the top
+//! page is filled by one `ioctl` instead of a page fault). The round trip is 0.5 ns slower:
+//! the per-thread bookkeeping after a switch is now an out-of-line call (see `overflow.rs`,
+//! `leave`).
+
 //! # Pooling
 //!
 //! Creating a stack costs an `mmap` and an `mprotect` (a guarded stack) or a slot and an
@@ -415,7 +425,9 @@ fn free_userfault_slot(base: *mut u8, slot_len: usize, state: &AtomicUsize) {
     // Release: orders the discard before a later taker's state store (via the lock too).
     state.store(crate::uffd::SLOT_FREE, Ordering::Release);
     let mut classes = CHUNKS.lock();
-    class_of(&mut classes, slot_len, true).free.push(base as usize);
+    class_of(&mut classes, slot_len, true)
+        .free
+        .push(base as usize);
 }
 
 fn canary_slot(slot_len: usize) -> io::Result<NonNull<u8>> {
@@ -451,7 +463,9 @@ fn free_canary_slot(base: *mut u8, slot_len: usize) {
     // SAFETY: the slot is ours alone (its Stack is being dropped); its contents are dead.
     unsafe { discard(base, slot_len) };
     let mut classes = CHUNKS.lock();
-    class_of(&mut classes, slot_len, false).free.push(base as usize);
+    class_of(&mut classes, slot_len, false)
+        .free
+        .push(base as usize);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -572,7 +586,9 @@ impl Stack {
                     if crate::uffd::available().is_ok() {
                         return Err(e);
                     }
-                    format!("userfaultfd, which guards the stacks beyond them, is unavailable ({e})")
+                    format!(
+                        "userfaultfd, which guards the stacks beyond them, is unavailable ({e})"
+                    )
                 }
             }
         } else {
@@ -674,7 +690,9 @@ impl Drop for Stack {
                 release_guard_budget();
             }
             StackProtection::Userfault => {
-                let state = self.slot_state.expect("a userfaultfd stack has a slot state");
+                let state = self
+                    .slot_state
+                    .expect("a userfaultfd stack has a slot state");
                 free_userfault_slot(self.base.as_ptr(), slot_len, state);
             }
             StackProtection::Canary => free_canary_slot(self.base.as_ptr(), slot_len),

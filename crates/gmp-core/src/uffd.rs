@@ -242,7 +242,9 @@ fn fd_locked(state: &mut Option<State>) -> io::Result<i32> {
     // registrations at fork. Open our own and register the inherited chunks again.
     // Relaxed: both are written and read under STATE's lock.
     if REFUSED_PID.load(Ordering::Relaxed) == pid {
-        return Err(io::Error::from_raw_os_error(REFUSED.load(Ordering::Relaxed)));
+        return Err(io::Error::from_raw_os_error(
+            REFUSED.load(Ordering::Relaxed),
+        ));
     }
     let fd = match open() {
         Ok(fd) => fd,
@@ -447,13 +449,7 @@ fn handler_loop(fd: i32) {
     loop {
         let mut msg = std::mem::MaybeUninit::<UffdMsg>::uninit();
         // SAFETY: reading whole messages into a buffer of one message.
-        let n = unsafe {
-            libc::read(
-                fd,
-                msg.as_mut_ptr().cast(),
-                std::mem::size_of::<UffdMsg>(),
-            )
-        };
+        let n = unsafe { libc::read(fd, msg.as_mut_ptr().cast(), std::mem::size_of::<UffdMsg>()) };
         if n < 0 {
             match io::Error::last_os_error().raw_os_error() {
                 Some(libc::EINTR) | Some(libc::EAGAIN) => continue,

@@ -58,7 +58,10 @@ fn big_frame(target: usize) -> u8 {
     let mut a = std::mem::MaybeUninit::<[u8; LEN]>::uninit();
     let p = a.as_mut_ptr().cast::<u8>();
     let off = black_box(target.wrapping_sub(p as usize));
-    assert!(off + 1024 <= LEN, "target {target:#x} outside the frame at {p:p}");
+    assert!(
+        off + 1024 <= LEN,
+        "target {target:#x} outside the frame at {p:p}"
+    );
     // SAFETY: within the local array (checked above): this frame's own memory, which
     // reaches below the 64 KiB stack it runs on: the overflow under test.
     unsafe { p.add(off).write_bytes(0x5A, 1024) };
