@@ -15,6 +15,15 @@ fn thread_id() -> u64 {
 
 #[test]
 fn nested_coroutine_parks_its_goroutine_and_resumes_on_another_thread() {
+    // First on guarded stacks, then on userfaultfd chunk stacks (the guarded budget set to
+    // 0: the path a process takes beyond 16,382 stacks), whose pages the handler thread
+    // fills while goroutines migrate.
+    scenario();
+    gmp_core::stack::set_guarded_stack_limit(0);
+    scenario();
+}
+
+fn scenario() {
     const N: u64 = 200;
     let rt = Runtime::builder().procs(4).build().unwrap();
     // SAFETY: no thread-local state is held across suspension points (thread ids are
