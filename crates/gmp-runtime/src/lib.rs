@@ -64,12 +64,14 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+pub mod debug;
 mod g;
 mod goroutine;
 mod local;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod m;
+mod metrics;
 pub mod net;
 mod p;
 mod proc;
@@ -87,6 +89,7 @@ pub use goroutine::{
     GoroutineId, JoinHandle,
 };
 pub use local::LocalKey;
+pub use metrics::Metrics;
 pub use runtime::{gomaxprocs, num_goroutine, run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[doc(hidden)]
