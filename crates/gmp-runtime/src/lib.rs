@@ -64,6 +64,7 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+pub mod context;
 mod g;
 mod goroutine;
 #[cfg(all(test, loom))]
@@ -78,6 +79,7 @@ mod sched;
 mod scope;
 mod spawn;
 mod sysmon;
+pub mod time;
 mod timers;
 
 pub use goroutine::{
@@ -89,6 +91,8 @@ pub use scope::{scope, Scope, ScopedJoinHandle};
 #[doc(hidden)]
 pub use spawn::__go_unchecked;
 pub use spawn::{spawn, Builder};
+
+pub use gmp_chan::sync;
 
 /// Channels and `select`, with the API of crossbeam-channel (a re-export of gmp-chan).
 pub mod chan {
