@@ -74,8 +74,11 @@ struct Node {
     deadline: Option<Instant>,
     /// `LIVE`, or why it ended (a lock-free mirror of `inner.err` for `err()`).
     err: AtomicU8,
-    /// `None` for the background context, which never ends.
+    /// The parent to unlink from when cancelled on its own; `None` under the background
+    /// context, which never ends and keeps no children.
     parent: Option<Arc<Node>>,
+    /// The background context: never ends.
+    root: bool,
     inner: Mutex<Inner>,
 }
 
@@ -156,6 +159,7 @@ impl Context {
                         deadline: None,
                         err: AtomicU8::new(LIVE),
                         parent: None,
+                        root: true,
                         inner: Mutex::new(Inner::default()),
                     })
                 })
@@ -283,13 +287,14 @@ impl Context {
 
     fn child(&self, deadline: Option<Instant>) -> (Context, Cancel) {
         let (tx, rx) = bounded(0);
-        let cancellable_parent = self.node.parent.is_some();
+        let cancellable_parent = !self.node.root;
         let node = Arc::new(Node {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             done: rx,
             deadline,
             err: AtomicU8::new(LIVE),
             parent: cancellable_parent.then(|| self.node.clone()),
+            root: false,
             inner: Mutex::new(Inner {
                 tx: Some(tx),
                 children: HashMap::new(),

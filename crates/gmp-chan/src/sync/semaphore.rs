@@ -147,10 +147,15 @@ impl Semaphore {
     /// assert!(s.try_acquire_many(2).is_some());
     /// ```
     pub fn try_acquire_many(&self, n: usize) -> Option<SemaphorePermit<'_>> {
-        self.try_take(n).then_some(SemaphorePermit {
-            sem: self,
-            permits: n,
-        })
+        // Not `then_some`: a permit built eagerly would release on drop.
+        if self.try_take(n) {
+            Some(SemaphorePermit {
+                sem: self,
+                permits: n,
+            })
+        } else {
+            None
+        }
     }
 
     /// Takes one permit, giving up after `timeout`.
@@ -173,10 +178,14 @@ impl Semaphore {
     /// ```
     pub fn acquire_many_timeout(&self, n: usize, timeout: Duration) -> Option<SemaphorePermit<'_>> {
         let deadline = super::deadline_after(timeout);
-        (self.try_take(n) || self.acquire_slow(n, Some(deadline))).then_some(SemaphorePermit {
-            sem: self,
-            permits: n,
-        })
+        if self.try_take(n) || self.acquire_slow(n, Some(deadline)) {
+            Some(SemaphorePermit {
+                sem: self,
+                permits: n,
+            })
+        } else {
+            None
+        }
     }
 
     /// Adds `n` permits (handing them to waiters first).
