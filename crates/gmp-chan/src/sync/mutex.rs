@@ -48,7 +48,12 @@ const STARVING: u8 = 4;
 
 /// How long a waiter waits before it switches the lock to hand-off mode (Go's
 /// `starvationThresholdNs`).
+#[cfg(not(loom))]
 pub(crate) const STARVATION_THRESHOLD: Duration = Duration::from_millis(1);
+/// Under loom time does not pass: every re-queued waiter starves, so the models explore
+/// hand-off mode.
+#[cfg(loom)]
+pub(crate) const STARVATION_THRESHOLD: Duration = Duration::ZERO;
 
 /// Rounds of exponential spinning before parking (2^1 + ... + 2^6 pause instructions).
 #[cfg(not(loom))]
@@ -239,7 +244,7 @@ impl RawMutex {
                 return false;
             }
             let since = *started.get_or_insert_with(Instant::now);
-            let starving = requeue && since.elapsed() > STARVATION_THRESHOLD;
+            let starving = requeue && since.elapsed() >= STARVATION_THRESHOLD;
             let w = Waiter::new(1, 0);
             {
                 let mut q = self.queue.lock();

@@ -33,7 +33,9 @@ use super::waiter::{wake_all, Queue, WaitQueue, Waiter, GRANTED};
 use gmp_core::park::Unparker;
 use gmp_core::sync::atomic::{AtomicUsize, Ordering};
 use std::fmt;
-use std::time::{Duration, Instant};
+#[cfg(not(loom))]
+use std::time::Duration;
+use std::time::Instant;
 
 const WRITER: usize = 1;
 const WRITER_WAITING: usize = 2;
