@@ -214,7 +214,10 @@ fn condvar_wait_notify_and_timeouts() {
         .1
         .wait_while_for(&mut g, |n| *n == 7, Duration::from_millis(5));
     assert!(r.timed_out());
-    assert!(!pair.1.notify_one(), "timed-out waiters must have left the queue");
+    assert!(
+        !pair.1.notify_one(),
+        "timed-out waiters must have left the queue"
+    );
 }
 
 #[test]

@@ -200,10 +200,10 @@ impl Context {
             } else {
                 let weak = Arc::downgrade(&ctx.node);
                 let cb: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-                        if let Some(n) = weak.upgrade() {
-                            end(&n, ContextError::DeadlineExceeded);
-                        }
-                    });
+                    if let Some(n) = weak.upgrade() {
+                        end(&n, ContextError::DeadlineExceeded);
+                    }
+                });
                 let mut inner = ctx.node.inner.lock();
                 if inner.tx.is_some() {
                     inner.timer = Some(crate::time::callback_at(deadline, cb));

@@ -33,8 +33,8 @@ use gmp_core::park::{self, Unparker};
 use gmp_core::sync::Mutex;
 // std's `Arc`, not the shim's: it holds `dyn` callbacks (loom's cannot), and no loom model
 // covers timers (their protocol is the park hook's and the timer heap's, modelled there).
-use std::sync::Arc;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What firing does.

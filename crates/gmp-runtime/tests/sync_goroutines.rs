@@ -45,7 +45,10 @@ fn mutex_1000_goroutines_half_sleeping_with_the_guard() {
         v
     });
     assert_eq!(total, 20_000);
-    eprintln!("mutex 1000 goroutines x 20, 500 sleeps under the lock: {:?}", t0.elapsed());
+    eprintln!(
+        "mutex 1000 goroutines x 20, 500 sleeps under the lock: {:?}",
+        t0.elapsed()
+    );
 }
 
 /// On one P, lockers that park (and holders that sleep with the guard) never block the
@@ -91,7 +94,10 @@ fn mutex_on_one_p_never_blocks_the_m() {
     });
     assert_eq!(total, 2000);
     eprintln!("procs(1): worst gap of a 5 ms ticker while 200 goroutines contend: {worst:?}");
-    assert!(worst < Duration::from_secs(2), "the ticker stalled for {worst:?}");
+    assert!(
+        worst < Duration::from_secs(2),
+        "the ticker stalled for {worst:?}"
+    );
 }
 
 #[test]
@@ -284,7 +290,11 @@ fn context_deadlines_and_errors() {
         let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(20));
         let (child, _c2) = ctx.with_cancel();
         let (later, _c3) = ctx.with_timeout(Duration::from_secs(60));
-        assert_eq!(later.deadline(), ctx.deadline(), "a child keeps an earlier deadline");
+        assert_eq!(
+            later.deadline(),
+            ctx.deadline(),
+            "a child keeps an earlier deadline"
+        );
         let never_rx: Receiver<()> = never();
         select! {
             recv(child.done()) -> r => assert!(r.is_err()),
@@ -311,7 +321,11 @@ fn context_deadlines_and_errors() {
         while gmp_runtime::num_goroutine() > 1 && t.elapsed() < Duration::from_secs(5) {
             sleep(Duration::from_millis(1));
         }
-        assert_eq!(gmp_runtime::num_goroutine(), 1, "timer goroutines left behind");
+        assert_eq!(
+            gmp_runtime::num_goroutine(),
+            1,
+            "timer goroutines left behind"
+        );
     });
 }
 
@@ -339,7 +353,10 @@ fn timer_stop_and_reset() {
         let t = Timer::new(Duration::from_millis(10));
         assert!(t.stop());
         assert!(!t.stop());
-        assert!(t.receiver().recv_timeout(Duration::from_millis(30)).is_err());
+        assert!(t
+            .receiver()
+            .recv_timeout(Duration::from_millis(30))
+            .is_err());
         // Reset after stop re-arms it.
         assert!(!t.reset(Duration::from_millis(5)));
         assert!(t.receiver().recv_timeout(Duration::from_secs(5)).is_ok());
@@ -368,7 +385,10 @@ fn ticker_ticks_stops_and_resets() {
         }
         assert!(t0.elapsed() >= Duration::from_millis(15));
         t.stop();
-        assert!(t.receiver().recv_timeout(Duration::from_millis(20)).is_err());
+        assert!(t
+            .receiver()
+            .recv_timeout(Duration::from_millis(20))
+            .is_err());
         t.reset(Duration::from_millis(2));
         t.receiver().recv_timeout(Duration::from_secs(5)).unwrap();
         drop(t);
@@ -394,14 +414,22 @@ fn after_func_runs_in_its_own_goroutine() {
         let ran = Arc::new(AtomicBool::new(false));
         let r = ran.clone();
         // SAFETY: as above.
-        let t = unsafe { after_func(Duration::from_millis(10), move || r.store(true, Ordering::SeqCst)) };
+        let t = unsafe {
+            after_func(Duration::from_millis(10), move || {
+                r.store(true, Ordering::SeqCst)
+            })
+        };
         assert!(t.stop());
         sleep(Duration::from_millis(30));
         assert!(!ran.load(Ordering::SeqCst));
         // Dropping the handle does not cancel it.
         let r = ran.clone();
         // SAFETY: as above.
-        drop(unsafe { after_func(Duration::from_millis(1), move || r.store(true, Ordering::SeqCst)) });
+        drop(unsafe {
+            after_func(Duration::from_millis(1), move || {
+                r.store(true, Ordering::SeqCst)
+            })
+        });
         let t0 = Instant::now();
         while !ran.load(Ordering::SeqCst) && t0.elapsed() < Duration::from_secs(5) {
             sleep(Duration::from_millis(1));

@@ -37,7 +37,9 @@ pub struct BarrierWaitResult(bool);
 
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Barrier").field("n", &self.n).finish_non_exhaustive()
+        f.debug_struct("Barrier")
+            .field("n", &self.n)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,12 +110,13 @@ impl Barrier {
         let w = Waiter::new(1, 0);
         q.waiters.push_back(w.clone());
         drop(q);
-        let reg = super::waiter::Registration::new(&self.queue, &w, |q: &mut Queue<usize>, queued, _| {
-            if queued {
-                q.extra -= 1;
-            }
-            Vec::new()
-        });
+        let reg =
+            super::waiter::Registration::new(&self.queue, &w, |q: &mut Queue<usize>, queued, _| {
+                if queued {
+                    q.extra -= 1;
+                }
+                Vec::new()
+            });
         w.wait(None);
         reg.disarm();
         BarrierWaitResult(false)

@@ -265,7 +265,11 @@ impl Condvar {
 /// A waiter unwound: a notification it was handed goes to the next waiter.
 fn abandon(q: &mut Queue<()>, queued: bool, decision: u8) -> Vec<Unparker> {
     if !queued && decision == GRANTED {
-        q.waiters.pop_front().map(|w| w.decide(GRANTED)).into_iter().collect()
+        q.waiters
+            .pop_front()
+            .map(|w| w.decide(GRANTED))
+            .into_iter()
+            .collect()
     } else {
         Vec::new()
     }

@@ -381,10 +381,8 @@ impl RawMutex {
         if s & STARVING != 0 {
             // Hand-off: LOCKED stays set and passes to `w`; the decision's Release
             // publishes the critical section to it.
-            self.state.store(
-                if empty { LOCKED } else { s },
-                Ordering::Relaxed,
-            );
+            self.state
+                .store(if empty { LOCKED } else { s }, Ordering::Relaxed);
             Some(w.decide(GRANTED))
         } else {
             // Release: as above, for a barging locker.

@@ -213,9 +213,8 @@ impl Once {
         let w = Waiter::new(1, 0);
         q.waiters.push_back(w.clone());
         drop(q);
-        let reg = super::waiter::Registration::new(&self.queue, &w, |_: &mut Queue<()>, _, _| {
-            Vec::new()
-        });
+        let reg =
+            super::waiter::Registration::new(&self.queue, &w, |_: &mut Queue<()>, _, _| Vec::new());
         w.wait(None);
         reg.disarm();
     }

@@ -289,12 +289,10 @@ impl RawRwLock {
                 let new = (s & !READERS_PARKED) + n * ONE_READER;
                 // AcqRel: acquires the readers' and writer's Release on the word, and
                 // the decisions below publish it to the granted readers.
-                match self.state.compare_exchange_weak(
-                    s,
-                    new,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                ) {
+                match self
+                    .state
+                    .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
+                {
                     Ok(_) => {
                         let mut wake = Vec::with_capacity(n);
                         while let Some(u) = q.pop_kind(READ, GRANTED) {
@@ -311,12 +309,10 @@ impl RawRwLock {
                     new |= WRITER_WAITING;
                 }
                 // AcqRel: as above.
-                match self.state.compare_exchange_weak(
-                    s,
-                    new,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                ) {
+                match self
+                    .state
+                    .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
+                {
                     Ok(_) => return q.pop_kind(WRITE, GRANTED).into_iter().collect(),
                     Err(x) => s = x,
                 }

@@ -331,7 +331,9 @@ impl Semaphore {
     fn add_locked(&self, q: &mut Queue<()>, n: usize) -> Vec<Unparker> {
         let prev = self.state.fetch_add(n << SHIFT, Ordering::Release);
         assert!(
-            (prev >> SHIFT).checked_add(n).is_some_and(|t| t <= MAX_PERMITS),
+            (prev >> SHIFT)
+                .checked_add(n)
+                .is_some_and(|t| t <= MAX_PERMITS),
             "Semaphore: too many permits"
         );
         if q.waiters.is_empty() {

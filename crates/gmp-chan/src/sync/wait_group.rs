@@ -166,12 +166,10 @@ impl WaitGroup {
                 return;
             }
             // Acquire on failure: we may return on the re-read zero.
-            match self.state.compare_exchange_weak(
-                s,
-                s + 1,
-                Ordering::Relaxed,
-                Ordering::Acquire,
-            ) {
+            match self
+                .state
+                .compare_exchange_weak(s, s + 1, Ordering::Relaxed, Ordering::Acquire)
+            {
                 Ok(_) => break,
                 Err(x) => s = x,
             }
