@@ -133,6 +133,51 @@ fn mutex_timeout_vs_unlock() {
     });
 }
 
+/// A timed waiter and a plain waiter behind a holder: the timeout may fire after an
+/// unlock chose the timed waiter; that wake-up must reach the other waiter.
+#[test]
+fn mutex_timeout_passes_the_wake_up_on() {
+    model(|| {
+        let m = Arc::new(Locked {
+            lock: RawMutex::new(),
+            cell: UnsafeCell::new(0),
+        });
+        m.lock.lock();
+        let timed = {
+            let m = m.clone();
+            thread::spawn(move || {
+                if m.lock.lock_until(Instant::now() + Duration::from_secs(60)) {
+                    bump(&m.cell);
+                    // SAFETY: locked above.
+                    unsafe { m.lock.unlock() };
+                }
+            })
+        };
+        let plain = {
+            let m = m.clone();
+            thread::spawn(move || {
+                m.lock.lock();
+                bump(&m.cell);
+                // SAFETY: locked above.
+                unsafe { m.lock.unlock() };
+            })
+        };
+        // SAFETY: locked above.
+        unsafe { m.lock.unlock() };
+        // Barge back in: the timed waiter may be woken and find the lock taken.
+        m.lock.lock();
+        bump(&m.cell);
+        // SAFETY: locked above.
+        unsafe { m.lock.unlock() };
+        timed.join().unwrap();
+        plain.join().unwrap();
+        assert!(m.lock.try_lock());
+        assert!(read(&m.cell) >= 2);
+        // SAFETY: locked above.
+        unsafe { m.lock.unlock() };
+    });
+}
+
 /// One writer against two readers: the write section is exclusive, readers see the
 /// counter before or after it, never torn; the lock ends free.
 #[test]

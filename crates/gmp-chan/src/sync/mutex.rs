@@ -2,49 +2,55 @@
 //!
 //! # The state word
 //!
-//! One byte: `LOCKED` (someone holds the lock), `PARKED` (the wait queue is not empty),
-//! `STARVING` (hand-off mode). `PARKED` mirrors the queue exactly whenever the queue's
-//! internal lock is free: only code holding that lock pushes or pops a waiter, and it
-//! updates the bit in the same critical section.
+//! One byte: `LOCKED` (someone holds the lock), `AWAKE` (a waiter is awake and about to
+//! compete: a woken waiter, or a spinner that claimed the bit, so that unlocks do not
+//! wake a second one — Go's `mutexWoken`), `STARVING` (hand-off mode), `PARKED` (the wait
+//! queue is not empty; Go keeps a waiter count instead). `PARKED` mirrors the queue
+//! whenever the queue's internal lock is free: only code holding that lock pushes or pops
+//! a waiter, and it updates the bit in the same critical section.
 //!
 //! - **Uncontended**: `lock` is one CAS `0 -> LOCKED`, `unlock` one CAS `LOCKED -> 0`.
 //! - **Normal mode** (Go's default): a caller that finds the lock taken spins a few
-//!   rounds (only while nobody is queued: once someone parks, spinning only steals from
-//!   the queue), then queues and parks. `unlock` wakes the oldest waiter, which competes
+//!   rounds while the holder runs in normal mode, then queues and parks. `unlock` clears
+//!   `LOCKED` first and then wakes the oldest waiter only if the lock is still free,
+//!   someone is queued and nobody is already awake (`AWAKE`); the woken waiter competes
 //!   with newly arriving lockers (barging: a running goroutine takes the lock at once,
 //!   which is what makes a mutex fast under load). A woken waiter that loses goes back to
 //!   the *front* of the queue (Go's LIFO re-queue).
 //! - **Starvation mode**: a woken waiter that has waited more than 1 ms in total sets
-//!   `STARVING` when it queues again. From then on `unlock` hands the lock directly to the
-//!   oldest waiter (`LOCKED` never clears), newcomers do not barge or spin but queue at the
-//!   back, and `try_lock` fails. The mode ends when the queue empties, or when a waiter
-//!   that was handed the lock had waited less than 1 ms (Go's two exit conditions).
+//!   `STARVING` when it queues again (only while the lock is held, as in Go). From then on
+//!   `unlock` hands the lock directly to the oldest waiter: it clears `LOCKED` and decides
+//!   the waiter `GRANTED`, the waiter sets `LOCKED` itself, and in between `STARVING`
+//!   keeps newcomers out (they neither barge nor spin but queue at the back, and
+//!   `try_lock` fails). The mode ends when the queue empties, or when a waiter that was
+//!   handed the lock had waited less than 1 ms (Go's two exit conditions).
 //!
 //! # Timeouts and unwinding
 //!
 //! `try_lock_for`/`try_lock_until` give up when the deadline passes: under the queue lock
 //! the waiter removes itself (clearing `PARKED`/`STARVING` if the queue empties). If a
 //! releaser decided it first, it keeps what it got: a hand-off means it owns the lock (and
-//! returns `true`); a normal-mode wake-up means it tries once to take a free lock. A
-//! waiter that unwinds out of its park (a goroutine unwound at runtime shutdown) does the
-//! same through a drop guard, except that a lock it was handed is passed on at once and a
-//! wake-up it consumed is passed to the next waiter: nothing is lost, nothing stays
-//! registered.
+//! returns `true`); a normal-mode wake-up (the `AWAKE` bit) means it tries once to take a
+//! free lock and otherwise gives the bit back, waking the next waiter if the lock is free
+//! (Go's unlock check). A waiter that unwinds out of its park (a goroutine unwound at
+//! runtime shutdown) does the same through a drop guard, except that a lock it was handed
+//! is passed on at once: nothing is lost, nothing stays registered.
 //!
 //! There is no owner thread: the guard may be sent, held across a suspension point of a
 //! goroutine, and dropped on whatever thread the goroutine resumed on.
 //!
 //! Go: sync.Mutex.Lock / lockSlow / Unlock / unlockSlow, runtime.semacquire1 / semrelease1.
 
-use super::waiter::{wake_all, Queue, WaitQueue, Waiter, GRANTED, WAITING, WOKEN};
+use super::waiter::{wake_all, Queue, WaitQueue, Waiter, GRANTED, WOKEN};
 use gmp_core::park::Unparker;
 use gmp_core::sync::atomic::{AtomicU8, Ordering};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 const LOCKED: u8 = 1;
-const PARKED: u8 = 2;
+const AWAKE: u8 = 2;
 const STARVING: u8 = 4;
+const PARKED: u8 = 8;
 
 /// How long a waiter waits before it switches the lock to hand-off mode (Go's
 /// `starvationThresholdNs`).
@@ -199,7 +205,8 @@ impl RawMutex {
         }
     }
 
-    /// True if some caller holds the lock (a snapshot).
+    /// True if some caller holds the lock, or it is being handed to a waiter (a
+    /// snapshot).
     ///
     /// ```
     /// let m = gmp_chan::sync::RawMutex::new();
@@ -207,7 +214,7 @@ impl RawMutex {
     /// ```
     #[inline]
     pub fn is_locked(&self) -> bool {
-        self.state.load(Ordering::Relaxed) & LOCKED != 0
+        self.state.load(Ordering::Relaxed) & (LOCKED | STARVING) != 0
     }
 
     // Go: sync.(*Mutex).lockSlow
@@ -217,30 +224,50 @@ impl RawMutex {
         let mut spins = 0u32;
         let mut started: Option<Instant> = None;
         let mut requeue = false;
+        // We hold the AWAKE bit: we were woken by an unlock, or we claimed it while
+        // spinning so that unlocks do not wake a second waiter meanwhile.
+        let mut awoke = false;
         loop {
             let s = self.state.load(Ordering::Relaxed);
-            if s & (LOCKED | STARVING) == 0 {
-                // Acquire: as in `lock`.
-                if self
-                    .state
-                    .compare_exchange_weak(s, s | LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return true;
-                }
-                continue;
-            }
-            // Go: sync.runtime_canSpin. Spin only while nobody is queued and the lock is
-            // not in hand-off mode: the holder is likely running and about to unlock.
+            // Go: sync.runtime_canSpin. Spin while the lock is held in normal mode: its
+            // holder is likely running and about to unlock.
             #[cfg(not(loom))]
-            if s & (PARKED | STARVING) == 0 && spins < SPIN_ROUNDS {
+            if s & (LOCKED | STARVING) == LOCKED && spins < SPIN_ROUNDS {
+                if !awoke
+                    && s & AWAKE == 0
+                    && s & PARKED != 0
+                    && self
+                        .state
+                        .compare_exchange_weak(s, s | AWAKE, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    awoke = true;
+                }
                 spins += 1;
                 for _ in 0..(1u32 << spins) {
                     gmp_core::sync::spin_loop();
                 }
                 continue;
             }
+            if s & (LOCKED | STARVING) == 0 {
+                let mut new = s | LOCKED;
+                if awoke {
+                    new &= !AWAKE;
+                }
+                // Acquire: as in `lock`.
+                if self
+                    .state
+                    .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return true;
+                }
+                continue;
+            }
             if deadline.is_some_and(|d| Instant::now() >= d) {
+                if awoke {
+                    self.release_woken();
+                }
                 return false;
             }
             let since = *started.get_or_insert_with(Instant::now);
@@ -249,30 +276,37 @@ impl RawMutex {
             {
                 let mut q = self.queue.lock();
                 let mut s = self.state.load(Ordering::Relaxed);
-                loop {
+                let queued = loop {
                     if s & (LOCKED | STARVING) == 0 {
-                        break;
+                        break false;
                     }
                     let mut new = s | PARKED;
-                    if starving {
+                    // Go: only a held lock switches to starvation mode, so the bit never
+                    // appears on a lock that an unlock has just released.
+                    if starving && s & LOCKED != 0 {
                         new |= STARVING;
                     }
+                    if awoke {
+                        new &= !AWAKE;
+                    }
                     // Relaxed: the queue lock orders this against every other writer of
-                    // PARKED/STARVING; a concurrent unlock's CAS fails on PARKED.
+                    // PARKED; the word's other bits are re-read by whoever acts on them.
                     match self.state.compare_exchange_weak(
                         s,
                         new,
                         Ordering::Relaxed,
                         Ordering::Relaxed,
                     ) {
-                        Ok(_) => break,
+                        Ok(_) => break true,
                         Err(x) => s = x,
                     }
-                }
-                if s & (LOCKED | STARVING) == 0 {
-                    // Unlocked meanwhile: compete instead of queueing.
+                };
+                if !queued {
+                    // Released meanwhile: compete instead of queueing.
                     continue;
                 }
+                // The CAS gave the AWAKE bit back (if we held it); every way out of the
+                // park below sets `awoke` afresh.
                 if requeue {
                     q.waiters.push_front(w.clone());
                 } else {
@@ -285,8 +319,10 @@ impl RawMutex {
             let decision = w.wait(deadline);
             reg.disarm();
             match decision {
-                GRANTED => return self.handed_over(since),
+                GRANTED => return self.take_handoff(since),
                 WOKEN => {
+                    // The unlock that woke us set AWAKE on our behalf.
+                    awoke = true;
                     requeue = true;
                     #[cfg(not(loom))]
                     {
@@ -301,33 +337,78 @@ impl RawMutex {
                         return false;
                     }
                     drop(q);
-                    match w.state() {
-                        GRANTED => return self.handed_over(since),
-                        // Woken as the deadline passed: one last try. If the lock is
-                        // taken, its holder wakes the next waiter when it unlocks.
-                        _ => return self.try_lock(),
+                    if w.state() == GRANTED {
+                        return self.take_handoff(since);
                     }
+                    // Woken as the deadline passed: one last try, else give the wake-up
+                    // back (it may be owed to the next waiter).
+                    let s = self.state.load(Ordering::Relaxed);
+                    // Acquire: as in `lock`.
+                    if s & (LOCKED | STARVING) == 0
+                        && self
+                            .state
+                            .compare_exchange(
+                                s,
+                                (s | LOCKED) & !AWAKE,
+                                Ordering::Acquire,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                    {
+                        return true;
+                    }
+                    self.release_woken();
+                    return false;
                 }
             }
         }
     }
 
-    /// A waiter was handed the lock in starvation mode. Go leaves starvation mode when
-    /// such a waiter had not waited long.
-    fn handed_over(&self, since: Instant) -> bool {
-        if since.elapsed() < STARVATION_THRESHOLD {
-            // Relaxed: we hold the lock; the bit only steers newcomers and `unlock`.
-            self.state.fetch_and(!STARVING, Ordering::Relaxed);
+    /// A waiter was handed the lock in starvation mode: it sets `LOCKED` (the unlock left
+    /// it clear; `STARVING` kept everyone else out meanwhile). Go leaves starvation mode
+    /// when this waiter had not waited long, or nobody else waits.
+    fn take_handoff(&self, since: Instant) -> bool {
+        let short = since.elapsed() < STARVATION_THRESHOLD;
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            debug_assert!(s & LOCKED == 0 && s & STARVING != 0);
+            let mut new = s | LOCKED;
+            if short || s & PARKED == 0 {
+                new &= !STARVING;
+            }
+            // Acquire: the critical section starts after the unlock's Release (also
+            // carried by the decision).
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(x) => s = x,
+            }
         }
-        true
     }
 
-    /// Keeps `PARKED`/`STARVING` right after a waiter left the queue (queue lock held).
+    /// Keeps `PARKED` right after a waiter left the queue (queue lock held); an empty
+    /// queue also ends starvation mode, unless a hand-off is under way (`LOCKED` clear:
+    /// its receiver decides).
     fn fix_bits(&self, q: &mut Queue<()>) {
-        if q.waiters.is_empty() {
+        if !q.waiters.is_empty() {
+            return;
+        }
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            let mut new = s & !PARKED;
+            if s & LOCKED != 0 {
+                new &= !STARVING;
+            }
             // Relaxed: under the queue lock; no lock-word data is published.
-            self.state
-                .fetch_and(!(PARKED | STARVING), Ordering::Relaxed);
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(x) => s = x,
+            }
         }
     }
 
@@ -338,57 +419,107 @@ impl RawMutex {
             return Vec::new();
         }
         match decision {
-            // It owns the lock: unlock on its behalf.
-            GRANTED => self.unlock_locked(q).into_iter().collect(),
-            // It consumed a wake-up: hand it to the next waiter if the lock is free.
-            WOKEN if self.state.load(Ordering::Relaxed) & LOCKED == 0 => {
-                match q.waiters.pop_front() {
-                    Some(w) => {
-                        self.fix_bits(q);
-                        vec![w.decide(WOKEN)]
-                    }
-                    None => Vec::new(),
-                }
+            // It was handed the lock: take it and unlock on its behalf.
+            GRANTED => {
+                // Acquire/Release: as in `take_handoff` and `unlock`.
+                self.state.fetch_or(LOCKED, Ordering::Acquire);
+                self.unlock_locked(q).into_iter().collect()
             }
-            _ => {
-                debug_assert!(decision != WAITING || !queued);
-                Vec::new()
-            }
+            // It held the AWAKE bit: give it back, waking the next waiter if needed.
+            WOKEN => self.release_woken_locked(q).into_iter().collect(),
+            _ => Vec::new(),
         }
+    }
+
+    /// Gives back the AWAKE bit without taking the lock; if that leaves a free lock with
+    /// waiters and nobody awake, wakes one (Go's unlockSlow check).
+    fn release_woken(&self) {
+        let mut q = self.queue.lock();
+        let u = self.release_woken_locked(&mut q);
+        drop(q);
+        wake_all(u);
+    }
+
+    fn release_woken_locked(&self, q: &mut Queue<()>) -> Option<Unparker> {
+        // Relaxed: only steers who gets woken; the lock's data is published by unlocks.
+        let s = self.state.fetch_and(!AWAKE, Ordering::Relaxed) & !AWAKE;
+        self.wake_if_needed(q, s)
     }
 
     // Go: sync.(*Mutex).unlockSlow
     #[cold]
     fn unlock_slow(&self) {
+        // Go: the lock is released first; whether to wake someone is decided after.
+        // Release: publishes the critical section to the next locker.
+        let s = self.state.fetch_and(!LOCKED, Ordering::Release) & !LOCKED;
+        if s & STARVING == 0 && (s & PARKED == 0 || s & (LOCKED | AWAKE) != 0) {
+            // Nobody to wake, or a locker already took it, or a woken (or spinning)
+            // waiter is about to.
+            return;
+        }
         let mut q = self.queue.lock();
-        let u = self.unlock_locked(&mut q);
+        let u = self.after_unlock(&mut q, s);
         drop(q);
         wake_all(u);
     }
 
-    /// Unlocks with the queue lock held; returns the waiter to unpark.
+    /// Unlocks with the queue lock held (an unwound waiter that had been handed the
+    /// lock); returns the waiter to unpark.
     fn unlock_locked(&self, q: &mut Queue<()>) -> Option<Unparker> {
-        // While LOCKED is set and we hold the queue lock nobody else writes the word:
-        // lockers CAS only an unlocked word, and queueing is under the queue lock.
-        let s = self.state.load(Ordering::Relaxed);
-        debug_assert!(s & LOCKED != 0, "gmp sync: unlock of an unlocked mutex");
-        let Some(w) = q.waiters.pop_front() else {
-            // Release: publishes the critical section to the next locker.
-            self.state.store(0, Ordering::Release);
-            return None;
-        };
-        let empty = q.waiters.is_empty();
-        if s & STARVING != 0 {
-            // Hand-off: LOCKED stays set and passes to `w`; the decision's Release
-            // publishes the critical section to it.
-            self.state
-                .store(if empty { LOCKED } else { s }, Ordering::Relaxed);
-            Some(w.decide(GRANTED))
-        } else {
-            // Release: as above, for a barging locker.
-            self.state
-                .store(if empty { 0 } else { PARKED }, Ordering::Release);
-            Some(w.decide(WOKEN))
+        // Release: as in `unlock_slow`.
+        let s = self.state.fetch_and(!LOCKED, Ordering::Release) & !LOCKED;
+        self.after_unlock(q, s)
+    }
+
+    /// The unlock's second half (queue lock held; `s` the word just after the release):
+    /// hand-off in starvation mode, else wake one waiter if nobody is awake.
+    fn after_unlock(&self, q: &mut Queue<()>, s: u8) -> Option<Unparker> {
+        if s & STARVING == 0 {
+            return self.wake_if_needed(q, s);
+        }
+        // Go: starvation mode hands the lock to the oldest waiter. LOCKED stays clear
+        // until it sets it; STARVING keeps newcomers and `try_lock` out meanwhile.
+        match q.waiters.pop_front() {
+            Some(w) => {
+                if q.waiters.is_empty() {
+                    // Relaxed: under the queue lock (PARKED mirrors the queue).
+                    self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                }
+                Some(w.decide(GRANTED))
+            }
+            None => {
+                // Everyone timed out: leave starvation mode with a free lock.
+                self.state
+                    .fetch_and(!(STARVING | PARKED), Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Wakes the oldest waiter (setting AWAKE for it) if the lock is free, waiters are
+    /// queued and nobody is awake to take it (queue lock held).
+    fn wake_if_needed(&self, q: &mut Queue<()>, mut s: u8) -> Option<Unparker> {
+        loop {
+            if s & PARKED == 0 || s & (LOCKED | AWAKE | STARVING) != 0 {
+                return None;
+            }
+            let w = q.waiters.front()?.clone();
+            let mut new = s | AWAKE;
+            if q.waiters.len() == 1 {
+                new &= !PARKED;
+            }
+            // Relaxed: the decision below carries what the waiter needs.
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    let u = w.decide(WOKEN);
+                    q.waiters.pop_front();
+                    return Some(u);
+                }
+                Err(x) => s = x,
+            }
         }
     }
 
@@ -406,25 +537,12 @@ impl RawMutex {
     /// unsafe { m.unlock_fair() };
     /// ```
     pub unsafe fn unlock_fair(&self) {
-        // Release: as in `unlock`.
-        if self
-            .state
-            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
-        {
-            return;
-        }
         let mut q = self.queue.lock();
-        let u = match q.waiters.pop_front() {
-            Some(w) => {
-                let empty = q.waiters.is_empty();
-                let s = self.state.load(Ordering::Relaxed);
-                self.state
-                    .store(if empty { LOCKED } else { s }, Ordering::Relaxed);
-                Some(w.decide(GRANTED))
-            }
-            None => self.unlock_locked(&mut q),
-        };
+        if !q.waiters.is_empty() {
+            // Relaxed: we hold LOCKED, so the bit may be set (as a waiter would).
+            self.state.fetch_or(STARVING, Ordering::Relaxed);
+        }
+        let u = self.unlock_locked(&mut q);
         drop(q);
         wake_all(u);
     }
