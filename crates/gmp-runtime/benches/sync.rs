@@ -16,13 +16,24 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gmp_runtime::sync::{Mutex, Semaphore, WaitGroup};
-use gmp_runtime::{go, Runtime};
+use gmp_runtime::{JoinHandle, Runtime};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const GOROUTINES: u64 = 1000;
 const OPS: u64 = 100;
+
+/// Starts a goroutine.
+fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: no goroutine here holds thread-local state across a suspension point (the
+    // locks' guards have no owner thread, and a std guard is never held across one).
+    unsafe { gmp_runtime::spawn(f) }
+}
 
 fn rt(procs: usize) -> Runtime {
     Runtime::builder()
@@ -102,7 +113,7 @@ fn contend<L: Lock>(rt: &Runtime) -> Duration {
             let t = Instant::now();
             for _ in 0..GOROUTINES {
                 let (m, wg) = (m.clone(), wg.clone());
-                go!(move || {
+                go(move || {
                     for _ in 0..OPS {
                         m.incr();
                     }
@@ -162,7 +173,7 @@ fn wait_group_and_semaphore(c: &mut Criterion) {
                         wg.add(GOROUTINES as isize);
                         for _ in 0..GOROUTINES {
                             let wg = wg.clone();
-                            go!(move || wg.done());
+                            go(move || wg.done());
                         }
                         wg.wait();
                     }
@@ -190,7 +201,7 @@ fn wait_group_and_semaphore(c: &mut Criterion) {
                         wg.add(GOROUTINES as isize);
                         for _ in 0..GOROUTINES {
                             let (s, wg) = (s.clone(), wg.clone());
-                            go!(move || {
+                            go(move || {
                                 for _ in 0..OPS {
                                     let p = s.acquire();
                                     black_box(&p);

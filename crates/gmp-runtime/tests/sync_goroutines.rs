@@ -7,10 +7,21 @@ use gmp_runtime::chan::{bounded, never, select, Receiver};
 use gmp_runtime::context::{Context, ContextError};
 use gmp_runtime::sync::{Barrier, Condvar, Mutex, RwLock, Semaphore, WaitGroup};
 use gmp_runtime::time::{after_func, Ticker, Timer};
-use gmp_runtime::{go, sleep, Runtime};
+use gmp_runtime::{sleep, JoinHandle, Runtime};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Starts a goroutine.
+fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: no goroutine here holds thread-local state across a suspension point (the
+    // locks' guards have no owner thread, and a std guard is never held across one).
+    unsafe { gmp_runtime::spawn(f) }
+}
 
 fn on<T: Send>(procs: usize, f: impl FnOnce() -> T + Send) -> T {
     let rt = Runtime::builder().procs(procs).build().unwrap();
@@ -29,7 +40,7 @@ fn mutex_1000_goroutines_half_sleeping_with_the_guard() {
         for i in 0..1000 {
             wg.add(1);
             let (m, wg) = (m.clone(), wg.clone());
-            go!(move || {
+            go(move || {
                 for k in 0..20 {
                     let mut g = m.lock();
                     *g += 1;
@@ -61,7 +72,7 @@ fn mutex_on_one_p_never_blocks_the_m() {
         let worst = Arc::new(AtomicU64::new(0));
         let ticker = {
             let (done, worst) = (done.clone(), worst.clone());
-            go!(move || {
+            go(move || {
                 let mut last = Instant::now();
                 while !done.load(Ordering::Relaxed) {
                     sleep(Duration::from_millis(5));
@@ -75,7 +86,7 @@ fn mutex_on_one_p_never_blocks_the_m() {
         for i in 0..200 {
             wg.add(1);
             let (m, wg) = (m.clone(), wg.clone());
-            go!(move || {
+            go(move || {
                 for _ in 0..10 {
                     let mut g = m.lock();
                     *g += 1;
@@ -109,7 +120,7 @@ fn wait_group_over_100_000_goroutines() {
         wg.add(100_000);
         for _ in 0..100_000 {
             let (wg, n) = (wg.clone(), n.clone());
-            go!(move || {
+            go(move || {
                 n.fetch_add(1, Ordering::Relaxed);
                 wg.done();
             });
@@ -144,7 +155,7 @@ fn goroutines_and_threads_share_locks() {
         };
         let t = std::thread::spawn(work.clone());
         for _ in 0..4 {
-            go!(work.clone());
+            go(work.clone());
         }
         wg.wait();
         t.join().unwrap();
@@ -155,7 +166,7 @@ fn goroutines_and_threads_share_locks() {
         let pair = Arc::new((Mutex::new(false), Condvar::new()));
         let g = {
             let p = pair.clone();
-            go!(move || {
+            go(move || {
                 let mut ready = p.0.lock();
                 p.1.wait_while(&mut ready, |r| !*r);
             })
@@ -174,7 +185,7 @@ fn goroutines_and_threads_share_locks() {
         let hs: Vec<_> = (0..2)
             .map(|_| {
                 let b = b.clone();
-                go!(move || b.wait().is_leader())
+                go(move || b.wait().is_leader())
             })
             .collect();
         let me = b.wait().is_leader();
@@ -199,19 +210,19 @@ fn shutdown_unwinds_parked_waiters_cleanly() {
         unsafe {
             rt.block_on(move || {
                 let s3 = s2.clone();
-                go!(move || drop(s3.acquire_many(2)));
+                go(move || drop(s3.acquire_many(2)));
                 let m3 = m2.clone();
                 let h3 = h2.clone();
-                go!(move || {
+                go(move || {
                     let _g = m3.lock();
                     h3.add_permits(1);
                     // Parks holding the guard until shutdown unwinds it.
                     gmp_runtime::park();
                 });
                 let m4 = m2.clone();
-                go!(move || drop(m4.lock()));
+                go(move || drop(m4.lock()));
                 let wg3 = wg2.clone();
-                go!(move || wg3.wait());
+                go(move || wg3.wait());
                 drop(h2.acquire());
                 sleep(Duration::from_millis(20));
             });
@@ -253,7 +264,7 @@ fn cancel_tree_of_10_000_goroutines() {
                     wg.add(1);
                     started.add(1);
                     let (wg, started, idle) = (wg.clone(), started.clone(), idle.clone());
-                    go!(move || {
+                    go(move || {
                         started.done();
                         select! {
                             recv(leaf.done()) -> r => assert!(r.is_err()),
