@@ -165,6 +165,51 @@ impl Once {
         self.state.load(Ordering::Acquire) == COMPLETE
     }
 
+    /// Parks until some initialiser has completed (std's `Once::wait`).
+    ///
+    /// # Panics
+    ///
+    /// If the `Once` is poisoned (now or while waiting).
+    ///
+    /// ```
+    /// use gmp_chan::sync::Once;
+    /// use std::sync::Arc;
+    /// let o = Arc::new(Once::new());
+    /// let o2 = o.clone();
+    /// let t = std::thread::spawn(move || o2.wait());
+    /// o.call_once(|| {});
+    /// t.join().unwrap();
+    /// ```
+    pub fn wait(&self) {
+        self.wait_inner(false);
+    }
+
+    /// Parks until completed; `ignore_poison`: a poisoned state counts as not yet.
+    fn wait_inner(&self, ignore_poison: bool) {
+        loop {
+            // Acquire: as in `call_once`.
+            match self.state.load(Ordering::Acquire) {
+                COMPLETE => return,
+                POISONED if !ignore_poison => panic!("Once instance has previously been poisoned"),
+                _ => {}
+            }
+            let mut q = self.queue.lock();
+            // Relaxed: re-read with Acquire at the top of the loop.
+            if self.state.load(Ordering::Relaxed) == COMPLETE {
+                return;
+            }
+            let w = Waiter::new(1, 0);
+            q.waiters.push_back(w.clone());
+            drop(q);
+            let reg =
+                super::waiter::Registration::new(&self.queue, &w, |_: &mut Queue<()>, _, _| {
+                    Vec::new()
+                });
+            w.wait(None);
+            reg.disarm();
+        }
+    }
+
     /// Runs `f` as the initialiser if the state allows, or waits for the one running.
     /// `panic_state`: what a panicking initialiser leaves (`POISONED` for `Once`,
     /// `INCOMPLETE` for `OnceLock`).
@@ -302,6 +347,23 @@ impl<T> OnceLock<T> {
         } else {
             None
         }
+    }
+
+    /// Parks until the cell is initialised (by another caller), then returns the value
+    /// (std's `OnceLock::wait`).
+    ///
+    /// ```
+    /// use gmp_chan::sync::OnceLock;
+    /// use std::sync::Arc;
+    /// let c = Arc::new(OnceLock::new());
+    /// let c2 = c.clone();
+    /// let t = std::thread::spawn(move || *c2.wait());
+    /// c.set(9).unwrap();
+    /// assert_eq!(t.join().unwrap(), 9);
+    /// ```
+    pub fn wait(&self) -> &T {
+        self.once.wait_inner(true);
+        self.get().expect("initialised")
     }
 
     /// Stores `value` if the cell is empty; otherwise gives it back. Parks if another
