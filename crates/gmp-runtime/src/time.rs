@@ -326,6 +326,10 @@ impl Drop for Timer {
 /// Go's `time.AfterFunc`: runs `f` in its own goroutine once `d` has passed, unless the
 /// returned timer is stopped first. Dropping the timer does not cancel it.
 ///
+/// [`Timer::reset`] before `f` ran moves its time (or re-arms a stopped timer). `f` is an
+/// `FnOnce`, so unlike Go it runs at most once: a reset after it ran arms a timer that
+/// fires without running anything.
+///
 /// # Safety
 ///
 /// As [`spawn`](crate::spawn): `f` runs as a goroutine, and must not hold thread-local

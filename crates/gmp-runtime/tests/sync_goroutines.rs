@@ -474,3 +474,122 @@ fn trait_implementations() {
     send_sync::<Timer>();
     send_sync::<Ticker>();
 }
+
+/// One step of a worker in the proptest below.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Lock, add, and maybe suspend (yield or sleep) with the guard held.
+    Add(u8, u8),
+    /// Timed lock; adds on success.
+    TimedAdd(u8),
+    /// Write-lock and add to both halves of the pair; or read and check they are equal.
+    Write(u8),
+    Read,
+    /// Take and give back permits of a 2-permit semaphore.
+    Permits(u8),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (1u8..10, 0u8..3).prop_map(|(n, s)| Op::Add(n, s)),
+        (1u8..10).prop_map(Op::TimedAdd),
+        (1u8..10).prop_map(Op::Write),
+        Just(Op::Read),
+        (1u8..3).prop_map(Op::Permits),
+    ]
+}
+
+/// Runs one plan; returns what it added to the mutex and to the RwLock's pair.
+fn run_plan(
+    plan: Vec<Op>,
+    m: &Mutex<u64>,
+    l: &RwLock<(u64, u64)>,
+    s: &Semaphore,
+    out: &AtomicUsize,
+) -> (u64, u64) {
+    let (mut added, mut written) = (0, 0);
+    for op in plan {
+        match op {
+            Op::Add(n, suspend) => {
+                let mut g = m.lock();
+                *g += n as u64;
+                added += n as u64;
+                match suspend {
+                    1 => gmp_runtime::yield_now(),
+                    2 => sleep(Duration::from_micros(20)),
+                    _ => {}
+                }
+            }
+            Op::TimedAdd(n) => {
+                if let Some(mut g) = m.try_lock_for(Duration::from_micros(200)) {
+                    *g += n as u64;
+                    added += n as u64;
+                }
+            }
+            Op::Write(n) => {
+                let mut g = l.write();
+                g.0 += n as u64;
+                g.1 += n as u64;
+                written += n as u64;
+            }
+            Op::Read => {
+                let g = l.read();
+                assert_eq!(g.0, g.1);
+            }
+            Op::Permits(k) => {
+                let p = s.acquire_many(k as usize);
+                let now = out.fetch_add(k as usize, Ordering::SeqCst) + k as usize;
+                assert!(now <= 2, "{now} permits out of 2");
+                out.fetch_sub(k as usize, Ordering::SeqCst);
+                drop(p);
+            }
+        }
+    }
+    (added, written)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+
+    /// Random sequences run by two goroutines and one plain thread at once against the
+    /// sequential model: the final values are the sums of what each worker's successful
+    /// operations added (addition commutes, so every interleaving must reach them), and
+    /// the invariants hold at every step (the RwLock pair equal, at most 2 permits out).
+    #[test]
+    fn random_sequences_on_goroutines_and_a_thread(plans in proptest::collection::vec(
+        proptest::collection::vec(op(), 1..30), 3..4)) {
+        let m = Arc::new(Mutex::new(0u64));
+        let l = Arc::new(RwLock::new((0u64, 0u64)));
+        let s = Arc::new(Semaphore::new(2));
+        let out = Arc::new(AtomicUsize::new(0));
+        let mut plans = plans;
+        let thread_plan = plans.pop().unwrap();
+        let (m2, l2, s2, o2) = (m.clone(), l.clone(), s.clone(), out.clone());
+        let (want, got) = on(2, move || {
+            let t = {
+                let (m, l, s, out) = (m2.clone(), l2.clone(), s2.clone(), o2.clone());
+                std::thread::spawn(move || run_plan(thread_plan, &m, &l, &s, &out))
+            };
+            let gs: Vec<_> = plans
+                .into_iter()
+                .map(|plan| {
+                    let (m, l, s, out) = (m2.clone(), l2.clone(), s2.clone(), o2.clone());
+                    go(move || run_plan(plan, &m, &l, &s, &out))
+                })
+                .collect();
+            let mut want = t.join().unwrap();
+            for g in gs {
+                let (a, w) = g.join().unwrap();
+                want.0 += a;
+                want.1 += w;
+            }
+            let got = (*m2.lock(), *l2.read());
+            (want, got)
+        });
+        proptest::prop_assert_eq!(got.0, want.0);
+        proptest::prop_assert_eq!(got.1, (want.1, want.1));
+        proptest::prop_assert_eq!(s.available_permits(), 2);
+        proptest::prop_assert!(!m.is_locked() && !l.is_locked());
+    }
+}
