@@ -16,7 +16,9 @@
 //!
 //! So an armed timer costs a goroutine and a heap entry where Go's costs a heap entry
 //! only; the runtime's heaps hold goroutines, not callbacks, and this keeps the timer
-//! machinery out of the scheduler core.
+//! machinery out of the scheduler core. The serving goroutine belongs to the runtime it
+//! was spawned on: if that runtime shuts down, the timer stops with it (its goroutine is
+//! unwound; a later `reset` spawns a new one where it is called).
 //!
 //! # Stale values (Go 1.23's guarantee)
 //!
