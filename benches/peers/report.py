@@ -33,6 +33,7 @@ WHAT = {
     "timers-late": "100,000 tasks each sleep 1 ms ten times: mean lateness of a sleep",
     "idlemem": "RSS growth per blocked task, 100,000 tasks",
     "starve": "worst lateness of a 10 ms sleep while a tight loop hogs the only proc",
+    "mutex": "1,000 tasks each lock one mutex 1,000 times around an increment",
     "echo": "TCP echo, 100 connections x 10,000 round trips of 64 bytes",
     "http": "HTTP/1.1 keep-alive hello, wrk -t2 -c100 -d5s",
 }

@@ -50,6 +50,7 @@ mpmc0     2  5  30
 timers    2  5  30
 idlemem   2  5  30
 starve    1  5  30
+mutex     2  5  30
 echo      2  5  60
 http      2  5  30
 "
@@ -67,7 +68,7 @@ if [ -n "${QUICK:-}" ] || [ -n "${SMALL:-}" ]; then
 fi
 if [ -n "${QUICK:-}" ]; then
     RUNS=${RUNS:-1}
-    BENCHES=${BENCHES:-spawn skynet pingpong yield mpmc mpmc0 timers idlemem starve}
+    BENCHES=${BENCHES:-spawn skynet pingpong yield mpmc mpmc0 timers idlemem starve mutex}
 fi
 [ -z "${SMALL:-}" ] || SIZE_FLAG=(--small)
 TMP=$ROOT/bench-results/tmp

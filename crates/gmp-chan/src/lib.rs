@@ -65,6 +65,7 @@ mod err;
 mod flavors;
 mod select;
 mod select_macro;
+pub mod sync;
 mod utils;
 mod waker;
 

@@ -64,6 +64,7 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+pub mod context;
 pub mod debug;
 pub mod fs;
 mod g;
@@ -86,6 +87,7 @@ mod scope;
 pub mod signal;
 mod spawn;
 mod sysmon;
+pub mod time;
 mod timers;
 
 pub use goroutine::{
@@ -117,6 +119,8 @@ pub use gmp_core::is_forced_unwind;
 pub fn __inject_thread_spawn_failures(n: usize) {
     sched::THREAD_SPAWN_FAILURES.store(n, std::sync::atomic::Ordering::SeqCst);
 }
+
+pub use gmp_chan::sync;
 
 /// Channels and `select`, with the API of crossbeam-channel (a re-export of gmp-chan).
 pub mod chan {

@@ -29,6 +29,8 @@ pub const MPMC_CAP: usize = 1024;
 pub const TIMER_ROUNDS: usize = 10;
 /// timers: the length of one sleep.
 pub const TIMER_SLEEP: Duration = Duration::from_millis(1);
+/// mutex: the tasks contending for the one mutex.
+pub const MUTEX_TASKS: usize = 1000;
 /// starve: how many times the bench task sleeps while the hog spins.
 pub const STARVE_SLEEPS: usize = 20;
 /// starve: the length of one of those sleeps.
@@ -53,6 +55,8 @@ pub struct Sizes {
     pub idle: usize,
     /// starve: how long the hog spins.
     pub starve_hog: Duration,
+    /// mutex: lock + unlock round trips per task ([`MUTEX_TASKS`] tasks).
+    pub mutex_ops: u64,
 }
 
 impl Sizes {
@@ -66,6 +70,7 @@ impl Sizes {
         timer_tasks: 100_000,
         idle: 100_000,
         starve_hog: Duration::from_secs(2),
+        mutex_ops: 1000,
     };
     /// One hundredth, for `--small` smoke runs.
     pub const SMALL: Sizes = Sizes {
@@ -77,6 +82,7 @@ impl Sizes {
         timer_tasks: 1_000,
         idle: 1_000,
         starve_hog: Duration::from_millis(500),
+        mutex_ops: 10,
     };
 }
 

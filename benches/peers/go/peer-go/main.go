@@ -28,6 +28,7 @@ const (
 	timerSleep    = time.Millisecond
 	starveSleeps  = 20
 	starveSleep   = 10 * time.Millisecond
+	mutexTasks    = 1000
 )
 
 // The sizes: full by default, one hundredth with --small (a smoke test).
@@ -40,6 +41,7 @@ var (
 	timerTasks   = 100_000
 	idleN        = 100_000
 	starveHog    = 2 * time.Second
+	mutexOps     = 1000 // per task; mutexTasks tasks
 )
 
 var procs, port int
@@ -58,12 +60,13 @@ func main() {
 	if small {
 		spawnN, skynetLeaves, pingpongN, yieldN = 10_000, 10_000, 10_000, 50_000
 		mpmcN, timerTasks, idleN, starveHog = 100_000, 1_000, 1_000, 500*time.Millisecond
+		mutexOps = 10
 	}
 	runtime.GOMAXPROCS(procs)
 	benches := map[string]func(){
 		"spawn": spawn, "skynet": skynet, "pingpong": pingpong, "yield": yield,
 		"mpmc": func() { mpmc("mpmc", mpmcCap) }, "mpmc0": func() { mpmc("mpmc0", 0) },
-		"timers": timers, "idlemem": idlemem, "starve": starve,
+		"timers": timers, "idlemem": idlemem, "starve": starve, "mutex": mutexBench,
 		"echo": func() { serve(echoConn) }, "http": func() { serve(httpConn) },
 	}
 	b, ok := benches[bench]
@@ -206,6 +209,34 @@ func mpmc(name string, capacity int) {
 	per := int64(mpmcN / mpmcProducers)
 	must(sum == mpmcProducers*per*(per-1)/2)
 	report(name, nsPer(el, int(mpmcN)), "ns/msg", "")
+}
+
+// mutexTasks goroutines each take one sync.Mutex mutexOps times around an increment.
+func mutexBench() {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	count := 0
+	wg.Add(mutexTasks)
+	t := time.Now()
+	for i := 0; i < mutexTasks; i++ {
+		go func() {
+			for j := 0; j < mutexOps; j++ {
+				mu.Lock()
+				count++
+				mu.Unlock()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(t)
+	mu.Lock()
+	c := count
+	mu.Unlock()
+	if c != mutexTasks*mutexOps {
+		panic("mutex: wrong count")
+	}
+	report("mutex", nsPer(el, mutexTasks*mutexOps), "ns/lock", "")
 }
 
 func timers() {

@@ -40,6 +40,7 @@ fn run(a: &Args) {
         "mpmc" => mpmc(a, MPMC_CAP),
         "mpmc0" => mpmc(a, 0),
         "timers" => timers(a),
+        "mutex" => mutex(a),
         "idlemem" => idlemem(a),
         "starve" => starve(a),
         "echo" => serve(a, echo_conn::<TcpStream>),
@@ -203,6 +204,29 @@ fn timers(a: &Args) {
     let sleeps = (n * TIMER_ROUNDS) as f64;
     a.report("timers-wall", ms(wall), "ms", "");
     a.report("timers-late", late_ns.load(Relaxed) as f64 / sleeps / 1e3, "us", "");
+}
+
+/// `MUTEX_TASKS` goroutines each take gmp's `sync::Mutex` `mutex_ops` times around an
+/// increment (a waiter parks the goroutine, never the M).
+fn mutex(a: &Args) {
+    let ops = a.sizes.mutex_ops;
+    let m = Arc::new(gmp_runtime::sync::Mutex::new(0u64));
+    let g = Group::new(MUTEX_TASKS);
+    let t = Instant::now();
+    for _ in 0..MUTEX_TASKS {
+        let (m, g) = (m.clone(), g.clone());
+        go(move || {
+            for _ in 0..ops {
+                *m.lock() += 1;
+            }
+            g.done();
+        });
+    }
+    g.wait();
+    let el = t.elapsed();
+    let total = MUTEX_TASKS as u64 * ops;
+    assert_eq!(*m.lock(), total);
+    a.report("mutex", ns_per(el, total), "ns/lock", "");
 }
 
 fn idlemem(a: &Args) {

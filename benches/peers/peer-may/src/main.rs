@@ -38,6 +38,7 @@ fn run(a: &Args) {
         "mpmc" => mpmc_bench(a, MPMC_CAP),
         "mpmc0" => mpmc_bench(a, 0),
         "timers" => timers(a),
+        "mutex" => mutex(a),
         "idlemem" => idlemem(a),
         "starve" => starve(a),
         "echo" => serve(a, echo_conn::<may::net::TcpStream>),
@@ -189,6 +190,29 @@ fn mpmc_bench(a: &Args, cap: usize) {
     let el = t.elapsed();
     assert_eq!(sum, mpmc_expected(n));
     a.report("mpmc", ns_per(el, n), "ns/msg", "mpmc_unbounded+semaphore(1024)");
+}
+
+/// `MUTEX_TASKS` coroutines each take a `may::sync::Mutex` `mutex_ops` times around an
+/// increment.
+fn mutex(a: &Args) {
+    let ops = a.sizes.mutex_ops;
+    let m = Arc::new(may::sync::Mutex::new(0u64));
+    let g = Group::new(MUTEX_TASKS);
+    let t = Instant::now();
+    for _ in 0..MUTEX_TASKS {
+        let (m, g) = (m.clone(), g.clone());
+        go!(move || {
+            for _ in 0..ops {
+                *m.lock().unwrap() += 1;
+            }
+            g.done();
+        });
+    }
+    g.wait();
+    let el = t.elapsed();
+    let total = MUTEX_TASKS as u64 * ops;
+    assert_eq!(*m.lock().unwrap(), total);
+    a.report("mutex", ns_per(el, total), "ns/lock", "");
 }
 
 fn timers(a: &Args) {

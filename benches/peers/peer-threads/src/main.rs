@@ -35,6 +35,7 @@ fn main() {
         "mpmc" => mpmc(&a, MPMC_CAP),
         "mpmc0" => mpmc(&a, 0),
         "timers" => timers(&a),
+        "mutex" => mutex(&a),
         "idlemem" => idlemem(&a),
         "starve" => starve(&a),
         "echo" => serve(&a, echo_conn::<TcpStream>),
@@ -183,6 +184,29 @@ fn mpmc(a: &Args, cap: usize) {
     let el = t.elapsed();
     assert_eq!(sum, mpmc_expected(n));
     a.report(name, ns_per(el, n), "ns/msg", &a.capped("N", n, full, ""));
+}
+
+/// `MUTEX_TASKS` threads each take a `std::sync::Mutex` `mutex_ops` times around an
+/// increment (1,000 threads: under the live-thread cap, full size).
+fn mutex(a: &Args) {
+    let ops = a.sizes.mutex_ops;
+    let m = Arc::new(Mutex::new(0u64));
+    let g = Group::new(MUTEX_TASKS);
+    let t = Instant::now();
+    for _ in 0..MUTEX_TASKS {
+        let (m, g) = (m.clone(), g.clone());
+        thread::spawn(move || {
+            for _ in 0..ops {
+                *m.lock().unwrap() += 1;
+            }
+            g.done();
+        });
+    }
+    g.wait();
+    let el = t.elapsed();
+    let total = MUTEX_TASKS as u64 * ops;
+    assert_eq!(*m.lock().unwrap(), total);
+    a.report("mutex", ns_per(el, total), "ns/lock", "");
 }
 
 fn timers(a: &Args) {

@@ -34,6 +34,7 @@ async fn run(a: Args) {
         "mpmc" => mpmc(&a, MPMC_CAP).await,
         "mpmc0" => mpmc(&a, 0).await,
         "timers" => timers(&a).await,
+        "mutex" => mutex(&a).await,
         "idlemem" => idlemem(&a).await,
         "starve" => starve(&a).await,
         "echo" => serve(&a, |s| tokio::spawn(echo_conn(s))).await,
@@ -185,6 +186,29 @@ async fn mpmc(a: &Args, cap: usize) {
     let el = t.elapsed();
     assert_eq!(sum, mpmc_expected(n));
     a.report("mpmc", ns_per(el, n), "ns/msg", "async-channel");
+}
+
+/// `MUTEX_TASKS` tasks each take a `tokio::sync::Mutex` `mutex_ops` times around an
+/// increment.
+async fn mutex(a: &Args) {
+    let ops = a.sizes.mutex_ops;
+    let m = Arc::new(tokio::sync::Mutex::new(0u64));
+    let g = Group::new(MUTEX_TASKS);
+    let t = Instant::now();
+    for _ in 0..MUTEX_TASKS {
+        let (m, g) = (m.clone(), g.clone());
+        tokio::spawn(async move {
+            for _ in 0..ops {
+                *m.lock().await += 1;
+            }
+            g.done();
+        });
+    }
+    g.wait().await;
+    let el = t.elapsed();
+    let total = MUTEX_TASKS as u64 * ops;
+    assert_eq!(*m.lock().await, total);
+    a.report("mutex", ns_per(el, total), "ns/lock", "");
 }
 
 async fn timers(a: &Args) {
