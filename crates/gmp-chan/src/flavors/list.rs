@@ -14,11 +14,15 @@
 //!   claims one message in `start_recv` (`reserved += 1`) and pops it in `read`; plain
 //!   receivers pop directly when `available > 0`. Reservations are anonymous: whoever
 //!   pops takes the front, so FIFO order is kept among actual pops.
+//! - A receiver that leaves its park by unwinding (a panic, or gmp-core's forced unwind
+//!   of a goroutine dropped while parked at a runtime's shutdown) removes its entry from a
+//!   guard armed right after registering, or, if a sender had already chosen it, passes
+//!   the wake-up on to the next receiver: messages stay queued, none is lost.
 //! - When the last receiver goes, the queue is emptied at once (its messages dropped
 //!   outside the lock) and later sends fail, giving their message back. When the last
 //!   sender goes, receivers drain the queue, then see "disconnected".
 
-use crate::context::{Context, Operation, Selected};
+use crate::context::{Context, OnUnwind, Operation, Selected};
 use crate::err::{RecvTimeoutError, TryRecvError};
 use crate::select::Token;
 use crate::utils::{self, Backoff};
@@ -162,7 +166,9 @@ impl<T> Channel<T> {
                 // Registered under the lock that guards the queue: no lost wake-up.
                 inner.receivers.register(oper, &cx);
             }
+            let guard = OnUnwind::new(|| self.abandon(oper, &cx));
             let sel = cx.wait_until(deadline);
+            guard.disarm();
             waited = true;
             match sel {
                 Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
@@ -172,6 +178,33 @@ impl<T> Channel<T> {
                 Selected::Operation(_) => {}
             }
             cx.recycle();
+        }
+    }
+
+    /// The owner of a blocked receive's registration leaves by unwinding: it decides
+    /// `Aborted` and removes its entry, or, if a sender had already chosen it, passes the
+    /// wake-up on ([`forward`](Channel::forward)). Never parks.
+    pub(crate) fn abandon(&self, oper: Operation, cx: &Context) {
+        match cx.abort() {
+            Selected::Operation(_) => self.forward(),
+            _ => {
+                self.inner.lock().receivers.unregister(oper, cx);
+            }
+        }
+    }
+
+    /// A receiver chosen by a sender will not take a message after all (it unwound): wake
+    /// the next waiting receiver if a message is available, so none sleeps next to it.
+    pub(crate) fn forward(&self) {
+        let mut inner = self.inner.lock();
+        let woken = if inner.available() > 0 {
+            inner.receivers.try_select(None)
+        } else {
+            None
+        };
+        drop(inner);
+        if let Some(e) = woken {
+            e.cx.unpark();
         }
     }
 
