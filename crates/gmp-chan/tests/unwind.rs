@@ -8,7 +8,10 @@
 //! Each test then uses the same channel from this thread and checks that the next
 //! operations behave exactly as if the dead waiter had never existed.
 
-use gmp_chan::{bounded, unbounded, Receiver, RecvTimeoutError, Select, Sender, TrySendError};
+use gmp_chan::{
+    bounded, unbounded, Receiver, RecvError, RecvTimeoutError, Select, Sender, TryRecvError,
+    TrySendError,
+};
 use gmp_core::park::{self, ParkHook, Unpark, Unparker};
 use gmp_core::{Coroutine, Resume, Stack, Suspender};
 use std::cell::Cell;
@@ -120,8 +123,30 @@ fn counter() -> Arc<AtomicUsize> {
 }
 
 /// Receives on another thread, with a bound; `None` if nothing came in time.
-fn recv_on_thread<T: Send + 'static>(r: Receiver<T>) -> thread::JoinHandle<Option<T>> {
-    thread::spawn(move || r.recv_timeout(PATIENCE).ok())
+fn recv_on_thread<T: Send + 'static>(r: Receiver<T>) -> Live<Result<T, RecvError>> {
+    live(move || r.recv())
+}
+
+/// A plain thread doing a blocking operation with no deadline of its own (a lost wake-up
+/// would leave it asleep for good, where a timeout would only hide the bug).
+struct Live<T>(std::sync::mpsc::Receiver<T>);
+
+fn live<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Live<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    Live(rx)
+}
+
+impl<T> Live<T> {
+    /// The operation's result; panics (naming `what`) if it is still blocked after
+    /// `PATIENCE` (the thread is then left behind, blocked).
+    fn join(self, what: &str) -> T {
+        self.0
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("{what}: still blocked after {PATIENCE:?}"))
+    }
 }
 
 #[test]
@@ -141,16 +166,15 @@ fn zero_recv_unwound_then_try_send_finds_no_receiver() {
 fn zero_send_unwound_drops_its_message_once_and_leaves_no_sender() {
     let drops = counter();
     let (s, r) = bounded::<Counted>(0);
-    let d = drops.clone();
-    let r2 = r.clone();
+    let (s2, d) = (s.clone(), drops.clone());
     let p = parked(move || {
-        let _ = s.send(Counted(d, 7));
+        let _ = s2.send(Counted(d, 7));
     });
     drop(p);
-    // Never delivered: dropped with the unwound sender, exactly once.
+    // Never delivered: dropped with the unwound sender, exactly once; no sender waits.
     assert_eq!(drops.load(Ordering::SeqCst), 1);
-    assert!(r2.try_recv().is_err());
-    drop(r);
+    assert!(matches!(r.try_recv(), Err(TryRecvError::Empty)));
+    drop(s);
 }
 
 #[test]
@@ -202,7 +226,7 @@ fn zero_select_send_unwound_after_being_chosen_lets_the_receiver_retry() {
     // next real one.
     s.send_timeout(2, PATIENCE)
         .expect("the receiver should still be waiting");
-    assert_eq!(rx.join().unwrap(), Some(2));
+    assert_eq!(rx.join("live receiver"), Ok(2));
 }
 
 fn buffered_recv_unwound_then_live_receiver_gets_message(s: Sender<u32>, r: Receiver<u32>) {
@@ -215,7 +239,7 @@ fn buffered_recv_unwound_then_live_receiver_gets_message(s: Sender<u32>, r: Rece
     // Let the live receiver register behind the dead one's entry (if it is still there).
     thread::sleep(Duration::from_millis(50));
     s.send(5).unwrap();
-    assert_eq!(rx.join().unwrap(), Some(5), "the live receiver was not woken");
+    assert_eq!(rx.join("the live receiver was not woken"), Ok(5));
 }
 
 #[test]
@@ -243,10 +267,10 @@ fn array_send_unwound_then_live_sender_gets_the_slot() {
     // The unwound sender's message was never written: dropped with it, once.
     assert_eq!(drops.load(Ordering::SeqCst), 1);
     let (s3, d) = (s.clone(), drops.clone());
-    let tx = thread::spawn(move || s3.send_timeout(Counted(d, 2), PATIENCE).is_ok());
+    let tx = live(move || s3.send(Counted(d, 2)).is_ok());
     thread::sleep(Duration::from_millis(50));
     assert_eq!(r.recv().unwrap().1, 0);
-    assert!(tx.join().unwrap(), "the live sender was not woken");
+    assert!(tx.join("live sender"));
     assert_eq!(r.recv().unwrap().1, 2);
     assert!(r.try_recv().is_err());
 }
@@ -274,8 +298,8 @@ fn select_over_flavours_unwound_leaves_every_channel_clean() {
     thread::sleep(Duration::from_millis(50));
     as_.send(2).unwrap();
     ls.send(3).unwrap();
-    assert_eq!(ra.join().unwrap(), Some(2), "array receiver not woken");
-    assert_eq!(rl.join().unwrap(), Some(3), "list receiver not woken");
+    assert_eq!(ra.join("array receiver not woken"), Ok(2));
+    assert_eq!(rl.join("list receiver not woken"), Ok(3));
     drop(zr);
 }
 
@@ -293,7 +317,7 @@ fn array_recv_chosen_then_unwound_passes_the_wakeup_on() {
     s.send(9).unwrap();
     assert!(p.woken(), "the send should have chosen the first (parked) receiver");
     drop(p);
-    assert_eq!(rx.join().unwrap(), Some(9), "the live receiver was not woken");
+    assert_eq!(rx.join("the live receiver was not woken"), Ok(9));
 }
 
 #[test]

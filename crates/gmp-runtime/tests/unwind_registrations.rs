@@ -11,7 +11,7 @@
 //! of hanging it.
 
 use gmp_runtime::chan::{
-    bounded, never, unbounded, Receiver, RecvTimeoutError, Select, Sender, TryRecvError,
+    bounded, never, unbounded, Receiver, RecvError, RecvTimeoutError, Select, Sender, TryRecvError,
     TrySendError,
 };
 use gmp_runtime::Runtime;
@@ -69,8 +69,30 @@ impl Drop for Counted {
     }
 }
 
-fn recv_on_thread<T: Send + 'static>(r: Receiver<T>) -> thread::JoinHandle<Option<T>> {
-    thread::spawn(move || r.recv_timeout(PATIENCE).ok())
+fn recv_on_thread<T: Send + 'static>(r: Receiver<T>) -> Live<Result<T, RecvError>> {
+    live(move || r.recv())
+}
+
+/// A plain thread doing a blocking operation with no deadline of its own (a lost wake-up
+/// would leave it asleep for good, where a timeout would only hide the bug).
+struct Live<T>(std::sync::mpsc::Receiver<T>);
+
+fn live<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Live<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    Live(rx)
+}
+
+impl<T> Live<T> {
+    /// The operation's result; panics (naming `what`) if it is still blocked after
+    /// `PATIENCE` (the thread is then left behind, blocked).
+    fn join(self, what: &str) -> T {
+        self.0
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("{what}: still blocked after {PATIENCE:?}"))
+    }
 }
 
 #[test]
@@ -85,7 +107,7 @@ fn zero_recv_unwound_then_try_send_and_send_see_no_receiver() {
     // A live receiver then gets a blocking send's message.
     let rx = recv_on_thread(r);
     s.send_timeout(2, PATIENCE).unwrap();
-    assert_eq!(rx.join().unwrap(), Some(2));
+    assert_eq!(rx.join("live receiver"), Ok(2));
 }
 
 #[test]
@@ -113,7 +135,7 @@ fn zero_send_unwound_then_try_recv_sees_no_sender_and_message_dropped_once() {
     // The channel still works between live parties.
     let rx = recv_on_thread(r);
     s.send_timeout(Counted(drops.clone(), 8), PATIENCE).unwrap();
-    assert_eq!(rx.join().unwrap().map(|c| c.1), Some(8));
+    assert_eq!(rx.join("live receiver").map(|c| c.1), Ok(8));
 }
 
 fn buffered_recv_unwound(s: Sender<u64>, r: Receiver<u64>) {
@@ -127,7 +149,7 @@ fn buffered_recv_unwound(s: Sender<u64>, r: Receiver<u64>) {
     s.send(5).unwrap();
     // Before the fix, the dead entry took the only notification: this timed out with the
     // message in the buffer.
-    assert_eq!(rx.join().unwrap(), Some(5), "live receiver not woken");
+    assert_eq!(rx.join("live receiver not woken"), Ok(5));
 }
 
 #[test]
@@ -153,10 +175,10 @@ fn array_send_unwound_then_live_sender_gets_the_slot() {
     });
     assert_eq!(drops.load(Ordering::SeqCst), 1, "offered message not dropped once");
     let (s3, d) = (s.clone(), drops.clone());
-    let tx = thread::spawn(move || s3.send_timeout(Counted(d, 2), PATIENCE).is_ok());
+    let tx = live(move || s3.send(Counted(d, 2)).is_ok());
     thread::sleep(Duration::from_millis(50));
     assert_eq!(r.recv().unwrap().1, 0);
-    assert!(tx.join().unwrap(), "live sender not woken");
+    assert!(tx.join("live sender"));
     assert_eq!(r.recv_timeout(PATIENCE).unwrap().1, 2);
     assert!(r.try_recv().is_err());
 }
@@ -185,8 +207,8 @@ fn select_unwound_leaves_no_entry_on_any_channel() {
     thread::sleep(Duration::from_millis(50));
     as_.send(2).unwrap();
     ls.send(3).unwrap();
-    assert_eq!(ra.join().unwrap(), Some(2), "array receiver not woken");
-    assert_eq!(rl.join().unwrap(), Some(3), "list receiver not woken");
+    assert_eq!(ra.join("array receiver not woken"), Ok(2));
+    assert_eq!(rl.join("list receiver not woken"), Ok(3));
     drop((zr, zs_out));
 }
 
@@ -205,7 +227,7 @@ fn select_timeout_unwound_leaves_no_entry() {
     let ra = recv_on_thread(ar);
     thread::sleep(Duration::from_millis(50));
     as_.send(2).unwrap();
-    assert_eq!(ra.join().unwrap(), Some(2), "array receiver not woken");
+    assert_eq!(ra.join("array receiver not woken"), Ok(2));
     assert_eq!(
         zr.recv_timeout(Duration::from_millis(1)),
         Err(RecvTimeoutError::Timeout)
