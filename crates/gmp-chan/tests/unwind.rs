@@ -315,7 +315,10 @@ fn array_recv_chosen_then_unwound_passes_the_wakeup_on() {
     let rx = recv_on_thread(r);
     thread::sleep(Duration::from_millis(50));
     s.send(9).unwrap();
-    assert!(p.woken(), "the send should have chosen the first (parked) receiver");
+    assert!(
+        p.woken(),
+        "the send should have chosen the first (parked) receiver"
+    );
     drop(p);
     assert_eq!(rx.join("the live receiver was not woken"), Ok(9));
 }

@@ -131,7 +131,11 @@ fn zero_send_unwound_then_try_recv_sees_no_sender_and_message_dropped_once() {
     });
     // Before the fix, this read the message out of the dead sender's stack.
     assert!(matches!(r.try_recv(), Err(TryRecvError::Empty)));
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "offered message not dropped once");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "offered message not dropped once"
+    );
     // The channel still works between live parties.
     let rx = recv_on_thread(r);
     s.send_timeout(Counted(drops.clone(), 8), PATIENCE).unwrap();
@@ -173,7 +177,11 @@ fn array_send_unwound_then_live_sender_gets_the_slot() {
     park_then_shut_down(move || {
         let _ = s2.send(Counted(d, 1));
     });
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "offered message not dropped once");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "offered message not dropped once"
+    );
     let (s3, d) = (s.clone(), drops.clone());
     let tx = live(move || s3.send(Counted(d, 2)).is_ok());
     thread::sleep(Duration::from_millis(50));

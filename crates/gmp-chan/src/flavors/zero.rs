@@ -451,9 +451,11 @@ impl<T> Channel<T> {
             Role::Wait => {
                 // If we unwind while parked here, the owner completes alone and the
                 // message is dropped with the packet (module docs).
-                // SAFETY (of the closure's call): the token's reference, released once:
-                // either here or below, never both (the guard is disarmed first).
-                let guard = OnUnwind::new(|| unsafe { Header::release(packet) });
+                let guard = OnUnwind::new(|| {
+                    // SAFETY: the token's reference, released once: here (unwinding) or
+                    // below, never both (the guard is disarmed first).
+                    unsafe { Header::release(packet) }
+                });
                 let state = p.hdr.wait_done();
                 guard.disarm();
                 if state == READY {
@@ -750,9 +752,11 @@ impl<T> Channel<T> {
         }
         // Case 3. If we unwind while parked here, the sender completes alone and the
         // message is dropped with the packet (module docs).
-        // SAFETY (of the closure's call): the owner's reference, released once: here or
-        // below, never both.
-        let guard = OnUnwind::new(|| unsafe { Header::release(packet) });
+        let guard = OnUnwind::new(|| {
+            // SAFETY: the owner's reference, released once: here (unwinding) or below,
+            // never both (the guard is disarmed first).
+            unsafe { Header::release(packet) }
+        });
         // SAFETY: we hold the owner's reference.
         let state = unsafe { &*packet }.wait_done();
         guard.disarm();
