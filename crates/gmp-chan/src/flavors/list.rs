@@ -18,6 +18,9 @@
 //!   of a goroutine dropped while parked at a runtime's shutdown) removes its entry from a
 //!   guard armed right after registering, or, if a sender had already chosen it, passes
 //!   the wake-up on to the next receiver: messages stay queued, none is lost.
+//! - Memory follows the backlog: after a burst the queue's capacity is halved each time it
+//!   is down to a quarter full (`Inner::pop`), so what a burst allocated is given back
+//!   as it drains instead of being kept for the channel's lifetime.
 //! - When the last receiver goes, the queue is emptied at once (its messages dropped
 //!   outside the lock) and later sends fail, giving their message back. When the last
 //!   sender goes, receivers drain the queue, then see "disconnected".
@@ -44,7 +47,26 @@ struct Inner<T> {
     receivers: Waker,
 }
 
+/// Below this many slots the queue never shrinks (it would only thrash).
+const MIN_CAPACITY: usize = 64;
+
 impl<T> Inner<T> {
+    /// Pops the front message and gives memory back after a burst: once the queue is at
+    /// most a quarter full, its capacity is halved (amortised O(1) per message: each halving
+    /// moves at most a quarter of the slots, and follows at least as many pops). So a
+    /// queue that once held a million messages does not keep their memory for good: it
+    /// holds at most four times what it holds now (and `MIN_CAPACITY`), as
+    /// crossbeam-channel's block list, which frees blocks as they empty, roughly does.
+    #[inline]
+    fn pop(&mut self) -> Option<T> {
+        let msg = self.queue.pop_front();
+        let cap = self.queue.capacity();
+        if cap > MIN_CAPACITY && self.queue.len() <= cap / 4 {
+            self.queue.shrink_to(cap / 2);
+        }
+        msg
+    }
+
     #[inline]
     fn available(&self) -> usize {
         // Saturating: a `SelectedOperation` leaked without completing keeps its claim.
@@ -114,17 +136,14 @@ impl<T> Channel<T> {
         inner.reserved -= 1;
         // A reservation holds a receiver alive, so the queue was not emptied by a
         // receivers' disconnect: the claimed message is there.
-        Ok(inner
-            .queue
-            .pop_front()
-            .expect("gmp_chan: reserved message vanished"))
+        Ok(inner.pop().expect("gmp_chan: reserved message vanished"))
     }
 
     /// Receives without blocking.
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
         let mut inner = self.inner.lock();
         if inner.available() > 0 {
-            Ok(inner.queue.pop_front().expect("available > 0"))
+            Ok(inner.pop().expect("available > 0"))
         } else if inner.disconnected {
             Err(TryRecvError::Disconnected)
         } else {
@@ -153,7 +172,7 @@ impl<T> Channel<T> {
             {
                 let mut inner = self.inner.lock();
                 if inner.available() > 0 {
-                    return Ok(inner.queue.pop_front().expect("available > 0"));
+                    return Ok(inner.pop().expect("available > 0"));
                 }
                 if inner.disconnected {
                     return Err(RecvTimeoutError::Disconnected);
