@@ -8,7 +8,9 @@
 //! 2. *Try.* Each operation is tried without blocking, in that order; the first that can
 //!    proceed is *reserved* (`try_select` fills a [`Token`]: a claimed ring slot, a claimed
 //!    list message, a paired zero-capacity waiter, a timer instant) and returned as a
-//!    [`SelectedOperation`], which the caller completes with `send`/`recv`.
+//!    [`SelectedOperation`], which the caller completes with `send`/`recv`. A
+//!    non-blocking select makes a second pass before reporting that nothing is ready, so
+//!    that the report is linearizable (see `run_select`).
 //! 3. *Block.* Otherwise a fresh [`Context`] is registered on every channel. Registering
 //!    reports whether the operation became ready meanwhile; if so the select aborts its
 //!    own context and retries. Else it parks until a peer decides the context (choosing
@@ -217,6 +219,18 @@ fn run_select(
         }
     }
     if timeout == Timeout::Now {
+        // A second pass before answering "nothing ready", so that the answer is
+        // linearizable: if the first pass missed a message in arm `a` because a peer
+        // took it after we looked, and that peer had filled arm `b` (checked earlier in
+        // the pass, still empty then) before taking it, then seeing `a` empty
+        // synchronised with the take, and this pass sees `b`'s message. One pass could
+        // report "nothing" although some arm was ready at every instant (crossbeam's
+        // `linearizable_try`; the loom model `try_select_is_linearizable_*`).
+        for arm in arms.iter() {
+            if arm.handle.try_select(&mut token) {
+                return Some((token, arm.index, arm.ptr));
+            }
+        }
         return None;
     }
 
@@ -293,7 +307,11 @@ fn run_ready(arms: &mut [SelectArm<'_>], timeout: Timeout, biased: bool) -> Opti
             if let Some(arm) = arms.iter().find(|a| a.handle.is_ready()) {
                 return Some(arm.index);
             }
-            if timeout == Timeout::Now || backoff.is_completed() {
+            if timeout == Timeout::Now {
+                // A second pass, for a linearizable "nothing ready" (see `run_select`).
+                return arms.iter().find(|a| a.handle.is_ready()).map(|a| a.index);
+            }
+            if backoff.is_completed() {
                 break;
             }
             backoff.snooze();
