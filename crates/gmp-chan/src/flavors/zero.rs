@@ -81,9 +81,10 @@ use crate::waker::Waker;
 use gmp_core::park::{self, Unparker};
 use gmp_core::sync::atomic::{self, AtomicU8, AtomicUsize, Ordering};
 use gmp_core::sync::{Mutex, UnsafeCell};
+use std::alloc::{self, Layout};
 use std::marker::PhantomData;
 use std::mem;
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::time::Instant;
 
 const PENDING: u8 = 0;
@@ -171,7 +172,7 @@ impl<T> Packet<T> {
     /// A packet with two references (the owner's, and the one its wait-queue entry hands
     /// to the peer that selects it).
     fn alloc(msg: Option<T>) -> *const Header {
-        let p = Box::new(Packet {
+        let packet = Packet {
             hdr: Header {
                 state: AtomicU8::new(PENDING),
                 refs: AtomicUsize::new(2),
@@ -179,16 +180,34 @@ impl<T> Packet<T> {
                 free: Packet::<T>::free,
             },
             msg: UnsafeCell::new(msg),
+        };
+        let layout = Layout::new::<Packet<T>>();
+        let block = blocks::take(layout).unwrap_or_else(|| {
+            // SAFETY: `layout` is not zero-sized (a packet holds a header).
+            let p = unsafe { alloc::alloc(layout) };
+            NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout))
         });
-        Box::into_raw(p) as *const Header
+        let p = block.as_ptr() as *mut Packet<T>;
+        // SAFETY: `block` is a fresh (or recycled, unused) allocation of `layout`.
+        unsafe { p.write(packet) };
+        p as *const Header
     }
 
     /// # Safety
     ///
     /// `h` came from `Packet::<T>::alloc` and has no reference left.
     unsafe fn free(h: *const Header) {
-        // SAFETY: guaranteed by the caller; dropping the box drops a message still inside.
-        drop(unsafe { Box::from_raw(h as *mut Packet<T>) });
+        let p = h as *mut Packet<T>;
+        // SAFETY: guaranteed by the caller: a live packet nobody else uses; this drops a
+        // message still inside.
+        unsafe { ptr::drop_in_place(p) };
+        // SAFETY: `p` came from `alloc` with this layout and is no longer used.
+        unsafe {
+            blocks::put(
+                NonNull::new_unchecked(p as *mut u8),
+                Layout::new::<Packet<T>>(),
+            )
+        };
     }
 
     /// # Safety
@@ -276,6 +295,67 @@ impl Header {
         if let Some(p) = peer {
             p.unpark();
         }
+    }
+}
+
+/// A one-block cache of packet memory per thread: a blocked operation allocates one
+/// packet, and a ping-pong between two parties would otherwise pay a `malloc`/`free` pair
+/// per message (Go keeps its `sudog`s in a per-P cache for the same reason). One block of
+/// the most recently freed layout; skipped under loom.
+mod blocks {
+    use std::alloc::{self, Layout};
+    use std::ptr::NonNull;
+
+    /// Owned memory of `layout`, given back to the allocator on drop.
+    struct Block(NonNull<u8>, Layout);
+
+    impl Drop for Block {
+        fn drop(&mut self) {
+            // SAFETY: allocated with this layout by `Packet::alloc`, and owned.
+            unsafe { alloc::dealloc(self.0.as_ptr(), self.1) };
+        }
+    }
+
+    #[cfg(not(loom))]
+    std::thread_local! {
+        static SPARE: std::cell::Cell<Option<Block>> = const { std::cell::Cell::new(None) };
+    }
+
+    /// A cached block of exactly `layout`, if there is one.
+    // Never inlined: the caller may be a goroutine that moves between threads (rust#33368).
+    #[inline(never)]
+    pub(super) fn take(layout: Layout) -> Option<NonNull<u8>> {
+        #[cfg(not(loom))]
+        {
+            let b = SPARE.try_with(|s| s.take()).ok().flatten()?;
+            if b.1 == layout {
+                let p = b.0;
+                std::mem::forget(b);
+                return Some(p);
+            }
+            drop(b);
+        }
+        let _ = layout;
+        None
+    }
+
+    /// Keeps a block of `layout` for the next packet, or frees it.
+    ///
+    /// # Safety
+    ///
+    /// `p` was allocated with `layout` by the global allocator, and nothing uses it.
+    #[inline(never)]
+    pub(super) unsafe fn put(p: NonNull<u8>, layout: Layout) {
+        let b = Block(p, layout);
+        #[cfg(not(loom))]
+        {
+            // In a thread-local destructor the cache may be gone: then `b` is freed here.
+            // A block already cached is freed here too, outside the thread-local access.
+            let old = SPARE.try_with(|s| s.replace(Some(b)));
+            drop(old);
+        }
+        #[cfg(loom)]
+        drop(b);
     }
 }
 
