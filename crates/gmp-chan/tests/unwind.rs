@@ -337,3 +337,44 @@ fn zero_recv_with_timeout_unwound_then_try_send_finds_no_receiver() {
     assert!(matches!(s.try_send(1), Err(TrySendError::Full(1))));
     drop(r);
 }
+
+/// A `SelectedOperation` dropped by a panicking thread before it completes a
+/// zero-capacity pairing cancels the pairing: the blocked sender keeps its message and
+/// hands it to the next receiver (before the fix it waited forever for a receiver that
+/// was gone).
+#[test]
+fn zero_selected_recv_dropped_by_a_panic_gives_the_sender_its_message_back() {
+    let (s, r) = bounded::<u32>(0);
+    let tx = live(move || s.send(5));
+    thread::sleep(Duration::from_millis(50)); // the sender parks
+    let r2 = r.clone();
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let mut sel = Select::new();
+        sel.recv(&r2);
+        let _oper = sel.select(); // paired with the blocked sender
+        std::panic::resume_unwind(Box::new("gone before receiving"));
+    }));
+    assert!(res.is_err());
+    assert_eq!(r.recv_timeout(PATIENCE), Ok(5), "the message was lost");
+    assert_eq!(tx.join("sender"), Ok(()));
+}
+
+/// The same for a select send arm that chose a blocked receiver: the receiver is not
+/// told it received anything, and takes the next message.
+#[test]
+fn zero_selected_send_dropped_by_a_panic_lets_the_receiver_wait_on() {
+    let (s, r) = bounded::<u32>(0);
+    let rx = recv_on_thread(r);
+    thread::sleep(Duration::from_millis(50)); // the receiver parks
+    let s2 = s.clone();
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let mut sel = Select::new();
+        sel.send(&s2);
+        let _oper = sel.select(); // paired with the blocked receiver
+        std::panic::resume_unwind(Box::new("gone before sending"));
+    }));
+    assert!(res.is_err());
+    s.send_timeout(6, PATIENCE)
+        .expect("the receiver should still be waiting");
+    assert_eq!(rx.join("receiver"), Ok(6));
+}
