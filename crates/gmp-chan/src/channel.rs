@@ -880,7 +880,15 @@ impl<T> SelectHandle for Sender<T> {
         match &self.flavor {
             SenderFlavor::Array(c) => c.start_send(token),
             SenderFlavor::List(_) => true,
-            SenderFlavor::Zero(c) => c.accept(token, cx),
+            SenderFlavor::Zero(c) => c.accept(token, cx, true),
+        }
+    }
+
+    fn abandon(&self, cx: &Context) {
+        match &self.flavor {
+            SenderFlavor::Array(c) => c.senders().notify(),
+            SenderFlavor::List(_) => {}
+            SenderFlavor::Zero(c) => c.abandon_selected(cx, true),
         }
     }
 
@@ -959,8 +967,18 @@ impl<T> SelectHandle for Receiver<T> {
 
     fn accept(&self, token: &mut Token, cx: &Context) -> bool {
         match &self.flavor {
-            ReceiverFlavor::Zero(c) => c.accept(token, cx),
+            ReceiverFlavor::Zero(c) => c.accept(token, cx, false),
             _ => self.try_select(token),
+        }
+    }
+
+    fn abandon(&self, cx: &Context) {
+        match &self.flavor {
+            ReceiverFlavor::Array(c) => c.receivers().notify(),
+            ReceiverFlavor::List(c) => c.forward(),
+            ReceiverFlavor::Zero(c) => c.abandon_selected(cx, false),
+            // Timer and `never` channels register nothing a peer could choose.
+            ReceiverFlavor::At(..) | ReceiverFlavor::Tick(..) | ReceiverFlavor::Never(_) => {}
         }
     }
 

@@ -13,7 +13,8 @@
 //!   fire: a peer may only hand a value to (or take one from) a waiter after winning it.
 //! - `packet`: for zero-capacity channels, the address of the waiter's exchange slot,
 //!   published by the peer that selected it (after winning the CAS, never before, so two
-//!   peers cannot overwrite each other).
+//!   peers cannot overwrite each other), so that a `select` learns which of its slots
+//!   was chosen.
 //! - the waiter's [`Unparker`], taken from `gmp_core::park::current()` when the context is
 //!   created: the goroutine or thread to wake.
 //!
@@ -184,21 +185,17 @@ impl Context {
     /// Called by the peer that won the decision, before it unparks the waiter.
     #[inline]
     pub(crate) fn store_packet(&self, packet: *mut ()) {
-        // Release: the waiter's Acquire in `wait_packet` then sees the packet's contents.
+        // Release: the owner's Acquire in `packet` then sees what the peer wrote before.
         self.inner.packet.store(packet, Ordering::Release);
     }
 
-    /// Waits until the peer that selected this waiter has published the exchange slot.
-    /// The peer always unparks the waiter after publishing, so parking here cannot hang.
-    pub(crate) fn wait_packet(&self) -> *mut () {
-        loop {
-            // Acquire: pairs with the Release in `store_packet`.
-            let p = self.inner.packet.load(Ordering::Acquire);
-            if !p.is_null() {
-                return p;
-            }
-            park::park();
-        }
+    /// The exchange slot published by the peer that selected this waiter (null if none).
+    /// The peer publishes it in the same critical section of the channel's lock as its
+    /// winning CAS, so an owner that saw the selection and then took that lock reads it.
+    #[inline]
+    pub(crate) fn packet(&self) -> *mut () {
+        // Acquire: pairs with the Release in `store_packet`.
+        self.inner.packet.load(Ordering::Acquire)
     }
 
     /// Wakes the waiter.
@@ -245,6 +242,43 @@ impl Context {
         match self.try_select(Selected::Aborted) {
             Ok(()) => Selected::Aborted,
             Err(s) => s,
+        }
+    }
+}
+
+/// Runs its closure when dropped, unless [`disarm`](OnUnwind::disarm)ed first.
+///
+/// The cleanup of a registration whose owner leaves its park by unwinding: a panic, or
+/// gmp-core's forced unwind of a goroutine dropped while parked (a runtime's shutdown).
+/// Every blocking operation of this crate arms one on its own stack right after it
+/// registers, and disarms it once the normal path has removed the registration, so that
+/// no wait queue ever keeps an entry (or a packet, or a pending wake-up) of a waiter whose
+/// stack is gone (ARCHITECTURE.md: "a registration never outlives the stack it points
+/// into"). Closures run from here must not park: while gmp-core unwinds a goroutine, its
+/// parks return at once, so waiting for a peer would spin (and the peer may be another
+/// goroutine that the shutdown never runs again).
+pub(crate) struct OnUnwind<F: FnMut()> {
+    f: Option<F>,
+}
+
+impl<F: FnMut()> OnUnwind<F> {
+    /// Arms `f`.
+    #[inline]
+    pub(crate) fn new(f: F) -> Self {
+        OnUnwind { f: Some(f) }
+    }
+
+    /// The normal path took over: `f` will not run.
+    #[inline]
+    pub(crate) fn disarm(mut self) {
+        self.f = None;
+    }
+}
+
+impl<F: FnMut()> Drop for OnUnwind<F> {
+    fn drop(&mut self) {
+        if let Some(mut f) = self.f.take() {
+            f();
         }
     }
 }

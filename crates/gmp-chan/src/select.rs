@@ -8,7 +8,9 @@
 //! 2. *Try.* Each operation is tried without blocking, in that order; the first that can
 //!    proceed is *reserved* (`try_select` fills a [`Token`]: a claimed ring slot, a claimed
 //!    list message, a paired zero-capacity waiter, a timer instant) and returned as a
-//!    [`SelectedOperation`], which the caller completes with `send`/`recv`.
+//!    [`SelectedOperation`], which the caller completes with `send`/`recv`. A
+//!    non-blocking select makes a second pass before reporting that nothing is ready, so
+//!    that the report is linearizable (see `run_select`).
 //! 3. *Block.* Otherwise a fresh [`Context`] is registered on every channel. Registering
 //!    reports whether the operation became ready meanwhile; if so the select aborts its
 //!    own context and retries. Else it parks until a peer decides the context (choosing
@@ -67,6 +69,10 @@ pub(crate) trait SelectHandle {
     fn unregister(&self, oper: Operation, cx: &Context);
     /// Reserves the operation after a peer chose it for `cx`.
     fn accept(&self, token: &mut Token, cx: &Context) -> bool;
+    /// A peer chose the operation for `cx`, but the select unwinds before `accept`: pass
+    /// the wake-up on (buffered channels) or release the pairing (zero capacity). Never
+    /// parks.
+    fn abandon(&self, cx: &Context);
     /// True if the operation would not block.
     fn is_ready(&self) -> bool;
     /// Registers a readiness observer; true if ready right now.
@@ -147,6 +153,52 @@ fn earliest_deadline(arms: &[SelectArm<'_>], timeout: Timeout) -> Option<Instant
     deadline
 }
 
+/// The registrations (or readiness observers) of one blocking round of a select, on
+/// the select's own stack.
+///
+/// [`disarm`](SelectGuard::disarm) removes them on the normal path; if the select leaves
+/// its park by unwinding instead (a panic, or gmp-core's forced unwind of a goroutine
+/// dropped while parked at a runtime's shutdown), `Drop` does: it decides `Aborted` so
+/// that no peer can choose an arm any more, removes every registration, and if a peer had
+/// already chosen an arm, `abandon`s that arm (the wake-up is passed on to another waiter
+/// of a buffered channel; a zero-capacity pairing is released or cancelled, see
+/// `flavors/zero.rs`). So no channel keeps an entry of a select whose stack is gone.
+struct SelectGuard<'s, 'a> {
+    arms: &'s [SelectArm<'a>],
+    cx: &'s Context,
+    /// `arms[..registered]` are registered (or watched).
+    registered: usize,
+    /// Readiness observers (`ready`) rather than registrations (`select`).
+    watching: bool,
+}
+
+impl SelectGuard<'_, '_> {
+    /// Removes every registration; the caller goes on with the decided outcome.
+    fn disarm(&mut self) {
+        for (pos, arm) in self.arms.iter().enumerate().take(self.registered) {
+            if self.watching {
+                arm.handle.unwatch(Operation::new(pos), self.cx);
+            } else {
+                arm.handle.unregister(Operation::new(pos), self.cx);
+            }
+        }
+        self.registered = 0;
+    }
+}
+
+impl Drop for SelectGuard<'_, '_> {
+    fn drop(&mut self) {
+        if self.registered == 0 {
+            return;
+        }
+        let sel = self.cx.abort();
+        self.disarm();
+        if let (false, Selected::Operation(op)) = (self.watching, sel) {
+            self.arms[op.position()].handle.abandon(self.cx);
+        }
+    }
+}
+
 // Go: runtime.selectgo
 fn run_select(
     arms: &mut [SelectArm<'_>],
@@ -167,17 +219,35 @@ fn run_select(
         }
     }
     if timeout == Timeout::Now {
+        // A second pass before answering "nothing ready", so that the answer is
+        // linearizable: if the first pass missed a message in arm `a` because a peer
+        // took it after we looked, and that peer had filled arm `b` (checked earlier in
+        // the pass, still empty then) before taking it, then seeing `a` empty
+        // synchronised with the take, and this pass sees `b`'s message. One pass could
+        // report "nothing" although some arm was ready at every instant (crossbeam's
+        // `linearizable_try`; the loom model `try_select_is_linearizable_*`).
+        for arm in arms.iter() {
+            if arm.handle.try_select(&mut token) {
+                return Some((token, arm.index, arm.ptr));
+            }
+        }
         return None;
     }
 
+    let arms: &[SelectArm<'_>] = arms;
     let mut waited = false;
     loop {
         let cx = Context::new();
         let mut sel = Selected::Waiting;
-        let mut registered = 0;
+        let mut guard = SelectGuard {
+            arms,
+            cx: &cx,
+            registered: 0,
+            watching: false,
+        };
         let mut ready_now = None;
         for (pos, arm) in arms.iter().enumerate() {
-            registered += 1;
+            guard.registered += 1;
             if arm.handle.register(Operation::new(pos), &cx) {
                 sel = cx.abort();
                 if sel == Selected::Aborted {
@@ -194,9 +264,8 @@ fn run_select(
             sel = cx.wait_until(earliest_deadline(arms, timeout));
             waited = true;
         }
-        for (pos, arm) in arms.iter().enumerate().take(registered) {
-            arm.handle.unregister(Operation::new(pos), &cx);
-        }
+        guard.disarm();
+        drop(guard);
         let chosen = match sel {
             Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
             Selected::Aborted => ready_now.filter(|&pos| arms[pos].handle.try_select(&mut token)),
@@ -230,6 +299,7 @@ fn run_ready(arms: &mut [SelectArm<'_>], timeout: Timeout, biased: bool) -> Opti
     if !biased {
         utils::shuffle(arms);
     }
+    let arms: &[SelectArm<'_>] = arms;
     let mut waited = false;
     loop {
         let backoff = Backoff::new();
@@ -237,7 +307,11 @@ fn run_ready(arms: &mut [SelectArm<'_>], timeout: Timeout, biased: bool) -> Opti
             if let Some(arm) = arms.iter().find(|a| a.handle.is_ready()) {
                 return Some(arm.index);
             }
-            if timeout == Timeout::Now || backoff.is_completed() {
+            if timeout == Timeout::Now {
+                // A second pass, for a linearizable "nothing ready" (see `run_select`).
+                return arms.iter().find(|a| a.handle.is_ready()).map(|a| a.index);
+            }
+            if backoff.is_completed() {
                 break;
             }
             backoff.snooze();
@@ -250,9 +324,14 @@ fn run_ready(arms: &mut [SelectArm<'_>], timeout: Timeout, biased: bool) -> Opti
 
         let cx = Context::new();
         let mut sel = Selected::Waiting;
-        let mut watched = 0;
+        let mut guard = SelectGuard {
+            arms,
+            cx: &cx,
+            registered: 0,
+            watching: true,
+        };
         for (pos, arm) in arms.iter().enumerate() {
-            watched += 1;
+            guard.registered += 1;
             let oper = Operation::new(pos);
             if arm.handle.watch(oper, &cx) {
                 sel = match cx.try_select(Selected::Operation(oper)) {
@@ -270,9 +349,8 @@ fn run_ready(arms: &mut [SelectArm<'_>], timeout: Timeout, biased: bool) -> Opti
             sel = cx.wait_until(earliest_deadline(arms, timeout));
             waited = true;
         }
-        for (pos, arm) in arms.iter().enumerate().take(watched) {
-            arm.handle.unwatch(Operation::new(pos), &cx);
-        }
+        guard.disarm();
+        drop(guard);
         cx.recycle();
         if let Selected::Operation(op) = sel {
             return Some(arms[op.position()].index);

@@ -216,3 +216,43 @@ fn recv_timeout_vs_send_zero() {
         }
     });
 }
+
+/// `try_select` is linearizable (crossbeam-channel's `linearizable_try` pattern, issue 10
+/// finding 11): this thread sends on `a` then selects over `b` (checked first) and `a`;
+/// the peer sends on `b` then takes `a`'s message. If the select misses `a`'s message,
+/// the peer took it, and the peer's send on `b` came before that: some channel always
+/// held a message, so the select must not report "nothing ready". A single pass over the
+/// arms can miss both (it checks `b` just before the peer's send, `a` just after its
+/// take); the select makes a second pass, which then sees `b`.
+fn try_select_is_linearizable(cap: Option<usize>) {
+    model(move || {
+        let (sa, ra) = chan(cap);
+        let (sb, rb) = chan(cap);
+        let ra2 = ra.clone();
+        let t = thread::spawn(move || {
+            sb.send(2).unwrap();
+            let _ = ra2.try_recv();
+        });
+        sa.send(1).unwrap();
+        let mut sel = gmp_chan::Select::new_biased();
+        let ib = sel.recv(&rb);
+        let ia = sel.recv(&ra);
+        match sel.try_select() {
+            Ok(oper) if oper.index() == ib => assert_eq!(oper.recv(&rb), Ok(2)),
+            Ok(oper) if oper.index() == ia => assert_eq!(oper.recv(&ra), Ok(1)),
+            Ok(_) => unreachable!(),
+            Err(_) => panic!("try_select saw neither message"),
+        }
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn try_select_is_linearizable_array() {
+    try_select_is_linearizable(Some(1));
+}
+
+#[test]
+fn try_select_is_linearizable_list() {
+    try_select_is_linearizable(None);
+}

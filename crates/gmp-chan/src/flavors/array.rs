@@ -34,8 +34,17 @@
 //! `notify` sees the registration or the registrant's re-check sees the peer's progress.
 //! A notified waiter simply retries; a value is never handed over, so a waiter that was
 //! selected elsewhere leaves every message where it is.
+//!
+//! # Unwinding out of a park
+//!
+//! A waiter that leaves its park by unwinding (a panic, or gmp-core's forced unwind of a
+//! goroutine dropped while parked at a runtime's shutdown) runs [`abandon`] from a guard
+//! armed right after it registered: its entry is removed, or, if a peer had already
+//! chosen it, the wake-up is passed on to the next waiter. Nothing was reserved, so every
+//! message stays in the ring for a live receiver, and an unwound sender's message (never
+//! written) is dropped with its stack.
 
-use crate::context::{Context, Operation, Selected};
+use crate::context::{Context, OnUnwind, Operation, Selected};
 use crate::err::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::select::Token;
 use crate::utils::{self, Backoff};
@@ -350,10 +359,12 @@ impl<T> Channel<T> {
             let cx = Context::new();
             let oper = Operation::new(0);
             self.senders.register(oper, &cx);
+            let guard = OnUnwind::new(|| abandon(&self.senders, oper, &cx));
             if !self.is_full() || self.is_disconnected() {
                 cx.abort();
             }
             let sel = cx.wait_until(deadline);
+            guard.disarm();
             waited = true;
             match sel {
                 Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
@@ -407,10 +418,12 @@ impl<T> Channel<T> {
             let cx = Context::new();
             let oper = Operation::new(0);
             self.receivers.register(oper, &cx);
+            let guard = OnUnwind::new(|| abandon(&self.receivers, oper, &cx));
             if !self.is_empty() || self.is_disconnected() {
                 cx.abort();
             }
             let sel = cx.wait_until(deadline);
+            guard.disarm();
             waited = true;
             match sel {
                 Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
@@ -497,6 +510,19 @@ impl<T> Channel<T> {
     /// The wait queue of blocked receivers.
     pub(crate) fn receivers(&self) -> &SyncWaker {
         &self.receivers
+    }
+}
+
+/// The owner of a blocked `send`/`recv` registration in `waker` leaves by unwinding: it
+/// decides `Aborted` and removes its entry, or, if a peer had already chosen it, passes
+/// that wake-up on to the next waiter (the entry is gone with it, and a live waiter must
+/// not be left asleep next to a message or a free slot). Never parks.
+pub(crate) fn abandon(waker: &SyncWaker, oper: Operation, cx: &Context) {
+    match cx.abort() {
+        Selected::Operation(_) => waker.notify(),
+        _ => {
+            waker.unregister(oper, cx);
+        }
     }
 }
 

@@ -14,11 +14,18 @@
 //!   claims one message in `start_recv` (`reserved += 1`) and pops it in `read`; plain
 //!   receivers pop directly when `available > 0`. Reservations are anonymous: whoever
 //!   pops takes the front, so FIFO order is kept among actual pops.
+//! - A receiver that leaves its park by unwinding (a panic, or gmp-core's forced unwind
+//!   of a goroutine dropped while parked at a runtime's shutdown) removes its entry from a
+//!   guard armed right after registering, or, if a sender had already chosen it, passes
+//!   the wake-up on to the next receiver: messages stay queued, none is lost.
+//! - Memory follows the backlog: after a burst the queue's capacity is halved each time it
+//!   is down to a quarter full (`Inner::pop`), so what a burst allocated is given back
+//!   as it drains instead of being kept for the channel's lifetime.
 //! - When the last receiver goes, the queue is emptied at once (its messages dropped
 //!   outside the lock) and later sends fail, giving their message back. When the last
 //!   sender goes, receivers drain the queue, then see "disconnected".
 
-use crate::context::{Context, Operation, Selected};
+use crate::context::{Context, OnUnwind, Operation, Selected};
 use crate::err::{RecvTimeoutError, TryRecvError};
 use crate::select::Token;
 use crate::utils::{self, Backoff};
@@ -40,7 +47,26 @@ struct Inner<T> {
     receivers: Waker,
 }
 
+/// Below this many slots the queue never shrinks (it would only thrash).
+const MIN_CAPACITY: usize = 64;
+
 impl<T> Inner<T> {
+    /// Pops the front message and gives memory back after a burst: once the queue is at
+    /// most a quarter full, its capacity is halved (amortised O(1) per message: each halving
+    /// moves at most a quarter of the slots, and follows at least as many pops). So a
+    /// queue that once held a million messages does not keep their memory for good: it
+    /// holds at most four times what it holds now (and `MIN_CAPACITY`), as
+    /// crossbeam-channel's block list, which frees blocks as they empty, roughly does.
+    #[inline]
+    fn pop(&mut self) -> Option<T> {
+        let msg = self.queue.pop_front();
+        let cap = self.queue.capacity();
+        if cap > MIN_CAPACITY && self.queue.len() <= cap / 4 {
+            self.queue.shrink_to(cap / 2);
+        }
+        msg
+    }
+
     #[inline]
     fn available(&self) -> usize {
         // Saturating: a `SelectedOperation` leaked without completing keeps its claim.
@@ -110,17 +136,14 @@ impl<T> Channel<T> {
         inner.reserved -= 1;
         // A reservation holds a receiver alive, so the queue was not emptied by a
         // receivers' disconnect: the claimed message is there.
-        Ok(inner
-            .queue
-            .pop_front()
-            .expect("gmp_chan: reserved message vanished"))
+        Ok(inner.pop().expect("gmp_chan: reserved message vanished"))
     }
 
     /// Receives without blocking.
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
         let mut inner = self.inner.lock();
         if inner.available() > 0 {
-            Ok(inner.queue.pop_front().expect("available > 0"))
+            Ok(inner.pop().expect("available > 0"))
         } else if inner.disconnected {
             Err(TryRecvError::Disconnected)
         } else {
@@ -149,7 +172,7 @@ impl<T> Channel<T> {
             {
                 let mut inner = self.inner.lock();
                 if inner.available() > 0 {
-                    return Ok(inner.queue.pop_front().expect("available > 0"));
+                    return Ok(inner.pop().expect("available > 0"));
                 }
                 if inner.disconnected {
                     return Err(RecvTimeoutError::Disconnected);
@@ -162,7 +185,9 @@ impl<T> Channel<T> {
                 // Registered under the lock that guards the queue: no lost wake-up.
                 inner.receivers.register(oper, &cx);
             }
+            let guard = OnUnwind::new(|| self.abandon(oper, &cx));
             let sel = cx.wait_until(deadline);
+            guard.disarm();
             waited = true;
             match sel {
                 Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
@@ -172,6 +197,33 @@ impl<T> Channel<T> {
                 Selected::Operation(_) => {}
             }
             cx.recycle();
+        }
+    }
+
+    /// The owner of a blocked receive's registration leaves by unwinding: it decides
+    /// `Aborted` and removes its entry, or, if a sender had already chosen it, passes the
+    /// wake-up on ([`forward`](Channel::forward)). Never parks.
+    pub(crate) fn abandon(&self, oper: Operation, cx: &Context) {
+        match cx.abort() {
+            Selected::Operation(_) => self.forward(),
+            _ => {
+                self.inner.lock().receivers.unregister(oper, cx);
+            }
+        }
+    }
+
+    /// A receiver chosen by a sender will not take a message after all (it unwound): wake
+    /// the next waiting receiver if a message is available, so none sleeps next to it.
+    pub(crate) fn forward(&self) {
+        let mut inner = self.inner.lock();
+        let woken = if inner.available() > 0 {
+            inner.receivers.try_select(None)
+        } else {
+            None
+        };
+        drop(inner);
+        if let Some(e) = woken {
+            e.cx.unpark();
         }
     }
 

@@ -7,91 +7,215 @@
 //! receivers) and the disconnected flag. An operation that finds a waiter of the other
 //! kind wins that waiter's decision word ([`Context::try_select`]) under the lock and
 //! exchanges the message through the waiter's *packet*; otherwise it registers itself,
-//! with its own packet, and parks. A packet is the exchange slot: the message, a `ready`
-//! flag, and (see case 4) the unparker of a peer that waits for the message.
+//! with a packet of its own, and parks. A packet is the exchange slot: the message, a
+//! `state` word (`PENDING`, then `READY` or `CANCELLED`), the unparker of a peer that
+//! waits for the message (case 4), and a reference count.
 //!
-//! The four ways a pair meets (the *owner* is the registered waiter, the *peer* the one
-//! that selected it):
+//! Packets live on the heap, shared by the two parties (the *owner*, the registered
+//! waiter, and the *peer*, the one that selected it) with a count of two; each party
+//! drops its reference when it is done, and the last one frees the packet and whatever
+//! message is still in it. So neither party ever waits for the other to be done with
+//! memory, and a party that disappears (unwound while parked) leaves nothing dangling.
+//! Go keeps its `sudog`s in a per-P cache; one allocation per blocked operation is the
+//! price here (the operation parks anyway, which costs more).
 //!
-//! 1. owner is a plain `send` (packet on its stack, holding the message); the peer takes
-//!    the message, sets `ready`, then unparks the owner, which returns once it sees
-//!    `ready` (its stack packet is dead after that, so `ready` is the last write);
-//! 2. owner is a plain `recv` (empty packet on its stack); the peer writes the message,
-//!    sets `ready`, unparks the owner;
-//! 3. owner is a `select` receive arm (empty packet on the heap): as 2; the owner frees
-//!    the packet after reading it;
-//! 4. owner is a `select` send arm (empty packet on the heap: `select!` evaluates the
-//!    message only once the arm is chosen). The peer stores its own unparker in the
-//!    packet, publishes the packet to the owner and unparks it as soon as the channel
-//!    lock is released; the owner writes
-//!    the message, takes the unparker, sets `ready`, and unparks the peer, which parks
-//!    until `ready` and frees the packet.
+//! The four ways a pair meets:
+//!
+//! 1. owner is a plain `send` (its packet holds the message); the peer takes the message
+//!    and sets `READY`, then unparks the owner, which returns once it sees `READY`;
+//! 2. owner is a plain `recv` (empty packet); the peer writes the message, sets `READY`,
+//!    unparks the owner;
+//! 3. owner is a `select` receive arm (empty packet): as 2; the owner's `accept` waits
+//!    for `READY` before the select returns;
+//! 4. owner is a `select` send arm (empty packet: `select!` evaluates the message only
+//!    once the arm is chosen). The peer stores its own unparker in the packet, publishes
+//!    the packet to the owner and unparks it once the channel lock is released; the owner
+//!    writes the message, sets `READY`, and unparks the peer, which waits for `READY`.
+//!
+//! In every case one party *completes* the exchange (the peer in 1–3, the owner in 4) and
+//! the other *waits* for it. Only the completer moves `state` away from `PENDING`.
+//!
+//! # Unwinding out of a park, and cancelled pairings
+//!
+//! A waiter may leave its park by unwinding: a panic, or gmp-core's forced unwind of a
+//! goroutine dropped while parked (a runtime's shutdown). Every blocking operation arms
+//! an [`OnUnwind`] guard right after registering. The rule, decided by the decision word:
+//!
+//! - *nobody chose it yet*: the guard decides `Aborted`, removes the entry, and frees the
+//!   packet. An offered message is dropped with the sender (it was never delivered); a
+//!   receiver took nothing.
+//! - *a peer chose it*: the guard only drops the owner's reference. A sender's message is
+//!   then delivered exactly once, by the peer, which owns the pairing; a message a peer
+//!   hands to a vanished receiver is dropped with the packet (the sender's handoff
+//!   completed, as in Go when a receiver dies right after `chanrecv` returned). Nothing is
+//!   received twice, nothing leaks.
+//! - *a `select` send arm chosen but not yet written* (case 4): the owner cannot produce
+//!   the message, so it *cancels*: `CANCELLED`, and the waiting peer retries its receive
+//!   as if the pairing never happened.
+//!
+//! A completer that gives up without completing (a `SelectedOperation` dropped while its
+//! thread unwinds) cancels the same way, from the token's `Drop`: the waiting party sees
+//! `CANCELLED` and retries its operation (a sender with its message back). So a pairing
+//! always ends: `READY` (exactly one message moved) or `CANCELLED` (none did).
 //!
 //! # Invariants
 //!
-//! - A packet is touched by a peer only after the peer won the owner's decision word, and
-//!   by the owner only before registering, after unregistering an entry no one took, or
-//!   after learning (through `Context::wait_packet`, or `ready`) that a peer chose it.
-//! - Every party that waits for a flag (`ready`, the published packet) parks in a loop,
-//!   and the party that sets the flag unparks it afterwards: no spinning on a peer that
-//!   might not be running (a goroutine waiting for a goroutine on the same thread would
-//!   otherwise never let it run).
+//! - A packet's message is touched by the peer only after the peer won the owner's
+//!   decision word, by the completer only before it publishes the final state, by the
+//!   waiter only after it read `READY`, and by the owner of a queued entry only after
+//!   removing it (no peer can have seen it then).
+//! - Every party that waits for a flag (`state`) parks in a loop, and the party that sets
+//!   the flag unparks it afterwards: no spinning on a peer that might not be running (a
+//!   goroutine waiting for a goroutine on the same thread would otherwise never let it
+//!   run). Nothing waits while unwinding.
 //! - A waiter is never paired with itself: a `select` that sends and receives on one
 //!   zero-capacity channel is excluded from its own queues.
 //! - Disconnecting marks every undecided waiter `Disconnected`; a blocked sender then gets
 //!   its message back out of its own packet.
 
-use crate::context::{Context, Operation, Selected};
+use crate::context::{Context, OnUnwind, Operation, Selected};
 use crate::err::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::select::Token;
 use crate::utils;
 use crate::waker::Waker;
 use gmp_core::park::{self, Unparker};
-use gmp_core::sync::atomic::{AtomicBool, Ordering};
+use gmp_core::sync::atomic::{self, AtomicU8, AtomicUsize, Ordering};
 use gmp_core::sync::{Mutex, UnsafeCell};
+use std::alloc::{self, Layout};
 use std::marker::PhantomData;
-use std::ptr;
+use std::mem;
+use std::ptr::{self, NonNull};
 use std::time::Instant;
 
-/// What a completed pairing left for `read`/`write`: the packet, and (cases 1 and 2/3)
-/// the owner to unpark after the exchange. A null packet means "disconnected".
+const PENDING: u8 = 0;
+const READY: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// What this party does with the packet of a pairing.
+#[derive(Debug)]
+enum Role {
+    /// Complete the exchange, then wake the owner (cases 1–3), or, with `None`, the peer
+    /// whose unparker is in the packet (case 4: we are the owner).
+    Complete(Option<Context>),
+    /// Wait for the other party to complete (case 4's peer; case 3's owner after
+    /// `accept`, which already waited).
+    Wait,
+}
+
+/// What a completed pairing left for `read`/`write`: the packet (holding one reference,
+/// which this token owns) and our role. A null packet means "disconnected". Dropped
+/// without being used (a `SelectedOperation` dropped by an unwinding thread), it cancels
+/// the pairing: see the module docs.
 #[derive(Debug)]
 pub(crate) struct ZeroToken {
-    packet: *mut (),
-    owner: Option<Context>,
+    packet: *const Header,
+    role: Role,
 }
 
 impl Default for ZeroToken {
     fn default() -> Self {
         ZeroToken {
-            packet: ptr::null_mut(),
-            owner: None,
+            packet: ptr::null(),
+            role: Role::Wait,
         }
     }
+}
+
+impl ZeroToken {
+    /// Takes the packet and the role out, leaving an inert token.
+    fn take(&mut self) -> (*const Header, Role) {
+        (
+            mem::replace(&mut self.packet, ptr::null()),
+            mem::replace(&mut self.role, Role::Wait),
+        )
+    }
+}
+
+impl Drop for ZeroToken {
+    fn drop(&mut self) {
+        let (packet, role) = self.take();
+        if packet.is_null() {
+            return;
+        }
+        // SAFETY: a non-null token packet holds one reference, owned by this token.
+        let hdr = unsafe { &*packet };
+        if let Role::Complete(owner) = role {
+            // SAFETY: we are the completer: the state is still PENDING and ours to set,
+            // and (case 4) the waiter's unparker is ours to take.
+            unsafe { hdr.finish(CANCELLED, owner) };
+        }
+        // SAFETY: this token's reference, released once.
+        unsafe { Header::release(packet) };
+    }
+}
+
+/// The type-independent part of a packet (first field of `Packet<T>`, `repr(C)`, so a
+/// `*const Header` is also the packet's address).
+#[repr(C)]
+struct Header {
+    state: AtomicU8,
+    refs: AtomicUsize,
+    /// Case 4: the peer's unparker, stored by the peer before it publishes the packet.
+    waiter: UnsafeCell<Option<Unparker>>,
+    /// Frees the whole `Packet<T>`.
+    free: unsafe fn(*const Header),
 }
 
 /// An exchange slot (see the module docs).
+#[repr(C)]
 struct Packet<T> {
+    hdr: Header,
     msg: UnsafeCell<Option<T>>,
-    ready: AtomicBool,
-    waiter: UnsafeCell<Option<Unparker>>,
 }
 
 impl<T> Packet<T> {
-    fn new(msg: Option<T>) -> Self {
-        Packet {
+    /// A packet with two references (the owner's, and the one its wait-queue entry hands
+    /// to the peer that selects it).
+    fn alloc(msg: Option<T>) -> *const Header {
+        let packet = Packet {
+            hdr: Header {
+                state: AtomicU8::new(PENDING),
+                refs: AtomicUsize::new(2),
+                waiter: UnsafeCell::new(None),
+                free: Packet::<T>::free,
+            },
             msg: UnsafeCell::new(msg),
-            ready: AtomicBool::new(false),
-            waiter: UnsafeCell::new(None),
-        }
+        };
+        let layout = Layout::new::<Packet<T>>();
+        let block = blocks::take(layout).unwrap_or_else(|| {
+            // SAFETY: `layout` is not zero-sized (a packet holds a header).
+            let p = unsafe { alloc::alloc(layout) };
+            NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout))
+        });
+        let p = block.as_ptr() as *mut Packet<T>;
+        // SAFETY: `block` is a fresh (or recycled, unused) allocation of `layout`.
+        unsafe { p.write(packet) };
+        p as *const Header
     }
 
-    /// Parks until the exchange is complete. The party that sets `ready` unparks us after.
-    fn wait_ready(&self) {
-        // Acquire: pairs with the Release store of `ready`, making the message visible.
-        while !self.ready.load(Ordering::Acquire) {
-            park::park();
-        }
+    /// # Safety
+    ///
+    /// `h` came from `Packet::<T>::alloc` and has no reference left.
+    unsafe fn free(h: *const Header) {
+        let p = h as *mut Packet<T>;
+        // SAFETY: guaranteed by the caller: a live packet nobody else uses; this drops a
+        // message still inside.
+        unsafe { ptr::drop_in_place(p) };
+        // SAFETY: `p` came from `alloc` with this layout and is no longer used.
+        unsafe {
+            blocks::put(
+                NonNull::new_unchecked(p as *mut u8),
+                Layout::new::<Packet<T>>(),
+            )
+        };
+    }
+
+    /// # Safety
+    ///
+    /// `h` came from `Packet::<T>::alloc` and the caller holds a reference.
+    unsafe fn from_header<'a>(h: *const Header) -> &'a Packet<T> {
+        // SAFETY: `repr(C)` puts the header at the packet's address; alive while referenced.
+        unsafe { &*(h as *const Packet<T>) }
     }
 
     /// # Safety
@@ -117,6 +241,130 @@ impl<T> Packet<T> {
         // SAFETY: exclusive access, guaranteed by the caller.
         self.msg.with(|p| unsafe { (*p).is_some() })
     }
+}
+
+impl Header {
+    /// Drops one reference; the last one frees the packet.
+    ///
+    /// # Safety
+    ///
+    /// `h` is a live packet and the caller gives up a reference it holds.
+    unsafe fn release(h: *const Header) {
+        // SAFETY: alive while we hold our reference.
+        let hdr = unsafe { &*h };
+        // Release: our uses of the packet happen before the free; the last holder's
+        // Acquire fence below makes them (and the other party's) visible to the drop.
+        if hdr.refs.fetch_sub(1, Ordering::Release) == 1 {
+            atomic::fence(Ordering::Acquire);
+            // SAFETY: no reference left.
+            unsafe { (hdr.free)(h) };
+        }
+    }
+
+    /// The waiter's side: parks until the completer has set the final state.
+    fn wait_done(&self) -> u8 {
+        loop {
+            // Acquire: pairs with the completer's Release store, so the message (READY)
+            // is visible.
+            let s = self.state.load(Ordering::Acquire);
+            if s != PENDING {
+                return s;
+            }
+            park::park();
+        }
+    }
+
+    /// The completer's side: publishes the final state and wakes the waiting party.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the completer of this pairing (see the module docs), calls this once,
+    /// and holds a reference.
+    unsafe fn finish(&self, state: u8, owner: Option<Context>) {
+        let peer = match owner {
+            Some(_) => None,
+            // Case 4: the peer left its unparker before publishing the packet to us.
+            // SAFETY: exclusive access until the state leaves PENDING (caller).
+            None => unsafe { self.waiter.with_mut(|w| (*w).take()) },
+        };
+        // Release: publishes the message (READY) to the waiter's Acquire in `wait_done`.
+        self.state.store(state, Ordering::Release);
+        if let Some(o) = owner {
+            o.unpark();
+        }
+        if let Some(p) = peer {
+            p.unpark();
+        }
+    }
+}
+
+/// A one-block cache of packet memory per thread: a blocked operation allocates one
+/// packet, and a ping-pong between two parties would otherwise pay a `malloc`/`free` pair
+/// per message (Go keeps its `sudog`s in a per-P cache for the same reason). One block of
+/// the most recently freed layout; skipped under loom.
+mod blocks {
+    use std::alloc::{self, Layout};
+    use std::ptr::NonNull;
+
+    /// Owned memory of `layout`, given back to the allocator on drop.
+    struct Block(NonNull<u8>, Layout);
+
+    impl Drop for Block {
+        fn drop(&mut self) {
+            // SAFETY: allocated with this layout by `Packet::alloc`, and owned.
+            unsafe { alloc::dealloc(self.0.as_ptr(), self.1) };
+        }
+    }
+
+    #[cfg(not(loom))]
+    std::thread_local! {
+        static SPARE: std::cell::Cell<Option<Block>> = const { std::cell::Cell::new(None) };
+    }
+
+    /// A cached block of exactly `layout`, if there is one.
+    // Never inlined: the caller may be a goroutine that moves between threads (rust#33368).
+    #[inline(never)]
+    pub(super) fn take(layout: Layout) -> Option<NonNull<u8>> {
+        #[cfg(not(loom))]
+        {
+            let b = SPARE.try_with(|s| s.take()).ok().flatten()?;
+            if b.1 == layout {
+                let p = b.0;
+                std::mem::forget(b);
+                return Some(p);
+            }
+            drop(b);
+        }
+        let _ = layout;
+        None
+    }
+
+    /// Keeps a block of `layout` for the next packet, or frees it.
+    ///
+    /// # Safety
+    ///
+    /// `p` was allocated with `layout` by the global allocator, and nothing uses it.
+    #[inline(never)]
+    pub(super) unsafe fn put(p: NonNull<u8>, layout: Layout) {
+        let b = Block(p, layout);
+        #[cfg(not(loom))]
+        {
+            // In a thread-local destructor the cache may be gone: then `b` is freed here.
+            // A block already cached is freed here too, outside the thread-local access.
+            let old = SPARE.try_with(|s| s.replace(Some(b)));
+            drop(old);
+        }
+        #[cfg(loom)]
+        drop(b);
+    }
+}
+
+/// Why `read` produced no message.
+enum ReadError {
+    /// The channel is disconnected and empty.
+    Disconnected,
+    /// The sender's pairing was cancelled (see the module docs): try again.
+    Retry,
 }
 
 struct Inner {
@@ -148,9 +396,10 @@ impl<T> Channel<T> {
         match inner.receivers.try_select(None) {
             Some(entry) => {
                 entry.cx.store_packet(entry.packet);
+                // The entry's reference passes to the token. Cases 2/3: we complete.
                 token.zero = ZeroToken {
-                    packet: entry.packet,
-                    owner: Some(entry.cx),
+                    packet: entry.packet as *const Header,
+                    role: Role::Complete(Some(entry.cx)),
                 };
                 true
             }
@@ -162,29 +411,30 @@ impl<T> Channel<T> {
     fn pair_with_sender(inner: &mut Inner, token: &mut Token) -> bool {
         match inner.senders.try_select(None) {
             Some(entry) => {
-                let packet = entry.packet as *const Packet<T>;
-                // SAFETY: we won the owner's decision word, so the packet is ours to use
-                // (module invariant 1); it is alive because its owner waits for us.
-                let has_msg = unsafe { (*packet).has_msg() };
-                if has_msg {
+                let packet = entry.packet as *const Header;
+                // SAFETY: we won the owner's decision word, so the entry's reference and
+                // the message are ours to use (module invariant 1).
+                let p = unsafe { Packet::<T>::from_header(packet) };
+                // SAFETY: as above.
+                if unsafe { p.has_msg() } {
                     // Case 1: take the message in `read`, then unpark the owner.
                     entry.cx.store_packet(entry.packet);
                     token.zero = ZeroToken {
-                        packet: entry.packet,
-                        owner: Some(entry.cx),
+                        packet,
+                        role: Role::Complete(Some(entry.cx)),
                     };
                 } else {
                     // Case 4: the owner must run to produce the message; leave our
                     // unparker for it first, then publish the packet (the caller wakes it).
-                    // SAFETY: as above; the owner reads `waiter` only after it sees the
-                    // packet published below (Release/Acquire on the packet pointer).
-                    unsafe { (*packet).waiter.with_mut(|w| *w = Some(park::current())) };
+                    // SAFETY: as above; the owner reads `waiter` only after it took the
+                    // channel lock that we hold now.
+                    unsafe { p.hdr.waiter.with_mut(|w| *w = Some(park::current())) };
                     entry.cx.store_packet(entry.packet);
-                    // The caller unparks it once the channel lock is released.
                     token.zero = ZeroToken {
-                        packet: entry.packet,
-                        owner: None,
+                        packet,
+                        role: Role::Wait,
                     };
+                    // The caller unparks it once the channel lock is released.
                     token.zero_wake = Some(entry.cx);
                 }
                 true
@@ -222,29 +472,22 @@ impl<T> Channel<T> {
     /// `token` must come from a successful `start_send` or send-arm `accept` on this
     /// channel, used once.
     pub(crate) unsafe fn write(&self, token: &mut Token, msg: T) -> Result<(), T> {
-        if token.zero.packet.is_null() {
+        let (packet, role) = token.zero.take();
+        if packet.is_null() {
             return Err(msg);
         }
-        // SAFETY: the token names a live packet that this pairing owns (module docs).
-        let packet = unsafe { &*(token.zero.packet as *const Packet<T>) };
-        // SAFETY: exclusive access to the message: the other party waits for `ready`.
-        unsafe { packet.put_msg(msg) };
-        let wake: Unparker = match token.zero.owner.take() {
-            Some(owner) => {
-                // Cases 2/3: the owner waits for `ready`.
-                // Release: publishes the message to the owner's Acquire in `wait_ready`.
-                packet.ready.store(true, Ordering::Release);
-                owner.unpark();
-                return Ok(());
-            }
-            // Case 4: the peer left its unparker before publishing the packet to us.
-            // SAFETY: exclusive access until `ready` is set.
-            None => unsafe { packet.waiter.with_mut(|w| (*w).take()) }
-                .expect("gmp_chan: zero-capacity peer left no unparker"),
+        let Role::Complete(owner) = role else {
+            unreachable!("gmp_chan: a send token always completes its pairing")
         };
-        // Release: as above. The peer may free the packet right after: do not touch it.
-        packet.ready.store(true, Ordering::Release);
-        wake.unpark();
+        // SAFETY: the token held a reference to a `Packet<T>` of this channel.
+        let p = unsafe { Packet::<T>::from_header(packet) };
+        // SAFETY: we are the completer: the waiting party reads the message only after
+        // READY, and no one else has access.
+        unsafe { p.put_msg(msg) };
+        // SAFETY: we are the completer, once; we hold the token's reference.
+        unsafe { p.hdr.finish(READY, owner) };
+        // SAFETY: the token's reference, released once.
+        unsafe { Header::release(packet) };
         Ok(())
     }
 
@@ -263,41 +506,65 @@ impl<T> Channel<T> {
         }
     }
 
-    /// Completes a receive: case 1 (token from `start_recv`, owner set), or cases 3 and 4
-    /// (heap packet: ours from a receive arm's `accept`, or a send arm's from
-    /// `start_recv`), where we wait for `ready` and free the packet.
+    /// Completes a receive: case 1 (we complete), or cases 3 and 4 (we wait for the
+    /// completer; in case 3 `accept` has already waited).
     ///
     /// # Safety
     ///
     /// `token` must come from a successful `start_recv` or receive-arm `accept` on this
     /// channel, used once.
-    pub(crate) unsafe fn read(&self, token: &mut Token) -> Result<T, ()> {
-        if token.zero.packet.is_null() {
-            return Err(());
+    unsafe fn read_inner(&self, token: &mut Token) -> Result<T, ReadError> {
+        let (packet, role) = token.zero.take();
+        if packet.is_null() {
+            return Err(ReadError::Disconnected);
         }
-        let raw = token.zero.packet as *mut Packet<T>;
-        match token.zero.owner.take() {
-            Some(owner) => {
-                // SAFETY: case 1: the packet lives on the owner's stack until `ready`.
-                let packet = unsafe { &*raw };
-                // SAFETY: exclusive access until `ready` is set.
-                let msg = unsafe { packet.take_msg() }.expect("gmp_chan: sender's packet is empty");
-                // Release: the owner may return (and its stack packet die) after this.
-                packet.ready.store(true, Ordering::Release);
-                owner.unpark();
+        // SAFETY: the token held a reference to a `Packet<T>` of this channel.
+        let p = unsafe { Packet::<T>::from_header(packet) };
+        let res = match role {
+            Role::Complete(owner) => {
+                // Case 1. SAFETY: we are the completer: exclusive access until we finish.
+                let msg = unsafe { p.take_msg() }.expect("gmp_chan: sender's packet is empty");
+                // SAFETY: we are the completer, once; we hold the token's reference.
+                unsafe { p.hdr.finish(READY, owner) };
                 Ok(msg)
             }
-            None => {
-                // SAFETY: cases 3/4: a heap packet that only we free, after `ready`.
-                let packet = unsafe { &*raw };
-                packet.wait_ready();
-                // SAFETY: `ready` is set: the writer is done with the packet.
-                let msg = unsafe { packet.take_msg() }.expect("gmp_chan: ready packet is empty");
-                // SAFETY: created by `Box::into_raw` in `register`; nobody else frees it
-                // (its entry was taken by the pairing, so `unregister` will not).
-                drop(unsafe { Box::from_raw(raw) });
-                Ok(msg)
+            Role::Wait => {
+                // If we unwind while parked here, the owner completes alone and the
+                // message is dropped with the packet (module docs).
+                let guard = OnUnwind::new(|| {
+                    // SAFETY: the token's reference, released once: here (unwinding) or
+                    // below, never both (the guard is disarmed first).
+                    unsafe { Header::release(packet) }
+                });
+                let state = p.hdr.wait_done();
+                guard.disarm();
+                if state == READY {
+                    // SAFETY: READY: the completer is done with the message.
+                    Ok(unsafe { p.take_msg() }.expect("gmp_chan: ready packet is empty"))
+                } else {
+                    Err(ReadError::Retry)
+                }
             }
+        };
+        // SAFETY: the token's reference, released once.
+        unsafe { Header::release(packet) };
+        res
+    }
+
+    /// Completes a receive reserved by `select` (see `read_inner`). A cancelled pairing
+    /// (its sender unwound before producing the message) is not an error the caller can
+    /// see: the receive then simply blocks until another sender comes, or the channel
+    /// disconnects.
+    ///
+    /// # Safety
+    ///
+    /// As `read_inner`.
+    pub(crate) unsafe fn read(&self, token: &mut Token) -> Result<T, ()> {
+        // SAFETY: forwarded from the caller.
+        match unsafe { self.read_inner(token) } {
+            Ok(msg) => Ok(msg),
+            Err(ReadError::Disconnected) => Err(()),
+            Err(ReadError::Retry) => self.recv(None).map_err(|_| ()),
         }
     }
 
@@ -312,6 +579,30 @@ impl<T> Channel<T> {
         }
     }
 
+    /// The owner of a plain operation's registration leaves by unwinding (module docs).
+    fn abandon(&self, oper: Operation, cx: &Context, packet: *const Header, is_send: bool) {
+        match cx.abort() {
+            // A peer chose us: it owns the entry's reference and completes or cancels
+            // the pairing; we only let go of ours.
+            Selected::Operation(_) => {}
+            Selected::Aborted | Selected::Disconnected | Selected::Waiting => {
+                let mut inner = self.inner.lock();
+                let entry = if is_send {
+                    inner.senders.unregister(oper, cx)
+                } else {
+                    inner.receivers.unregister(oper, cx)
+                };
+                drop(inner);
+                if entry.is_some() {
+                    // SAFETY: the entry's reference, which no peer took.
+                    unsafe { Header::release(packet) };
+                }
+            }
+        }
+        // SAFETY: the owner's reference, released once (the guard runs once).
+        unsafe { Header::release(packet) };
+    }
+
     /// Sends, blocking until a receiver takes the message, until `deadline` if any.
     // Go: runtime.chansend (unbuffered: direct handoff to a waiting receiver, else park)
     pub(crate) fn send(
@@ -319,118 +610,170 @@ impl<T> Channel<T> {
         msg: T,
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<T>> {
-        let mut token = Token::default();
-        let mut inner = self.inner.lock();
-        if Self::pair_with_receiver(&mut inner, &mut token) {
+        // `Some` until the message moves into a packet; back after a cancelled pairing.
+        let mut msg = Some(msg);
+        loop {
+            let mut token = Token::default();
+            let m = msg.take().expect("gmp_chan: send lost its message");
+            let mut inner = self.inner.lock();
+            if Self::pair_with_receiver(&mut inner, &mut token) {
+                drop(inner);
+                // SAFETY: the token was just filled for this channel.
+                return unsafe { self.write(&mut token, m) }
+                    .map_err(SendTimeoutError::Disconnected);
+            }
+            if inner.disconnected {
+                return Err(SendTimeoutError::Disconnected(m));
+            }
+            if let Some(d) = deadline {
+                if utils::passed(d) {
+                    return Err(SendTimeoutError::Timeout(m));
+                }
+            }
+            let cx = Context::new();
+            let oper = Operation::new(0);
+            let packet = Packet::alloc(Some(m));
+            inner
+                .senders
+                .register_with_packet(oper, packet as *mut (), &cx);
+            inner.receivers.notify_observers();
             drop(inner);
-            // SAFETY: the token was just filled for this channel.
-            return unsafe { self.write(&mut token, msg) }.map_err(SendTimeoutError::Disconnected);
-        }
-        if inner.disconnected {
-            return Err(SendTimeoutError::Disconnected(msg));
-        }
-        if let Some(d) = deadline {
-            if utils::passed(d) {
-                return Err(SendTimeoutError::Timeout(msg));
-            }
-        }
-        let cx = Context::new();
-        let oper = Operation::new(0);
-        let packet = Packet::new(Some(msg));
-        inner
-            .senders
-            .register_with_packet(oper, &packet as *const Packet<T> as *mut (), &cx);
-        inner.receivers.notify_observers();
-        drop(inner);
+            // SAFETY: the packet came from `Packet::<T>::alloc` above.
+            let p = unsafe { Packet::<T>::from_header(packet) };
 
-        let res = match cx.wait_until(deadline) {
-            Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
-            sel @ (Selected::Aborted | Selected::Disconnected) => {
-                // Nobody chose us, so our entry is still queued and the packet is ours.
-                self.inner.lock().senders.unregister(oper, &cx);
-                // SAFETY: unregistered while undecided-by-peers: exclusive access.
-                let msg = unsafe { packet.take_msg() }.expect("gmp_chan: own packet is empty");
-                Err(if sel == Selected::Aborted {
-                    SendTimeoutError::Timeout(msg)
-                } else {
-                    SendTimeoutError::Disconnected(msg)
-                })
+            let guard = OnUnwind::new(|| self.abandon(oper, &cx, packet, true));
+            let res = match cx.wait_until(deadline) {
+                Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
+                sel @ (Selected::Aborted | Selected::Disconnected) => {
+                    // Nobody chose us, so our entry is still queued and the packet is ours.
+                    let entry = self.inner.lock().senders.unregister(oper, &cx);
+                    debug_assert!(entry.is_some(), "gmp_chan: undecided entry vanished");
+                    // SAFETY: unregistered while undecided-by-peers: exclusive access.
+                    let back = unsafe { p.take_msg() }.expect("gmp_chan: own packet is empty");
+                    Some(Err(if sel == Selected::Aborted {
+                        SendTimeoutError::Timeout(back)
+                    } else {
+                        SendTimeoutError::Disconnected(back)
+                    }))
+                }
+                // Case 1: a receiver is taking the message.
+                Selected::Operation(_) => match p.hdr.wait_done() {
+                    READY => Some(Ok(())),
+                    _ => {
+                        // CANCELLED: the receiver gave up before taking it; try again.
+                        // SAFETY: CANCELLED: the completer never touched the message.
+                        msg = unsafe { p.take_msg() };
+                        None
+                    }
+                },
+            };
+            guard.disarm();
+            if matches!(res, Some(Err(_))) {
+                // SAFETY: the entry's reference (we removed the entry ourselves).
+                unsafe { Header::release(packet) };
             }
-            Selected::Operation(_) => {
-                // Case 1: a receiver is taking the message; wait until it is done with
-                // our stack packet.
-                packet.wait_ready();
-                Ok(())
+            // SAFETY: the owner's reference, released once.
+            unsafe { Header::release(packet) };
+            cx.recycle();
+            if let Some(res) = res {
+                return res;
             }
-        };
-        cx.recycle();
-        res
+        }
     }
 
     /// Receives without blocking: succeeds only if a sender is waiting.
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
-        let mut token = Token::default();
-        if self.start_recv(&mut token) {
+        loop {
+            let mut token = Token::default();
+            if !self.start_recv(&mut token) {
+                return Err(TryRecvError::Empty);
+            }
             // SAFETY: the token was just filled by `start_recv` on this channel.
-            unsafe { self.read(&mut token) }.map_err(|_| TryRecvError::Disconnected)
-        } else {
-            Err(TryRecvError::Empty)
+            match unsafe { self.read_inner(&mut token) } {
+                Ok(msg) => return Ok(msg),
+                Err(ReadError::Disconnected) => return Err(TryRecvError::Disconnected),
+                Err(ReadError::Retry) => {}
+            }
         }
     }
 
     /// Receives, blocking until a sender hands a message over, until `deadline` if any.
     // Go: runtime.chanrecv (unbuffered: take from a waiting sender, else park)
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        let mut token = Token::default();
-        let mut inner = self.inner.lock();
-        if Self::pair_with_sender(&mut inner, &mut token) {
+        loop {
+            let mut token = Token::default();
+            let mut inner = self.inner.lock();
+            if Self::pair_with_sender(&mut inner, &mut token) {
+                drop(inner);
+                Self::wake_producer(&mut token);
+                // SAFETY: the token was just filled for this channel.
+                match unsafe { self.read_inner(&mut token) } {
+                    Ok(msg) => return Ok(msg),
+                    Err(ReadError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                    Err(ReadError::Retry) => continue,
+                }
+            }
+            if inner.disconnected {
+                return Err(RecvTimeoutError::Disconnected);
+            }
+            if let Some(d) = deadline {
+                if utils::passed(d) {
+                    return Err(RecvTimeoutError::Timeout);
+                }
+            }
+            let cx = Context::new();
+            let oper = Operation::new(0);
+            let packet = Packet::<T>::alloc(None);
+            inner
+                .receivers
+                .register_with_packet(oper, packet as *mut (), &cx);
+            inner.senders.notify_observers();
             drop(inner);
-            Self::wake_producer(&mut token);
-            // SAFETY: the token was just filled for this channel.
-            return unsafe { self.read(&mut token) }.map_err(|_| RecvTimeoutError::Disconnected);
-        }
-        if inner.disconnected {
-            return Err(RecvTimeoutError::Disconnected);
-        }
-        if let Some(d) = deadline {
-            if utils::passed(d) {
-                return Err(RecvTimeoutError::Timeout);
-            }
-        }
-        let cx = Context::new();
-        let oper = Operation::new(0);
-        let packet = Packet::<T>::new(None);
-        inner
-            .receivers
-            .register_with_packet(oper, &packet as *const Packet<T> as *mut (), &cx);
-        inner.senders.notify_observers();
-        drop(inner);
+            // SAFETY: the packet came from `Packet::<T>::alloc` above.
+            let p = unsafe { Packet::<T>::from_header(packet) };
 
-        let res = match cx.wait_until(deadline) {
-            Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
-            sel @ (Selected::Aborted | Selected::Disconnected) => {
-                self.inner.lock().receivers.unregister(oper, &cx);
-                Err(if sel == Selected::Aborted {
-                    RecvTimeoutError::Timeout
-                } else {
-                    RecvTimeoutError::Disconnected
-                })
+            let guard = OnUnwind::new(|| self.abandon(oper, &cx, packet, false));
+            let res = match cx.wait_until(deadline) {
+                Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
+                sel @ (Selected::Aborted | Selected::Disconnected) => {
+                    let entry = self.inner.lock().receivers.unregister(oper, &cx);
+                    debug_assert!(entry.is_some(), "gmp_chan: undecided entry vanished");
+                    Some(Err(if sel == Selected::Aborted {
+                        RecvTimeoutError::Timeout
+                    } else {
+                        RecvTimeoutError::Disconnected
+                    }))
+                }
+                // Case 2: a sender is writing into our packet.
+                Selected::Operation(_) => match p.hdr.wait_done() {
+                    READY => Some(Ok(
+                        // SAFETY: READY: the sender is done with the message.
+                        unsafe { p.take_msg() }.expect("gmp_chan: ready packet is empty"),
+                    )),
+                    // CANCELLED: the sender gave up before writing; try again.
+                    _ => None,
+                },
+            };
+            guard.disarm();
+            if matches!(res, Some(Err(_))) {
+                // SAFETY: the entry's reference (we removed the entry ourselves).
+                unsafe { Header::release(packet) };
             }
-            Selected::Operation(_) => {
-                // Case 2: a sender is writing into our stack packet.
-                packet.wait_ready();
-                // SAFETY: `ready` is set, the sender is done with the packet.
-                Ok(unsafe { packet.take_msg() }.expect("gmp_chan: ready packet is empty"))
+            // SAFETY: the owner's reference, released once.
+            unsafe { Header::release(packet) };
+            cx.recycle();
+            if let Some(res) = res {
+                return res;
             }
-        };
-        cx.recycle();
-        res
+        }
     }
 
-    /// Registers a `select` arm (send if `is_send`) with a fresh heap packet; true if the
-    /// arm is ready right now.
+    /// Registers a `select` arm (send if `is_send`) with a fresh packet; true if the arm
+    /// is ready right now. The owner's reference is found again through the context once
+    /// a peer chose the arm (`accept`, `abandon_selected`), or through the entry
+    /// (`unregister`).
     pub(crate) fn register(&self, oper: Operation, cx: &Context, is_send: bool) -> bool {
-        let packet = Box::into_raw(Box::new(Packet::<T>::new(None))) as *mut ();
+        let packet = Packet::<T>::alloc(None) as *mut ();
         let mut inner = self.inner.lock();
         if is_send {
             inner.senders.register_with_packet(oper, packet, cx);
@@ -454,19 +797,73 @@ impl<T> Channel<T> {
             }
         };
         if let Some(entry) = entry {
-            // SAFETY: the packet came from `Box::into_raw` in `register`, and its entry was
-            // still queued, so no peer ever saw it.
-            drop(unsafe { Box::from_raw(entry.packet as *mut Packet<T>) });
+            let packet = entry.packet as *const Header;
+            // SAFETY: its entry was still queued, so no peer ever saw it: both references
+            // (the entry's and the owner's) are ours.
+            unsafe {
+                Header::release(packet);
+                Header::release(packet);
+            }
         }
     }
 
-    /// A `select` arm of ours was chosen by a peer: fetch the packet it published.
-    pub(crate) fn accept(&self, token: &mut Token, cx: &Context) -> bool {
-        token.zero = ZeroToken {
-            packet: cx.wait_packet(),
-            owner: None,
-        };
-        true
+    /// The packet a peer published after choosing one of `cx`'s arms on this channel.
+    fn chosen_packet(&self, cx: &Context) -> *const Header {
+        // The peer published it under this lock, in the critical section where it won
+        // the decision word we have already seen: taking the lock makes it visible.
+        drop(self.inner.lock());
+        let packet = cx.packet() as *const Header;
+        assert!(!packet.is_null(), "gmp_chan: chosen arm without a packet");
+        packet
+    }
+
+    /// A `select` arm of ours was chosen by a peer: take over the pairing. A receive arm
+    /// waits here until the sender completes (false if it cancelled: the select goes on
+    /// with its other arms); a send arm gets a token to write the message with.
+    pub(crate) fn accept(&self, token: &mut Token, cx: &Context, is_send: bool) -> bool {
+        let packet = self.chosen_packet(cx);
+        if is_send {
+            // Case 4: the owner's reference passes to the token.
+            token.zero = ZeroToken {
+                packet,
+                role: Role::Complete(None),
+            };
+            return true;
+        }
+        // Case 3. If we unwind while parked here, the sender completes alone and the
+        // message is dropped with the packet (module docs).
+        let guard = OnUnwind::new(|| {
+            // SAFETY: the owner's reference, released once: here (unwinding) or below,
+            // never both (the guard is disarmed first).
+            unsafe { Header::release(packet) }
+        });
+        // SAFETY: we hold the owner's reference.
+        let state = unsafe { &*packet }.wait_done();
+        guard.disarm();
+        if state == READY {
+            token.zero = ZeroToken {
+                packet,
+                role: Role::Wait,
+            };
+            true
+        } else {
+            // SAFETY: the owner's reference, released once.
+            unsafe { Header::release(packet) };
+            false
+        }
+    }
+
+    /// A peer chose a `select` arm of ours, but the select unwinds before `accept`: a
+    /// send arm cancels the pairing (the waiting receiver retries), a receive arm lets go
+    /// of its reference (module docs). Never parks.
+    pub(crate) fn abandon_selected(&self, cx: &Context, is_send: bool) {
+        let packet = self.chosen_packet(cx);
+        if is_send {
+            // SAFETY: case 4, we are the completer and hold the owner's reference.
+            unsafe { (*packet).finish(CANCELLED, None) };
+        }
+        // SAFETY: the owner's reference, released once.
+        unsafe { Header::release(packet) };
     }
 
     /// Registers a readiness observer; true if ready right now.
