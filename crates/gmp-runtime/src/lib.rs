@@ -64,6 +64,7 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+pub mod future;
 mod g;
 mod goroutine;
 #[cfg(all(test, loom))]

@@ -245,6 +245,8 @@ fn check_dead(sched: &Arc<Sched>, frozen: &mut Option<(u64, Instant)>) -> bool {
             .all(|pp| pp.stealer.is_empty() && pp.timers.next() == u64::MAX)
         && crate::netpoll_poller_if_started().is_none_or(|p| !p.has_waiters())
         && gmp_core::park::parked_threads() <= sched.main_waiters()
+        // A goroutine in `future::block_on` waits for a waker the runtime cannot see.
+        && crate::future::future_waiters() == 0
         && sched.registry.all_match(|g| g.status() == crate::g::Status::Waiting);
     if !quiet {
         *frozen = None;

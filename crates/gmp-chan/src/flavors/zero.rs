@@ -515,3 +515,111 @@ impl<T> Channel<T> {
         true
     }
 }
+
+/// Async sends (`Sender::send_async`, see `async_ops`). A future cannot park, so its
+/// registration is case 1 with the packet on the heap instead of a stack: the packet
+/// holds the message from the start, a receiver takes it exactly as from a blocked
+/// `send`, and the future frees the packet once it sees `ready`. Async receives need no
+/// code here: they observe the channel (`watch`) and take messages with `try_recv`, so a
+/// dropped receive future never holds a message.
+impl<T> Channel<T> {
+    /// Hands `msg` to a waiting receiver (`Ok(None)`), fails if the channel is
+    /// disconnected (`Err(msg)`), or registers it in a heap packet under `cx`
+    /// (`Ok(Some(packet))`, to pass to [`Channel::poll_send_async`] and
+    /// [`Channel::cancel_send_async`]).
+    pub(crate) fn start_send_async(
+        &self,
+        msg: T,
+        oper: Operation,
+        cx: &Context,
+    ) -> Result<Option<*mut ()>, T> {
+        let mut token = Token::default();
+        let mut inner = self.inner.lock();
+        if Self::pair_with_receiver(&mut inner, &mut token) {
+            drop(inner);
+            // SAFETY: the token was just filled for this channel.
+            return unsafe { self.write(&mut token, msg) }.map(|()| None);
+        }
+        if inner.disconnected {
+            return Err(msg);
+        }
+        let packet = Box::into_raw(Box::new(Packet::new(Some(msg)))) as *mut ();
+        inner.senders.register_with_packet(oper, packet, cx);
+        inner.receivers.notify_observers();
+        Ok(Some(packet))
+    }
+
+    /// Where a registered async send stands: `Some(Ok(()))` once a receiver has taken
+    /// the message, `Some(Err(msg))` if the channel disconnected first, `None` while it
+    /// waits (the receiver unparks `cx` after setting `ready`, so `None` is never final).
+    /// On `Some` the registration is over and the packet freed.
+    ///
+    /// # Safety
+    ///
+    /// `packet` came from [`Channel::start_send_async`] on this channel with `oper` and
+    /// `cx`, and no `Some` was returned for it yet, nor was it cancelled.
+    pub(crate) unsafe fn poll_send_async(
+        &self,
+        packet: *mut (),
+        oper: Operation,
+        cx: &Context,
+    ) -> Option<Result<(), T>> {
+        let raw = packet as *mut Packet<T>;
+        match cx.selected() {
+            Selected::Waiting => None,
+            Selected::Operation(_) => {
+                // SAFETY: the packet lives until we free it below; a receiver chose it and
+                // touches only `msg` (before `ready`) and `ready`.
+                // Acquire: pairs with the receiver's Release store of `ready`.
+                if !unsafe { &*raw }.ready.load(Ordering::Acquire) {
+                    return None;
+                }
+                // SAFETY: `ready` is set: the receiver is done with the packet, which
+                // came from `Box::into_raw` and is freed only here or in `cancel`.
+                drop(unsafe { Box::from_raw(raw) });
+                Some(Ok(()))
+            }
+            Selected::Aborted | Selected::Disconnected => {
+                // Nobody chose us, so the entry is still queued and the packet ours.
+                self.inner.lock().senders.unregister(oper, cx);
+                // SAFETY: unregistered while undecided by peers: exclusive access, and
+                // the packet came from `Box::into_raw`.
+                let packet = unsafe { Box::from_raw(raw) };
+                // SAFETY: as above.
+                let msg = unsafe { packet.take_msg() }.expect("gmp_chan: own packet is empty");
+                Some(Err(msg))
+            }
+        }
+    }
+
+    /// Withdraws a registered async send (its future was dropped): the message is
+    /// dropped unless a receiver already chose it, in which case it was delivered and
+    /// this waits (briefly: the receiver is running, between its pairing and `ready`)
+    /// for the receiver to be done with the packet before freeing it.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Channel::poll_send_async`].
+    pub(crate) unsafe fn cancel_send_async(&self, packet: *mut (), oper: Operation, cx: &Context) {
+        let raw = packet as *mut Packet<T>;
+        match cx.abort() {
+            Selected::Operation(_) => {
+                // SAFETY: as in `poll_send_async`.
+                let p = unsafe { &*raw };
+                // Acquire: as in `poll_send_async`. No parking: the wake-up for `ready`
+                // goes to the dropped future's task, not to us.
+                while !p.ready.load(Ordering::Acquire) {
+                    gmp_core::sync::spin_loop();
+                    #[cfg(not(loom))]
+                    std::thread::yield_now();
+                }
+            }
+            _ => {
+                self.inner.lock().senders.unregister(oper, cx);
+            }
+        }
+        // SAFETY: `ready` is set or the entry was unregistered before any peer chose
+        // it: nobody else touches the packet, which came from `Box::into_raw`.
+        drop(unsafe { Box::from_raw(raw) });
+    }
+}
