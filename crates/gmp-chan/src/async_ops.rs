@@ -36,10 +36,10 @@ use gmp_core::park::{Unpark, Unparker};
 use gmp_core::sync::Mutex;
 // The slot's reference count is plain std: `Unparker` holds a std `Arc<dyn Unpark>`
 // (loom's `Arc` cannot hold a trait object), and it is no part of a checked protocol.
-use std::sync::Arc;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 /// The task side of a registration: the waker of the task that polled last. Shared (by

@@ -68,12 +68,12 @@ mod select_macro;
 mod utils;
 mod waker;
 
-pub use crate::channel::{
-    after, at, bounded, never, tick, unbounded, IntoIter, Iter, Receiver, Sender, TryIter,
-};
 #[cfg(feature = "futures")]
 pub use crate::channel::async_ops::Stream;
 pub use crate::channel::async_ops::{RecvFut, SendFut};
+pub use crate::channel::{
+    after, at, bounded, never, tick, unbounded, IntoIter, Iter, Receiver, Sender, TryIter,
+};
 pub use crate::err::{
     ReadyTimeoutError, RecvError, RecvTimeoutError, SelectTimeoutError, SendError,
     SendTimeoutError, TryReadyError, TryRecvError, TrySelectError, TrySendError,

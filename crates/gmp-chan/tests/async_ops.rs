@@ -277,7 +277,11 @@ fn recv_async_is_woken_once_per_registration_and_not_after_drop() {
     assert!(poll_once(&mut g, &w).is_pending());
     drop(g);
     tx.send(2).unwrap();
-    assert_eq!(c.wakes.load(Ordering::SeqCst), 1, "a dropped future is not woken");
+    assert_eq!(
+        c.wakes.load(Ordering::SeqCst),
+        1,
+        "a dropped future is not woken"
+    );
     assert_eq!(rx.try_recv(), Ok(2));
 }
 

@@ -177,17 +177,14 @@ fn in_context_enters_tokio_on_each_poll_on_any_thread() {
             .map(|i| {
                 let handle = handle.clone();
                 go!(move || {
-                    block_on(in_context(
-                        || handle.enter(),
-                        async move {
-                            // Timers and spawning need the context at each poll; the
-                            // goroutine may resume on either M between them.
-                            for _ in 0..3 {
-                                tokio::time::sleep(Duration::from_millis(1)).await;
-                            }
-                            tokio::spawn(async move { i }).await.unwrap()
-                        },
-                    ))
+                    block_on(in_context(|| handle.enter(), async move {
+                        // Timers and spawning need the context at each poll; the
+                        // goroutine may resume on either M between them.
+                        for _ in 0..3 {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                        tokio::spawn(async move { i }).await.unwrap()
+                    }))
                 })
             })
             .collect();
@@ -217,10 +214,7 @@ fn tokio_tasks_await_10_000_goroutines() {
         })
         .collect();
     let sum = trt.block_on(async move {
-        let tasks: Vec<_> = handles
-            .into_iter()
-            .map(|h| tokio::spawn(h))
-            .collect();
+        let tasks: Vec<_> = handles.into_iter().map(|h| tokio::spawn(h)).collect();
         let mut sum = 0u64;
         let mut panics = 0;
         for t in tasks {
@@ -437,7 +431,10 @@ fn http_load(procs: usize, goroutines: usize, requests: usize, tick: bool) -> Op
 fn a_thousand_goroutines_make_twenty_hyper_requests_each_on_procs_2() {
     let start = Instant::now();
     http_load(2, 1000, 20, false);
-    eprintln!("1,000 goroutines x 20 requests, procs(2): {:?}", start.elapsed());
+    eprintln!(
+        "1,000 goroutines x 20 requests, procs(2): {:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -451,7 +448,10 @@ fn block_on_never_blocks_the_m_a_ticker_keeps_ticking_on_procs_1() {
     );
     // Generous: a loaded 2-core box. A blocked M would stall the ticker for the
     // whole run (seconds).
-    assert!(worst < Duration::from_millis(500), "worst tick gap {worst:?}");
+    assert!(
+        worst < Duration::from_millis(500),
+        "worst tick gap {worst:?}"
+    );
 }
 
 #[test]
@@ -463,8 +463,7 @@ fn recv_stream_from_goroutines_into_a_tokio_task() {
         let task = trt.spawn(async move {
             let mut st = std::pin::pin!(rx.stream());
             let mut sum = 0;
-            while let Some(v) =
-                std::future::poll_fn(|cx| Stream::poll_next(st.as_mut(), cx)).await
+            while let Some(v) = std::future::poll_fn(|cx| Stream::poll_next(st.as_mut(), cx)).await
             {
                 sum += v;
             }
