@@ -86,7 +86,9 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
 /// ```
 ///
 /// 2. Poll the future in the goroutine, entering the context for each poll with
-///    [`in_context`] (the guard lives only as long as one poll, on one thread):
+///    [`in_context`] (the guard lives only as long as one poll, on one thread). Build
+///    the tokio future inside an `async` block: some tokio constructors need the
+///    context when they are called, not only when polled.
 ///
 /// ```
 /// use gmp_runtime::future::{block_on, in_context};
@@ -102,10 +104,11 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
 /// let waited = unsafe {
 ///     rt.block_on(move || {
 ///         let start = std::time::Instant::now();
-///         block_on(in_context(
-///             || handle.enter(),
-///             tokio::time::sleep(std::time::Duration::from_millis(5)),
-///         ));
+///         // The `async` block defers creating the sleep to its first poll, inside the
+///         // context: tokio's constructors (`sleep`, `TcpStream::connect`) look for it.
+///         block_on(in_context(|| handle.enter(), async {
+///             tokio::time::sleep(std::time::Duration::from_millis(5)).await
+///         }));
 ///         start.elapsed()
 ///     })
 /// };
