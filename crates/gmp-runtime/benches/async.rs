@@ -14,10 +14,17 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gmp_runtime::future::block_on;
-use gmp_runtime::{go, Runtime};
+use gmp_runtime::{JoinHandle, Runtime};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+
+/// Spawns a goroutine.
+fn go<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+    // SAFETY: no goroutine here holds thread-local state across a suspension point
+    // (tokio's context is entered per poll, by `in_context`, never across a park).
+    unsafe { gmp_runtime::spawn(f) }
+}
 
 fn gmp(procs: usize) -> Runtime {
     Runtime::builder()
@@ -162,7 +169,7 @@ fn recv_async(c: &mut Criterion) {
                     let hs: Vec<_> = (0..4)
                         .map(|_| {
                             let tx = tx.clone();
-                            go!(move || {
+                            go(move || {
                                 for i in 0..MSGS / 4 {
                                     tx.send(i).expect("send");
                                 }

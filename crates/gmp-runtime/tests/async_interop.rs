@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use gmp_runtime::chan::{self, bounded, unbounded};
 use gmp_runtime::future::{block_on, in_context};
-use gmp_runtime::{go, Runtime};
+use gmp_runtime::{JoinHandle, Runtime};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -18,6 +18,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+/// Spawns a goroutine.
+fn go<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+    // SAFETY: no goroutine here holds thread-local state across a suspension point
+    // (tokio's context is entered per poll, by `in_context`, never across a park).
+    unsafe { gmp_runtime::spawn(f) }
+}
 
 fn on<T: Send>(procs: usize, f: impl FnOnce() -> T + Send) -> T {
     let rt = Runtime::builder().procs(procs).build().unwrap();
@@ -64,7 +71,7 @@ fn waker_is_send_sync_and_block_on_parks_only_the_goroutine() {
         let slot = Arc::new(Mutex::new(None::<Waker>));
         // procs(1): if block_on blocked the M, this goroutine could never run.
         let (f, s) = (flag.clone(), slot.clone());
-        let setter = go!(move || {
+        let setter = go(move || {
             while s.lock().unwrap().is_none() {
                 gmp_runtime::yield_now();
             }
@@ -88,7 +95,7 @@ fn waking_after_the_goroutine_finished_or_while_it_runs_is_harmless() {
     let slot = Arc::new(Mutex::new(None::<Waker>));
     on(2, || {
         let s = slot.clone();
-        let h = go!(move || {
+        let h = go(move || {
             let flag = Arc::new(AtomicBool::new(true));
             block_on(Flag {
                 flag,
@@ -120,7 +127,7 @@ fn waking_after_the_goroutine_finished_or_while_it_runs_is_harmless() {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = bounded::<u64>(0);
         let s2 = slot2.clone();
-        let worker = go!(move || {
+        let worker = go(move || {
             block_on(Flag {
                 flag: Arc::new(AtomicBool::new(true)),
                 slot: s2,
@@ -176,7 +183,7 @@ fn in_context_enters_tokio_on_each_poll_on_any_thread() {
         let hs: Vec<_> = (0..100)
             .map(|i| {
                 let handle = handle.clone();
-                go!(move || {
+                go(move || {
                     block_on(in_context(|| handle.enter(), async move {
                         // Timers and spawning need the context at each poll; the
                         // goroutine may resume on either M between them.
@@ -393,7 +400,7 @@ fn http_load(procs: usize, goroutines: usize, requests: usize, tick: bool) -> Op
         let worst_gap = Arc::new(AtomicU64::new(0));
         let ticker = tick.then(|| {
             let (done, worst_gap) = (done.clone(), worst_gap.clone());
-            go!(move || {
+            go(move || {
                 let mut last = Instant::now();
                 while !done.load(Ordering::Relaxed) {
                     gmp_runtime::sleep(Duration::from_millis(5));
@@ -408,7 +415,7 @@ fn http_load(procs: usize, goroutines: usize, requests: usize, tick: bool) -> Op
         let hs: Vec<_> = (0..goroutines)
             .map(|id| {
                 let (handle, ok) = (handle.clone(), ok.clone());
-                go!(move || {
+                go(move || {
                     let n = block_on(in_context(|| handle.enter(), client(addr, id, requests)));
                     ok.fetch_add(n, Ordering::Relaxed);
                 })
@@ -472,7 +479,7 @@ fn recv_stream_from_goroutines_into_a_tokio_task() {
         let hs: Vec<_> = (0..4)
             .map(|g| {
                 let tx = tx.clone();
-                go!(move || {
+                go(move || {
                     for i in 0..1000 {
                         tx.send(g * 1000 + i).unwrap();
                     }
@@ -487,4 +494,33 @@ fn recv_stream_from_goroutines_into_a_tokio_task() {
     });
     // The channel type is the runtime's re-export.
     let _: fn() -> (chan::Sender<u8>, chan::Receiver<u8>) = unbounded::<u8>;
+}
+
+#[test]
+fn aborting_a_goroutine_parked_in_block_on_drops_its_future() {
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    on(1, || {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let d = dropped.clone();
+        let h = go(move || {
+            block_on(async move {
+                let _g = SetOnDrop(d);
+                std::future::pending::<()>().await
+            })
+        });
+        gmp_runtime::sleep(Duration::from_millis(20)); // let it park in block_on
+        assert!(!h.is_finished());
+        h.abort();
+        let e = h.join().unwrap_err();
+        assert!(e.is::<gmp_runtime::Aborted>());
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the pending future was dropped"
+        );
+    });
 }
