@@ -116,6 +116,19 @@ fn ping_pong(c: &mut Criterion) {
             d
         })
     });
+    // The cross-thread reference: a plain OS thread in place of the goroutine (every
+    // round trip then wakes a sleeping thread on each side, as the mixed case does).
+    g.bench_function("thread<->tokio_task", |b| {
+        b.iter_custom(|iters| {
+            let (to, first) = oneshot::channel();
+            let pong = trt.spawn(ponger(first));
+            let t = Instant::now();
+            ping(iters, to, |rx| block_on(rx).expect("pong"));
+            let d = t.elapsed();
+            trt.block_on(pong).expect("ponger");
+            d
+        })
+    });
     let trt2 = tokio_rt(2);
     g.bench_function("tokio_task<->tokio_task", |b| {
         b.iter_custom(|iters| {
