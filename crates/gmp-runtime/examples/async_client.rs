@@ -26,15 +26,13 @@ fn main() {
     let addr = listener.local_addr().expect("address");
     tokio_rt.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new().serve_connection(
-                    TokioIo::new(stream),
-                    hyper::service::service_fn(|req: Request<_>| async move {
-                        let body = format!("hello from {}", req.uri().path());
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
-                    }),
-                ),
-            );
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                TokioIo::new(stream),
+                hyper::service::service_fn(|req: Request<_>| async move {
+                    let body = format!("hello from {}", req.uri().path());
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+                }),
+            ));
         }
     });
 
@@ -68,8 +66,7 @@ fn main() {
                         let body = block_on(in_context(|| handle.enter(), async move {
                             let stream = tokio::net::TcpStream::connect(addr).await?;
                             let (mut sender, conn) =
-                                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                                    .await?;
+                                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
                             tokio::spawn(conn);
                             let req = Request::get(format!("/goroutine/{id}"))
                                 .header("host", "127.0.0.1")

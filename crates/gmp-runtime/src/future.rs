@@ -263,12 +263,12 @@ impl Unpark for WakerUnpark {
 /// unwinding goroutine).
 fn thread_waker() -> Waker {
     std::thread_local! {
-        static WAKER: Waker = Waker::from(Arc::new(UnparkWake(gmp_core::park::current())));
+        static WAKER: Waker = Waker::from(Arc::new(UnparkWake(gmp_core::park::thread_unparker())));
     }
     // In a thread-local destructor the cache may be gone: make one for this call.
     WAKER
         .try_with(Waker::clone)
-        .unwrap_or_else(|_| Waker::from(Arc::new(UnparkWake(gmp_core::park::current()))))
+        .unwrap_or_else(|_| Waker::from(Arc::new(UnparkWake(gmp_core::park::thread_unparker()))))
 }
 
 /// A future that calls `enter` before each poll of the inner future and drops the
