@@ -236,12 +236,14 @@ fn tokio_tasks_await_10_000_goroutines() {
     assert_eq!(sum, (0..10_000u64).map(|i| i * 2).sum::<u64>() - 4321 * 2);
 }
 
-/// tokio task → gmp channel → goroutines → gmp channel → tokio task.
+/// tokio task → gmp channel → goroutines → gmp channel → tokio task. Buffers of 1,024:
+/// with 64 the run is wake-up bound (about 4 s for 1,000,000 values on a loaded 2-core
+/// box, against 0.4–0.6 s), which tests nothing more.
 fn pipeline(n: u64, stop_after: Option<u64>) -> (Vec<u64>, u64) {
     let trt = tokio_rt(2);
     let rt = Runtime::builder().procs(2).build().unwrap();
-    let (in_tx, in_rx) = bounded::<u64>(64);
-    let (out_tx, out_rx) = bounded::<u64>(64);
+    let (in_tx, in_rx) = bounded::<u64>(1024);
+    let (out_tx, out_rx) = bounded::<u64>(1024);
     let workers: Vec<_> = (0..8)
         .map(|_| {
             let (in_rx, out_tx) = (in_rx.clone(), out_tx.clone());
