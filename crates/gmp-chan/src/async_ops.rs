@@ -166,7 +166,7 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// The shared body of [`RecvFut`] and [`Stream`].
+    /// The shared body of [`RecvFut`] and `RecvStream`.
     fn poll_recv(&self, wait: &mut Wait, cx: &mut TaskContext<'_>) -> Poll<Result<T, RecvError>> {
         loop {
             wait.unwatch(self);
@@ -186,9 +186,9 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// A [`Stream`] of the messages, ending when the channel is empty and disconnected
-    /// (feature `futures`, which brings in `futures-core`). Dropping it between items
-    /// loses no message.
+    /// A [`Stream`](futures_core::Stream) of the messages, ending when the channel is
+    /// empty and disconnected (feature `futures`, which brings in `futures-core`).
+    /// Dropping it between items loses no message.
     ///
     /// ```
     /// use futures_core::Stream;
@@ -207,8 +207,8 @@ impl<T> Receiver<T> {
     /// assert_eq!(st.as_mut().poll_next(&mut cx), Poll::Ready(None));
     /// ```
     #[cfg(feature = "futures")]
-    pub fn stream(&self) -> Stream<'_, T> {
-        Stream {
+    pub fn stream(&self) -> RecvStream<'_, T> {
+        RecvStream {
             rx: self,
             wait: Wait::default(),
             done: false,
@@ -249,14 +249,14 @@ impl<T> fmt::Debug for RecvFut<'_, T> {
 /// The stream of [`Receiver::stream`] (feature `futures`).
 #[cfg(feature = "futures")]
 #[must_use = "streams do nothing unless polled"]
-pub struct Stream<'a, T> {
+pub struct RecvStream<'a, T> {
     rx: &'a Receiver<T>,
     wait: Wait,
     done: bool,
 }
 
 #[cfg(feature = "futures")]
-impl<T> futures_core::Stream for Stream<'_, T> {
+impl<T> futures_core::Stream for RecvStream<'_, T> {
     type Item = T;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
@@ -276,23 +276,25 @@ impl<T> futures_core::Stream for Stream<'_, T> {
 }
 
 #[cfg(feature = "futures")]
-impl<T> futures_core::FusedStream for Stream<'_, T> {
+impl<T> futures_core::FusedStream for RecvStream<'_, T> {
     fn is_terminated(&self) -> bool {
         self.done
     }
 }
 
 #[cfg(feature = "futures")]
-impl<T> Drop for Stream<'_, T> {
+impl<T> Drop for RecvStream<'_, T> {
     fn drop(&mut self) {
         self.wait.unwatch(self.rx);
     }
 }
 
 #[cfg(feature = "futures")]
-impl<T> fmt::Debug for Stream<'_, T> {
+impl<T> fmt::Debug for RecvStream<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Stream").field("done", &self.done).finish()
+        f.debug_struct("RecvStream")
+            .field("done", &self.done)
+            .finish()
     }
 }
 

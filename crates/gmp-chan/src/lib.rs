@@ -69,7 +69,7 @@ mod utils;
 mod waker;
 
 #[cfg(feature = "futures")]
-pub use crate::channel::async_ops::Stream;
+pub use crate::channel::async_ops::RecvStream;
 pub use crate::channel::async_ops::{RecvFut, SendFut};
 pub use crate::channel::{
     after, at, bounded, never, tick, unbounded, IntoIter, Iter, Receiver, Sender, TryIter,
