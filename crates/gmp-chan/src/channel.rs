@@ -19,6 +19,9 @@ use std::iter::FusedIterator;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::time::{Duration, Instant};
 
+#[path = "async_ops.rs"]
+pub(crate) mod async_ops;
+
 /// Creates a channel of unbounded capacity.
 ///
 /// Sends never block; receives block while the channel is empty.

@@ -139,6 +139,18 @@ impl Context {
         }
     }
 
+    /// A fresh record whose waiter is `unparker` (an async task's waker, see
+    /// `async_ops`), not whoever is running.
+    pub(crate) fn with_unparker(unparker: Unparker) -> Context {
+        Context {
+            inner: Arc::new(Inner {
+                select: AtomicUsize::new(WAITING),
+                packet: AtomicPtr::new(ptr::null_mut()),
+                unparker: Some(unparker),
+            }),
+        }
+    }
+
     /// The owner is done with the record: keep it for this thread's next blocking
     /// operation unless a peer still holds a clone.
     #[inline]

@@ -69,6 +69,9 @@ pub mod sync;
 mod utils;
 mod waker;
 
+#[cfg(feature = "futures")]
+pub use crate::channel::async_ops::RecvStream;
+pub use crate::channel::async_ops::{RecvFut, SendFut};
 pub use crate::channel::{
     after, at, bounded, never, tick, unbounded, IntoIter, Iter, Receiver, Sender, TryIter,
 };

@@ -404,3 +404,54 @@ impl<T> fmt::Debug for JoinHandle<T> {
             .finish_non_exhaustive()
     }
 }
+
+/// Awaiting a goroutine from async code (any executor): the task is woken when the
+/// goroutine finishes, and its thread is never blocked. Polling again after the
+/// result was returned panics, as for any completed future.
+///
+/// ```
+/// let rt = gmp_runtime::Runtime::builder().procs(1).build().unwrap();
+/// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+/// let h = unsafe { rt.spawn(|| 6 * 7) };
+/// // Any executor can await it; gmp's own `block_on` on a plain thread will do here.
+/// assert_eq!(gmp_runtime::future::block_on(h).unwrap(), 42);
+/// ```
+impl<T> std::future::Future for JoinHandle<T> {
+    type Output = std::thread::Result<T>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::thread::Result<T>> {
+        self.packet.packet().poll_join(cx.waker())
+    }
+}
+
+impl<T> Packet<T> {
+    /// [`Packet::join`] for a future: takes the result if the goroutine is done, else
+    /// leaves `waker` to be woken by `set` (the same Dekker protocol as `join`).
+    pub(crate) fn poll_join(
+        &self,
+        waker: &std::task::Waker,
+    ) -> std::task::Poll<std::thread::Result<T>> {
+        if self.state.load(Ordering::Acquire) == RUNNING {
+            let w = crate::future::WakerUnpark(waker.clone());
+            self.set_waiter(Unparker::new(Arc::new(w)));
+            // SeqCst: see `set`.
+            if self.state.load(Ordering::SeqCst) == RUNNING {
+                return std::task::Poll::Pending;
+            }
+        }
+        assert!(
+            self.state.load(Ordering::Acquire) == DONE,
+            "gmp: JoinHandle polled after it returned the goroutine's result"
+        );
+        self.state.store(TAKEN, Ordering::Relaxed);
+        // SAFETY: DONE was observed with Acquire: the goroutine wrote the result and
+        // will not touch it again; the handle is the only joiner and polls through
+        // `&mut`, so no other poll or `join` runs at the same time.
+        std::task::Poll::Ready(
+            unsafe { (*self.result.get()).take() }.expect("gmp: goroutine result already taken"),
+        )
+    }
+}

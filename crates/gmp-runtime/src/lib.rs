@@ -67,6 +67,7 @@
 pub mod context;
 pub mod debug;
 pub mod fs;
+pub mod future;
 mod g;
 mod goroutine;
 pub mod io;

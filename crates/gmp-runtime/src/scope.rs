@@ -196,3 +196,28 @@ impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
             .finish_non_exhaustive()
     }
 }
+
+/// Awaiting a scoped goroutine, as [`JoinHandle`]'s `Future` impl does (the scope still
+/// joins every goroutine before it returns).
+///
+/// ```
+/// use gmp_runtime::future::block_on;
+///
+/// let data = [1, 2, 3];
+/// let sum = gmp_runtime::scope(|s| {
+///     // SAFETY: the goroutines hold no thread-local state across a suspension point.
+///     let (a, b) = unsafe { (s.spawn(|| data[0] + data[1]), s.spawn(|| data[2])) };
+///     block_on(async { a.await.unwrap() + b.await.unwrap() })
+/// });
+/// assert_eq!(sum, 6);
+/// ```
+impl<T> std::future::Future for ScopedJoinHandle<'_, T> {
+    type Output = std::thread::Result<T>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::thread::Result<T>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll(cx)
+    }
+}

@@ -353,6 +353,8 @@ fn stalled(sched: &Sched) -> bool {
             .all(|pp| pp.stealer.is_empty() && pp.timers.next() == u64::MAX)
         && crate::netpoll_poller_if_started().is_none_or(|p| !p.has_waiters())
         && gmp_core::park::parked_threads() <= ALL_MAIN_WAITERS.load(StdOrdering::SeqCst)
+        // A goroutine in `future::block_on` waits for a waker the runtime cannot see.
+        && crate::future::future_waiters() == 0
         && sched.registry.all_match(|g| g.status() == crate::g::Status::Waiting)
 }
 

@@ -912,3 +912,118 @@ impl<T> Channel<T> {
         true
     }
 }
+
+/// Where a registered async send stands (see [`Channel::poll_send_async`]).
+pub(crate) enum AsyncSend<T> {
+    /// A receiver took the message.
+    Sent,
+    /// The channel disconnected before any receiver took it: the message comes back.
+    Disconnected(T),
+    /// A receiver chose it and then gave up (a cancelled pairing): send it again.
+    Retry(T),
+}
+
+/// Async sends (`Sender::send_async`, see `async_ops`). A future cannot park, so its
+/// registration is case 1 with a packet the future owns a reference to, exactly as a
+/// blocked `send`: a receiver takes the message from it and sets the final state, and
+/// whichever of the two lets go last frees it. Async receives need no code here: they
+/// observe the channel (`watch`) and take messages with `try_recv`, so a dropped
+/// receive future never holds a message.
+impl<T> Channel<T> {
+    /// Hands `msg` to a waiting receiver (`Ok(None)`), fails if the channel is
+    /// disconnected (`Err(msg)`), or registers it in a packet under `cx`
+    /// (`Ok(Some(packet))`, to pass to [`Channel::poll_send_async`] and
+    /// [`Channel::cancel_send_async`]).
+    pub(crate) fn start_send_async(
+        &self,
+        msg: T,
+        oper: Operation,
+        cx: &Context,
+    ) -> Result<Option<*mut ()>, T> {
+        let mut token = Token::default();
+        let mut inner = self.inner.lock();
+        if Self::pair_with_receiver(&mut inner, &mut token) {
+            drop(inner);
+            // SAFETY: the token was just filled for this channel.
+            return unsafe { self.write(&mut token, msg) }.map(|()| None);
+        }
+        if inner.disconnected {
+            return Err(msg);
+        }
+        let packet = Packet::alloc(Some(msg));
+        inner
+            .senders
+            .register_with_packet(oper, packet as *mut (), cx);
+        inner.receivers.notify_observers();
+        Ok(Some(packet as *mut ()))
+    }
+
+    /// Where a registered async send stands; `None` while it waits (the receiver
+    /// unparks `cx` after setting the final state, so `None` is never final). On `Some`
+    /// the registration is over and the future's reference to the packet released.
+    ///
+    /// # Safety
+    ///
+    /// `packet` came from [`Channel::start_send_async`] on this channel with `oper` and
+    /// `cx`, and no `Some` was returned for it yet, nor was it cancelled.
+    pub(crate) unsafe fn poll_send_async(
+        &self,
+        packet: *mut (),
+        oper: Operation,
+        cx: &Context,
+    ) -> Option<AsyncSend<T>> {
+        let h = packet as *const Header;
+        // SAFETY: the packet came from `Packet::<T>::alloc` and we hold the owner's
+        // reference (caller).
+        let p = unsafe { Packet::<T>::from_header(h) };
+        let res = match cx.selected() {
+            Selected::Waiting => return None,
+            Selected::Operation(_) => {
+                // Acquire: pairs with the completer's Release store of the state.
+                match p.hdr.state.load(Ordering::Acquire) {
+                    PENDING => return None,
+                    READY => AsyncSend::Sent,
+                    // CANCELLED: the receiver gave up before taking the message.
+                    // SAFETY: the completer never touched the message.
+                    _ => AsyncSend::Retry(
+                        unsafe { p.take_msg() }.expect("gmp_chan: own packet is empty"),
+                    ),
+                }
+            }
+            Selected::Aborted | Selected::Disconnected => {
+                // Nobody chose us, so the entry is still queued and the packet ours.
+                let entry = self.inner.lock().senders.unregister(oper, cx);
+                debug_assert!(entry.is_some(), "gmp_chan: undecided entry vanished");
+                // SAFETY: unregistered while undecided by peers: exclusive access.
+                let msg = unsafe { p.take_msg() }.expect("gmp_chan: own packet is empty");
+                // SAFETY: the entry's reference (we removed the entry ourselves).
+                unsafe { Header::release(h) };
+                AsyncSend::Disconnected(msg)
+            }
+        };
+        // SAFETY: the owner's reference, released once.
+        unsafe { Header::release(h) };
+        Some(res)
+    }
+
+    /// Withdraws a registered async send (its future was dropped): the message is
+    /// dropped, unless a receiver already took it (then it was delivered). A receiver
+    /// that chose it and is still taking it holds its own reference: the packet goes
+    /// when the last of us lets go, and no one waits for the other.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Channel::poll_send_async`].
+    pub(crate) unsafe fn cancel_send_async(&self, packet: *mut (), oper: Operation, cx: &Context) {
+        let h = packet as *const Header;
+        if !matches!(cx.abort(), Selected::Operation(_))
+            && self.inner.lock().senders.unregister(oper, cx).is_some()
+        {
+            // SAFETY: the entry's reference (we removed the entry ourselves).
+            unsafe { Header::release(h) };
+        }
+        // SAFETY: the owner's reference, released once; the message (if still inside)
+        // is dropped with the packet.
+        unsafe { Header::release(h) };
+    }
+}
