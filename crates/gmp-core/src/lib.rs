@@ -46,6 +46,7 @@ mod arch;
 pub mod coroutine;
 mod overflow;
 pub mod park;
+mod sanitizer;
 pub mod stack;
 pub mod sync;
 
