@@ -250,7 +250,9 @@ fn enomem_child() {
         rt.block_on(|| {
             // A size no machine can map: an error naming the problem, not an abort.
             let huge = Builder::new().stack_size(1 << 60).spawn(|| ());
-            let e = huge.err().expect("a 2^60-byte stack was allocated?");
+            let Err(e) = huge else {
+                panic!("a 2^60-byte stack was allocated?")
+            };
             println!("huge stack: {e} ({:?})", e.kind());
             // Now a real address-space limit: 512 MiB above what is mapped now.
             set_limit(libc::RLIMIT_AS, vm_size() + (512 << 20));
