@@ -159,10 +159,13 @@ fn sanitizer(ci: &mut Ci, kind: &str, ci_subset: bool) {
         .env("RUST_TEST_THREADS", "2");
         if kind == "address" {
             // Leak checking is off: the runtimes' process-wide singletons (the default
-            // runtime, the poller) live until exit by design.
+            // runtime, the poller) live until exit by design. handle_segv=0: gmp-core's
+            // own SIGSEGV handler (stack-overflow reports, tested by tests/overflow.rs)
+            // must stay installed; ASan's would replace it. A wild fault still kills the
+            // test.
             cmd.env(
                 "ASAN_OPTIONS",
-                "detect_leaks=0:detect_stack_use_after_return=1:halt_on_error=1",
+                "detect_leaks=0:detect_stack_use_after_return=1:halt_on_error=1:handle_segv=0",
             );
         } else {
             cmd.env(

@@ -9,7 +9,9 @@
 //!
 //! Checked, and fatal (exit status 1, with the seed to replay it) when violated:
 //! - every message is delivered exactly once (a bitmap per channel run);
-//! - every join returns (a watchdog ends the process if a round takes over 120 s), with
+//! - every join returns (a watchdog ends the process if a round takes over 120 s, or
+//!   `GMP_SOAK_HANG_SECS`; with `GMP_SOAK_HANG_WAIT` set it waits 300 s first, for a
+//!   debugger), with
 //!   the right value, or with the panic payload for the panicking goroutines, or with
 //!   `Err` for goroutines unwound by shutdown;
 //! - after each round the process's threads and file descriptors come back to their
@@ -559,6 +561,12 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let round_start = Arc::new(AtomicU64::new(0));
     let epoch = Instant::now();
+    // How long a round may run before the soak calls it a hang (GMP_SOAK_HANG_SECS).
+    let hang_ms: u64 = std::env::var("GMP_SOAK_HANG_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(120)
+        * 1000;
     let sampler = {
         let (pt, pf, pr, stop, rs) = (
             peak_threads.clone(),
@@ -574,8 +582,17 @@ fn main() {
                 pr.fetch_max(rss_kib(), Relaxed);
                 let started = rs.load(Relaxed);
                 let now = epoch.elapsed().as_millis() as u64;
-                if started > 0 && now.saturating_sub(started) > 120_000 {
-                    fail(&format!("a round has run for 120 s: hung (seed {seed})"));
+                if started > 0 && now.saturating_sub(started) > hang_ms {
+                    eprintln!(
+                        "soak: a round has run for {} s: hung (seed {seed}, pid {})",
+                        hang_ms / 1000,
+                        std::process::id()
+                    );
+                    if std::env::var_os("GMP_SOAK_HANG_WAIT").is_some() {
+                        // Time to attach a debugger before the process exits.
+                        std::thread::sleep(Duration::from_secs(300));
+                    }
+                    fail("hang");
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
