@@ -64,31 +64,59 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+pub mod debug;
+pub mod fs;
 mod g;
 mod goroutine;
+pub mod io;
+mod local;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod m;
+mod metrics;
 pub mod net;
 mod p;
 mod proc;
+pub mod process;
 mod registry;
 mod runtime;
 mod sched;
+mod schedule;
 mod scope;
+pub mod signal;
 mod spawn;
 mod sysmon;
 mod timers;
 
 pub use goroutine::{
-    blocking, current, park, park_timeout, sleep, sleep_until, yield_now, Goroutine, GoroutineId,
-    JoinHandle,
+    blocking, current, park, park_timeout, sleep, sleep_until, yield_now, Aborted, Goroutine,
+    GoroutineId, JoinHandle,
 };
+pub use local::LocalKey;
+pub use metrics::Metrics;
 pub use runtime::{gomaxprocs, num_goroutine, run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[doc(hidden)]
 pub use spawn::{__GoPermit, __go_unchecked};
 pub use spawn::{spawn, Builder};
+
+/// True if a panic payload is the forced unwind with which the runtime unwinds a
+/// parked goroutine at shutdown. Code that catches panics around a call that can
+/// suspend (a channel operation, `sleep`, I/O) must rethrow such a payload with
+/// [`std::panic::resume_unwind`]; see [`spawn`]'s docs.
+///
+/// ```
+/// let r = std::panic::catch_unwind(|| panic!("an ordinary panic"));
+/// assert!(!gmp_runtime::is_forced_unwind(&*r.unwrap_err()));
+/// ```
+pub use gmp_core::is_forced_unwind;
+
+/// Fault injection for tests: the next `n` creations of a scheduler thread (an M) fail
+/// as if the OS had refused them. Not part of the API; for the runtime's own tests.
+#[doc(hidden)]
+pub fn __inject_thread_spawn_failures(n: usize) {
+    sched::THREAD_SPAWN_FAILURES.store(n, std::sync::atomic::Ordering::SeqCst);
+}
 
 /// Channels and `select`, with the API of crossbeam-channel (a re-export of gmp-chan).
 pub mod chan {

@@ -95,18 +95,22 @@ impl RuntimeBuilder {
                 "gmp: Runtime::builder().stack_size({stack_size}): must be between {min} and {max} bytes"
             )));
         }
+        let (env_ms, scheddetail) = env_schedtrace()?;
         let schedtrace_ms = match self.schedtrace_ms {
             Some(ms) => Some(ms.max(1)),
-            None => env_schedtrace()?,
+            None => env_ms,
         };
         let config = Config {
             procs,
             stack_size,
             schedtrace_ms,
+            scheddetail,
             name: self.name.unwrap_or_else(|| "gmp".into()),
         };
         let sched = Arc::new(Sched::new(config));
         let sysmon = crate::sysmon::start(&sched)?;
+        crate::debug::register_runtime(&sched);
+        crate::debug::install_sigquit_dump_if_asked();
         Ok(Runtime {
             sched,
             sysmon: Some(sysmon),
@@ -134,16 +138,28 @@ pub(crate) fn default_procs() -> io::Result<usize> {
     }
 }
 
-fn env_schedtrace() -> io::Result<Option<u64>> {
+/// `GMP_SCHEDTRACE=ms[,detail]`: the period, and whether to add Go's `scheddetail`.
+fn env_schedtrace() -> io::Result<(Option<u64>, bool)> {
     match std::env::var("GMP_SCHEDTRACE") {
-        Ok(v) => match v.trim().parse::<u64>() {
-            Ok(0) => Ok(None),
-            Ok(n) => Ok(Some(n)),
-            Err(_) => Err(invalid(&format!(
-                "gmp: GMP_SCHEDTRACE={v:?}: expected milliseconds"
-            ))),
-        },
-        Err(_) => Ok(None),
+        Ok(v) => {
+            let (ms, detail) = match v.trim().split_once(',') {
+                Some((ms, "detail")) => (ms, true),
+                Some(_) => {
+                    return Err(invalid(&format!(
+                        "gmp: GMP_SCHEDTRACE={v:?}: expected milliseconds, optionally followed by \",detail\""
+                    )))
+                }
+                None => (v.trim(), false),
+            };
+            match ms.trim().parse::<u64>() {
+                Ok(0) => Ok((None, false)),
+                Ok(n) => Ok((Some(n), detail)),
+                Err(_) => Err(invalid(&format!(
+                    "gmp: GMP_SCHEDTRACE={v:?}: expected milliseconds, optionally followed by \",detail\""
+                ))),
+            }
+        }
+        Err(_) => Ok((None, false)),
     }
 }
 
@@ -163,18 +179,37 @@ impl Runtime {
     /// called again (and from several threads) after it returns.
     ///
     /// # Panics
-    /// With Go's `all goroutines are asleep - deadlock!` and the list of parked
-    /// goroutines when every goroutine of the runtime is parked with nothing that can
-    /// wake it (see the crate docs for what cannot be detected).
+    /// - With Go's `all goroutines are asleep - deadlock!` and the list of parked
+    ///   goroutines when every goroutine of the runtime is parked and nothing in the
+    ///   process can wake one: no timer, no poller waiter, no blocking call, and no
+    ///   thread besides the runtimes' own and the `block_on` callers. The goroutines of
+    ///   the runtime are then abandoned for good (never run, never unwound), so nothing
+    ///   can touch the caller's frame after the panic. When another thread exists (it
+    ///   might still send on a channel), the stall is reported on stderr as a warning
+    ///   and `block_on` goes on waiting: a report is fatal only when it is certain.
+    ///   `GMP_DEADLOCK=off` disables the detector.
+    /// - If called from a goroutine of another runtime (that runtime could free the
+    ///   caller's stack while this one's main goroutine borrows from it).
     ///
     /// # Safety
     /// As [`spawn`](crate::spawn): `f` must not hold thread-local state across a
     /// suspension point.
+    #[track_caller]
     pub unsafe fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,
         T: Send,
     {
+        if let Some(c) = m::ctx() {
+            // The caller's own stack belongs to a goroutine of another runtime, which
+            // that runtime may unwind and free at its shutdown while our main goroutine
+            // still borrows from it: refuse rather than risk a use-after-free.
+            assert!(
+                Arc::ptr_eq(&c.sched, &self.sched),
+                "gmp: Runtime::block_on called from a goroutine of another runtime; \
+                 spawn on this runtime with Runtime::spawn and join the handle instead"
+            );
+        }
         // A deadlock reported to an earlier call is that call's.
         if !self.sched.main_waiting() {
             self.sched.deadlocked.store(false, Ordering::SeqCst);
@@ -190,9 +225,9 @@ impl Runtime {
             Some(Ok(v)) => v,
             Some(Err(p)) => resume_unwind(p),
             None => {
-                if let Some(g) = h.goroutine().g() {
-                    g.abandoned.store(true, Ordering::SeqCst);
-                }
+                // sysmon has abandoned every goroutine of the runtime (sysmon.rs
+                // `check_dead`): none can run again, so unwinding our frame below is
+                // sound even for goroutines that borrow from it.
                 self.sched.leak_on_drop.store(true, Ordering::SeqCst);
                 let report = crate::sysmon::deadlock_report(&self.sched);
                 // The handle's packet may hold borrowed data the goroutine will never
@@ -207,6 +242,7 @@ impl Runtime {
     ///
     /// # Safety
     /// As [`spawn`](crate::spawn).
+    #[track_caller]
     pub unsafe fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -225,6 +261,24 @@ impl Runtime {
     /// Live goroutines of this runtime.
     pub fn num_goroutine(&self) -> usize {
         self.sched.num_goroutine()
+    }
+
+    /// A snapshot of the scheduler: goroutines by state and wait reason, spawns,
+    /// run-queue lengths, steals, spinning and idle Ms, blocking calls, sysmon
+    /// retakes, timers, netpoll waiters, cached stack memory (see [`Metrics`]).
+    ///
+    /// ```
+    /// let rt = gmp_runtime::Runtime::builder().procs(2).build().unwrap();
+    /// // SAFETY: nothing thread-local is held across a suspension point.
+    /// unsafe { rt.block_on(|| gmp_runtime::go!(|| ()).join().unwrap()) };
+    /// let m = rt.metrics();
+    /// assert!(m.spawned >= 2); // the main goroutine and its child
+    /// assert_eq!(m.local_queues.len(), 2);
+    /// ```
+    ///
+    /// [`Metrics`]: crate::Metrics
+    pub fn metrics(&self) -> crate::Metrics {
+        crate::metrics::snapshot(&self.sched)
     }
 
     /// Stops the runtime: no goroutine is started or resumed after this; Ms finish the
@@ -278,11 +332,21 @@ impl Runtime {
 /// Waits for the main goroutine; `None` on deadlock.
 fn wait_main<T>(sched: &Arc<Sched>, packet: &Packet<T>) -> Option<std::thread::Result<T>> {
     if m::ctx().is_some() {
-        // block_on from inside a goroutine: just join (parks the goroutine).
-        return Some(packet.join());
+        // block_on from inside a goroutine: just join (parks the goroutine). The main
+        // goroutine borrows from our frame: an abort of ours waits for it.
+        return Some(crate::proc::without_abort(|| packet.join()));
     }
     let me = gmp_core::park::current();
     sched.main_waiters.lock().push(me.clone());
+    // This thread is one the deadlock detector knows: it can wake nothing while here.
+    crate::sysmon::ALL_MAIN_WAITERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    struct Uncount;
+    impl Drop for Uncount {
+        fn drop(&mut self) {
+            crate::sysmon::ALL_MAIN_WAITERS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let uncount = Uncount;
     let r = loop {
         if packet.is_done() {
             break Some(packet.join());
@@ -296,6 +360,7 @@ fn wait_main<T>(sched: &Arc<Sched>, packet: &Packet<T>) -> Option<std::thread::R
         }
         gmp_core::park::park();
     };
+    drop(uncount);
     let mut w = sched.main_waiters.lock();
     if let Some(i) = w.iter().position(|u| u.will_wake(&me)) {
         w.swap_remove(i);
@@ -335,6 +400,7 @@ pub(crate) fn default_sched() -> Arc<Sched> {
 ///
 /// # Safety
 /// As [`spawn`](crate::spawn).
+#[track_caller]
 pub unsafe fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send,

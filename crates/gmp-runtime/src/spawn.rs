@@ -4,8 +4,9 @@
 use crate::g::{Entry, Status, G};
 use crate::goroutine::{next_goid, Goroutine, JoinHandle, Packet};
 use crate::m;
+use crate::p::enter;
 use crate::runtime::default_sched;
-use crate::sched::{enter, leave, Sched};
+use crate::sched::Sched;
 use gmp_core::coroutine::{Coroutine, Suspender};
 use gmp_core::stack::Stack;
 use std::cell::UnsafeCell;
@@ -47,6 +48,18 @@ use std::sync::Arc;
 ///
 /// Reading a thread-local afresh after each suspension is fine (it is simply another
 /// thread's value). `Send` values and ordinary locks held briefly are fine.
+///
+/// # Shutdown, and catching panics
+///
+/// When a [`Runtime`](crate::Runtime) shuts down, each goroutine still parked is
+/// unwound from its suspension point (its destructors run) with a private payload that
+/// [`is_forced_unwind`](crate::is_forced_unwind) recognises. A goroutine that catches
+/// panics around a call that can suspend — a worker loop's `catch_unwind` around a
+/// `recv`, say — must rethrow that payload with [`std::panic::resume_unwind`]. If it
+/// swallows it instead, the unwind is raised again at its next suspension point, and
+/// after the 100th time the process aborts with a message naming the goroutine
+/// (rather than leaving the shutdown waiting forever).
+#[track_caller]
 pub unsafe fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -116,6 +129,7 @@ impl __GoPermit {
 /// The expansion of [`go!`]: [`spawn`], with its contract accepted by whoever made
 /// `permit` (an `unsafe` call).
 #[doc(hidden)]
+#[track_caller]
 pub fn __go_unchecked<F, T>(permit: __GoPermit, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -161,6 +175,7 @@ impl Builder {
     ///
     /// # Safety
     /// As [`spawn`]: `f` must not hold thread-local state across a suspension point.
+    #[track_caller]
     pub unsafe fn spawn_scoped<'scope, 'env, F, T>(
         self,
         scope: &'scope crate::Scope<'scope, 'env>,
@@ -179,6 +194,7 @@ impl Builder {
     ///
     /// # Safety
     /// As [`spawn`]: `f` must not hold thread-local state across a suspension point.
+    #[track_caller]
     pub unsafe fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -209,6 +225,7 @@ pub(crate) fn current_sched() -> Arc<Sched> {
 /// # Safety
 /// Everything `f` borrows outlives the goroutine (its run and the drop of its stack),
 /// and `f` holds no thread-local state across a suspension point.
+#[track_caller]
 pub(crate) unsafe fn spawn_in<F, T>(
     sched: &Arc<Sched>,
     name: Option<String>,
@@ -228,6 +245,7 @@ where
         ));
     }
     let id = next_goid();
+    let created_by = std::panic::Location::caller();
     let job: Arc<Job<F, T>> = Arc::new(Job {
         f: UnsafeCell::new(Some(f)),
         id,
@@ -264,6 +282,7 @@ where
             },
             None => G::new(id, name, sched.clone(), co, entry),
         };
+        g.created_by.set(Some(created_by));
         g.set_status(Status::Runnable);
         g
     });
@@ -319,6 +338,9 @@ where
             return;
         }
         let r = catch_unwind(AssertUnwindSafe(f));
+        // The goroutine's locals go with its body, however it ended (a destructor
+        // that panics is a panic of the goroutine: it aborts, as in std).
+        crate::local::drop_goroutine_locals();
         if let Err(p) = &r {
             if gmp_core::coroutine::is_forced_unwind(&**p) {
                 // The runtime is unwinding this goroutine (shutdown): tell the joiner,
@@ -376,7 +398,13 @@ pub(crate) fn make_coroutine(
     id: u64,
     name: Option<&str>,
 ) -> Coroutine<()> {
+    let unstarted = Unstarted(Some(entry));
     let mut co = Coroutine::new(stack, move |s: &Suspender| {
+        let mut unstarted = unstarted;
+        let entry = unstarted
+            .0
+            .take()
+            .expect("gmp: a goroutine was started twice");
         // Publish the suspender: code deep inside the goroutine switches out through
         // it (proc::suspend).
         if let Some(g) = crate::proc::current_g() {
@@ -388,6 +416,20 @@ pub(crate) fn make_coroutine(
         co.set_label(id, name);
     }
     co
+}
+
+/// A goroutine body inside a coroutine that has not run yet. If the coroutine is
+/// dropped before its first run (a `Builder::spawn` goroutine, whose stack is taken at
+/// once, still queued at shutdown), the body is cancelled so that `join` returns `Err`
+/// instead of waiting forever.
+struct Unstarted(Option<Entry>);
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(entry) = self.0.take() {
+            entry.cancel();
+        }
+    }
 }
 
 /// Creates the coroutine of a goroutine at its first run, on its M.
@@ -407,17 +449,11 @@ fn get_stack(sched: &Arc<Sched>, size: Option<usize>) -> io::Result<Stack> {
         Some(s) if s != sched.stack_pool.stack_size() => return Stack::new(s),
         _ => {}
     }
-    if let Some(c) = m::ctx() {
-        if Arc::ptr_eq(&c.sched, sched) {
-            if let Some(p) = enter(c) {
-                // SAFETY: `enter` made us the P's owner in state RUNTIME.
-                let s = unsafe { sched.allp[p].stacks() }.pop();
-                leave(c, p);
-                if let Some(s) = s {
-                    return Ok(s);
-                }
-            }
-        }
+    let owned = m::ctx()
+        .filter(|c| Arc::ptr_eq(&c.sched, sched))
+        .and_then(enter);
+    if let Some(s) = owned.and_then(|p| p.take_stack()) {
+        return Ok(s);
     }
     sched.stack_pool.get()
 }

@@ -385,26 +385,6 @@ fn shutdown_unwinds_parked_goroutines() {
 }
 
 #[test]
-fn deadlock_is_reported() {
-    let r = rt(2);
-    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: no thread-local state held across suspension points.
-        unsafe {
-            r.block_on::<_, ()>(|| loop {
-                gmp_runtime::park();
-            })
-        }
-    }))
-    .unwrap_err();
-    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
-    assert!(
-        msg.starts_with("all goroutines are asleep - deadlock!"),
-        "{msg}"
-    );
-    assert!(msg.contains("('main')"), "{msg}");
-}
-
-#[test]
 fn num_goroutine_and_gomaxprocs() {
     on(3, || {
         assert_eq!(gmp_runtime::gomaxprocs(), 3);
