@@ -9,9 +9,11 @@
 //!   and a full std build, far too slow for CI on 2 cores): ASan does not need it;
 //!   TSan then cannot see std's own synchronisation and reports false races inside std
 //!   (see `TSAN_SUPPRESSIONS`), so the TSan run is offered, not part of CI.
-//! - Which tests: every crate's integration and unit tests minus the loom models, the
-//!   proptests (their shrinking is slow under a sanitizer) and the benches; `--ci` runs
-//!   the subset CI can afford: ASan on gmp-core and gmp-chan.
+//! - Which tests: every crate's unit tests and most integration tests, minus the loom
+//!   models, the proptests (slow under a sanitizer), the benches, and the tests that
+//!   fight the sanitizer by design (`fault_injection`: RLIMIT_AS against ASan's shadow
+//!   memory; `abort`/`signal`/`process`/`debug`: child processes and signal handlers);
+//!   `--ci` runs the subset CI can afford: ASan on gmp-core and gmp-chan.
 
 use crate::{cargo, cli::SanitizeOpts, target_dir, Ci};
 use std::path::Path;
@@ -61,17 +63,22 @@ fn suite(ci: bool) -> Vec<(&'static str, Vec<&'static str>)> {
                 "backtrace",
             ],
         ),
-        ("gmp-queue", vec!["--lib"]),
+        ("gmp-queue", vec!["--lib", "edge"]),
         ("gmp-chan", vec!["--lib", "behaviour", "stress"]),
-        ("gmp-netpoll", vec!["--lib"]),
+        ("gmp-netpoll", vec!["--lib", "poller"]),
         (
             "gmp-runtime",
             vec![
+                "--lib",
                 "runtime",
                 "chan_goroutines",
+                "coroutine_in_goroutine",
+                "deadline",
+                "deadlock",
+                "lifecycle",
                 "net_goroutine",
                 "net_thread",
-                "review",
+                "scheduler_regressions",
             ],
         ),
     ]
