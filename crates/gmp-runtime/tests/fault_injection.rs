@@ -3,13 +3,20 @@
 //! limit, a setuid or an abort cannot disturb the other tests. The parent gives each
 //! child a generous deadline: a hang is a failure, reported as such.
 //!
+//! `harness = false` (Cargo.toml): the child runs its scenario on the process's main
+//! thread, so that its only threads are the runtime's own and a deadlock report can be
+//! certain (and fatal), as in `tests/deadlock.rs`. `main` prints libtest-style lines;
+//! arguments filter the tests by name.
+//!
 //! - `emfile_in_accept`: descriptor exhaustion (`RLIMIT_NOFILE`) makes `accept` fail with
 //!   `EMFILE`; an accept loop that backs off and retries, as Go's `net/http` server does,
 //!   serves every queued connection once descriptors are free again.
 //! - `enomem_for_stacks`: an address-space limit (`RLIMIT_AS`) and an absurd stack size
 //!   make `Builder::spawn` return `Err(OutOfMemory)`, never abort, and the runtime goes on.
 //! - `failed_thread_spawn`: thread creation fails (`RLIMIT_NPROC`); the work still runs on
-//!   the threads there are, and a true deadlock is still reported (issue 10, finding 7).
+//!   the threads there are, and a true deadlock is still reported (issue 10, finding 7;
+//!   `tests/deadlock.rs` checks the same through the injection hook, this one through a
+//!   real `pthread_create` failure: `EAGAIN` from `RLIMIT_NPROC`, as `nobody` when root).
 //! - `panic_in_destructor_during_forced_unwind`: shutdown unwinds a parked goroutine whose
 //!   local panics in its destructor: the process aborts with Rust's message, it never hangs.
 
@@ -39,17 +46,11 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// True in the child that runs `scenario`.
-fn is_child(scenario: &str) -> bool {
-    std::env::var(CHILD_ENV).as_deref() == Ok(scenario)
-}
-
 /// Runs test `test` of this binary in a child with `GMP_FAULT_CHILD=scenario`; kills it
 /// and fails if it has not exited within `limit`.
-fn run_child(test: &str, scenario: &str, limit: Duration) -> Outcome {
+fn run_child(_test: &str, scenario: &str, limit: Duration) -> Outcome {
     let exe = std::env::current_exe().expect("current_exe");
     let mut child = Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, scenario)
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
@@ -125,11 +126,7 @@ fn open_fds() -> usize {
 // ---------------------------------------------------------------------------------------
 // EMFILE in accept
 
-#[test]
 fn emfile_in_accept() {
-    if is_child("emfile") {
-        return emfile_child();
-    }
     let o = run_child("emfile_in_accept", "emfile", Duration::from_secs(60));
     assert!(o.status.success(), "emfile child failed: {o}");
     assert!(o.stdout.contains("EMFILE-RECOVERED"), "{o}");
@@ -225,11 +222,7 @@ fn emfile_child() {
 // ---------------------------------------------------------------------------------------
 // ENOMEM for stacks
 
-#[test]
 fn enomem_for_stacks() {
-    if is_child("enomem") {
-        return enomem_child();
-    }
     let o = run_child("enomem_for_stacks", "enomem", Duration::from_secs(60));
     assert!(o.status.success(), "enomem child failed: {o}");
     assert!(o.stdout.contains("ENOMEM-ERR"), "{o}");
@@ -291,11 +284,7 @@ fn enomem_child() {
 // ---------------------------------------------------------------------------------------
 // A failed thread spawn
 
-#[test]
 fn failed_thread_spawn() {
-    if is_child("nproc") {
-        return nproc_child();
-    }
     let o = run_child("failed_thread_spawn", "nproc", Duration::from_secs(30));
     assert!(
         o.stderr.contains("cannot start a scheduler thread"),
@@ -361,11 +350,7 @@ fn nproc_child() {
 // ---------------------------------------------------------------------------------------
 // A panic in a destructor during a forced unwind
 
-#[test]
 fn panic_in_destructor_during_forced_unwind() {
-    if is_child("dtor") {
-        return dtor_child();
-    }
     let o = run_child(
         "panic_in_destructor_during_forced_unwind",
         "dtor",
@@ -416,4 +401,67 @@ fn dtor_child() {
     // unwinding, which Rust turns into an abort.
     rt.shutdown_timeout(Duration::from_secs(5));
     println!("SHUTDOWN-RETURNED");
+}
+
+/// The tests: (name, scenario in the child, parent check, child body).
+const TESTS: &[(&str, &str, fn(), fn())] = &[
+    ("emfile_in_accept", "emfile", emfile_in_accept, emfile_child),
+    (
+        "enomem_for_stacks",
+        "enomem",
+        enomem_for_stacks,
+        enomem_child,
+    ),
+    (
+        "failed_thread_spawn",
+        "nproc",
+        failed_thread_spawn,
+        nproc_child,
+    ),
+    (
+        "panic_in_destructor_during_forced_unwind",
+        "dtor",
+        panic_in_destructor_during_forced_unwind,
+        dtor_child,
+    ),
+];
+
+fn main() {
+    if let Ok(scenario) = std::env::var(CHILD_ENV) {
+        let (_, _, _, child) = TESTS
+            .iter()
+            .find(|t| t.1 == scenario)
+            .unwrap_or_else(|| panic!("unknown {CHILD_ENV} scenario {scenario}"));
+        child();
+        return;
+    }
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    let start = Instant::now();
+    for (name, _, test, _) in TESTS {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        match std::panic::catch_unwind(test) {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s",
+        if failed == 0 { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    if failed > 0 {
+        std::process::exit(101);
+    }
 }
