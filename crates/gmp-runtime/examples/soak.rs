@@ -24,6 +24,7 @@
 //!
 //! ```text
 //! cargo run --release -p gmp-runtime --example soak -- --seconds 30 [--seed S]
+//! cargo xtask soak --minutes 0.5                     # the same, through xtask
 //! ```
 //! (`--smoke`: 3 seconds, for the examples step of CI.)
 
@@ -512,12 +513,13 @@ fn main() {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--smoke" => seconds = 3.0,
-            "--seconds" => {
-                seconds = it
+            "--seconds" | "--minutes" => {
+                let n = it
                     .next()
                     .and_then(|v| v.parse().ok())
                     .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                    .unwrap_or_else(|| fail("--seconds needs a positive number"))
+                    .unwrap_or_else(|| fail(&format!("{a} needs a positive number")));
+                seconds = if a == "--minutes" { n * 60.0 } else { n };
             }
             "--seed" => {
                 seed = Some(
@@ -527,7 +529,7 @@ fn main() {
                 )
             }
             other => fail(&format!(
-                "unknown argument `{other}` (usage: soak [--seconds N] [--seed S] [--smoke])"
+                "unknown argument `{other}` (usage: soak [--seconds N | --minutes N] [--seed S] [--smoke])"
             )),
         }
     }
