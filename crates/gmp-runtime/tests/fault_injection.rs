@@ -403,8 +403,10 @@ fn dtor_child() {
     println!("SHUTDOWN-RETURNED");
 }
 
-/// The tests: (name, scenario in the child, parent check, child body).
-const TESTS: &[(&str, &str, fn(), fn())] = &[
+/// One test: its name, its scenario in the child, the parent's check, the child's body.
+type Test = (&'static str, &'static str, fn(), fn());
+
+const TESTS: &[Test] = &[
     ("emfile_in_accept", "emfile", emfile_in_accept, emfile_child),
     (
         "enomem_for_stacks",
