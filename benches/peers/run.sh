@@ -93,11 +93,20 @@ ensure_tools() {
 declare -A BROKEN=() # peer -> why it has no binary
 ECHO_CLIENT_BIN=()
 
+# Where cargo puts this workspace's binaries: CARGO_TARGET_DIR (relative to here, as
+# cargo reads it), build.target-dir, or target/ -- cargo metadata knows which.
+target_dir() {
+    local d
+    d=$(cargo metadata --no-deps --format-version 1 2>/dev/null |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    echo "${d:-${CARGO_TARGET_DIR:-target}}"
+}
+
 # Builds one Rust binary of this workspace into bin/; false (with the log kept) on failure.
 build_rust() { # package
     local log=$TMP/build-$1.log
     if nice cargo build --release -q -j"${JOBS:-2}" -p "$1" >"$log" 2>&1; then
-        cp "target/release/$1" bin/
+        cp "$(target_dir)/release/$1" bin/
     else
         note "building $1 failed; see ${log#"$ROOT"/}"
         tail -5 "$log" >&2

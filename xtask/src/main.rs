@@ -7,6 +7,15 @@
 //! - `cargo xtask loom [crate]` runs the loom models alone (all crates, or one).
 //! - `cargo xtask bench [args]` runs the criterion benches, then the comparison suite
 //!   against Go, tokio, may and threads (`benches/peers/`, see its README).
+//! - `cargo xtask soak [--minutes N | --seconds N]` runs the randomized soak
+//!   (`crates/gmp-runtime/examples/soak.rs`).
+//! - `cargo xtask sanitize [address|thread|valgrind]` runs tests under the sanitizers.
+//!
+//! `cargo xtask --help` (or `<command> --help`) prints the usage (`cli.rs`).
+
+mod cli;
+mod sanitize;
+mod soak;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -24,18 +33,71 @@ const CRATES: &[&str] = &[
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
     let root = workspace_root();
+    absolute_target_dir_env();
     env::set_current_dir(&root).expect("cd to the workspace root");
     let mut ci = Ci::default();
+    let rest = args.get(1..).unwrap_or(&[]);
     match args.first().map(String::as_str) {
-        Some("ci") => ci_all(&mut ci),
-        Some("loom") => loom(&mut ci, args.get(1).map(String::as_str)),
-        Some("bench") => bench(&mut ci, &args[1..]),
-        _ => {
-            eprintln!("usage: cargo xtask <ci | loom [crate] | bench [--quick] [peers...]>");
-            exit(2);
+        Some("ci") => {
+            cli::parse_ci(rest);
+            ci_all(&mut ci)
         }
+        Some("loom") => loom(&mut ci, cli::parse_loom(rest, CRATES)),
+        Some("bench") => bench(&mut ci, &cli::parse_bench(rest)),
+        Some("soak") => soak::soak(&mut ci, &cli::parse_soak(rest)),
+        Some("sanitize") => sanitize::sanitize(&mut ci, &cli::parse_sanitize(rest)),
+        Some("help") => cli::help_for(rest),
+        Some("-h" | "--help") => cli::help(cli::USAGE),
+        Some(c) => cli::bad(cli::USAGE, &format!("no command `{c}`")),
+        None => cli::bad(cli::USAGE, "no command given"),
     }
     ci.summary();
+}
+
+/// A relative `CARGO_TARGET_DIR` is relative to where `cargo xtask` was started; every
+/// command below runs from the workspace root, so make it absolute first.
+fn absolute_target_dir_env() {
+    if let Some(d) = env::var_os("CARGO_TARGET_DIR") {
+        let p = PathBuf::from(&d);
+        if p.is_relative() {
+            if let Ok(cwd) = env::current_dir() {
+                env::set_var("CARGO_TARGET_DIR", cwd.join(p));
+            }
+        }
+    }
+}
+
+/// The workspace's target directory as cargo sees it (`CARGO_TARGET_DIR`,
+/// `build.target-dir`, or `target/`), from `cargo metadata`.
+fn target_dir() -> PathBuf {
+    let out = cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .stderr(std::process::Stdio::inherit())
+        .output();
+    let json = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => return PathBuf::from("target"),
+    };
+    json_string_field(&json, "target_directory")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+/// The value of the first `"key":"..."` in `json` (no escapes expected in paths other
+/// than `\\` and `\"`).
+fn json_string_field(json: &str, key: &str) -> Option<String> {
+    let pat = format!("\"{key}\":\"");
+    let start = json.find(&pat)? + pat.len();
+    let mut out = String::new();
+    let mut chars = json[start..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => out.push(chars.next()?),
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 fn workspace_root() -> PathBuf {
@@ -146,6 +208,33 @@ fn ci_all(ci: &mut Ci) {
             .arg("gmp")
             .env("CHECK", "1"),
     );
+    ci_hardening(ci);
+}
+
+/// The soak and sanitizer steps of CI (issue 11): 30 seconds of the soak, and the
+/// small sanitizer subset when a nightly toolchain is installed.
+fn ci_hardening(ci: &mut Ci) {
+    soak::soak(
+        ci,
+        &cli::SoakOpts {
+            seconds: 30.0,
+            seed: None,
+        },
+    );
+    if sanitize::nightly_available() {
+        sanitize::sanitize(
+            ci,
+            &cli::SanitizeOpts {
+                ci: true,
+                kinds: vec!["address".into()],
+            },
+        );
+    } else {
+        eprintln!(
+            "\n==> [xtask] sanitizers SKIPPED: no nightly toolchain (`cargo +nightly` failed); \
+             `rustup toolchain install nightly` enables them"
+        );
+    }
 }
 
 /// The loom models: release, `--cfg loom`, in their own target dir so the normal
@@ -166,7 +255,9 @@ fn loom(ci: &mut Ci, only: Option<&str>) {
             continue;
         }
         let mut cmd = cargo();
-        cmd.args(["test", "--release", "--target-dir", "target/loom", "-p", c]);
+        cmd.args(["test", "--release", "--target-dir"])
+            .arg(target_dir().join("loom"))
+            .args(["-p", c]);
         if lib {
             cmd.arg("--lib");
         }
@@ -235,10 +326,10 @@ fn examples(ci: &mut Ci) {
 }
 
 /// Criterion benches of every crate, then the peer comparison suite.
-fn bench(ci: &mut Ci, args: &[String]) {
-    let quick = args.iter().any(|a| a == "--quick");
-    let peers: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    if !args.iter().any(|a| a == "--no-criterion") {
+fn bench(ci: &mut Ci, opts: &cli::BenchOpts) {
+    let quick = opts.quick;
+    let peers = &opts.peers;
+    if !opts.no_criterion {
         let mut cmd = cargo();
         cmd.args(["bench", "--workspace"]);
         if quick {

@@ -64,6 +64,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::{self, SwitchSlots};
 use crate::overflow::{self, StackInfo};
+use crate::sanitizer::Fiber;
 use crate::stack::Stack;
 
 /// `!Send`, `!Sync` (see the module docs); produces an `R` without owning one.
@@ -100,6 +101,8 @@ struct Header {
     /// suspended coroutine for the last time, then `UNWIND_RAISED` once `suspend` raised
     /// the forced-unwind panic.
     forced_unwind: u8,
+    /// Sanitizer/Valgrind bookkeeping of the switches (empty in a normal build).
+    san: Fiber,
 }
 
 /// The payload of the forced unwind that drops a suspended coroutine. Private: only
@@ -257,6 +260,7 @@ impl<R> Coroutine<R> {
                 closure: closure.cast(),
                 result: ptr::null_mut(),
                 forced_unwind: UNWIND_NONE,
+                san: Fiber::new(stack.bottom() as usize, stack.size()),
             });
             let sp = arch::init_frame(closure_addr as *mut u8, header_addr, coroutine_main::<F, R>);
             (*header).slots.coroutine_sp = sp;
@@ -372,7 +376,9 @@ impl<R> Coroutine<R> {
         unsafe {
             let info = addr_of!((*h).info);
             let prev = overflow::enter(info);
+            let san = Fiber::before_resume(addr_of_mut!((*h).san));
             let v = arch::resume_switch(addr_of_mut!((*h).slots));
+            Fiber::after_resume(san);
             overflow::leave(prev);
             if (*h).info.canary {
                 overflow::check_canary(info);
@@ -410,6 +416,9 @@ impl<R> Coroutine<R> {
                 drop(self.take_result());
             }
         }
+        // SAFETY: the coroutine is finished (or never started) and this runs once (from
+        // `drop` or `into_stack`).
+        unsafe { Fiber::destroy(addr_of_mut!((*self.header.as_ptr()).san)) };
     }
 }
 
@@ -460,6 +469,8 @@ where
     F: FnOnce(&Suspender) -> R,
 {
     let h = header as *mut Header;
+    // SAFETY: we run on this coroutine's stack, just switched in.
+    unsafe { Fiber::arrived(addr_of_mut!((*h).san)) };
     // SAFETY: see the function's contract. The closure is moved onto this frame exactly
     // once; the resumer will not drop it (its state is no longer Fresh).
     let f = unsafe { ptr::read((*h).closure.cast::<F>()) };
@@ -473,6 +484,7 @@ where
     // never returns. The resumer moves the result out exactly once (`take_result`).
     unsafe {
         (*h).result = addr_of_mut!(result).cast();
+        Fiber::leaving(addr_of_mut!((*h).san), true);
         arch::final_switch(addr_of_mut!((*h).slots), OUTCOME_DONE)
     }
 }
@@ -506,7 +518,9 @@ impl Suspender {
                 forced_unwind(h);
                 return;
             }
+            Fiber::leaving(addr_of_mut!((*h).san), false);
             arch::suspend_switch(addr_of_mut!((*h).slots), OUTCOME_SUSPENDED);
+            Fiber::arrived(addr_of_mut!((*h).san));
             if (*h).forced_unwind != UNWIND_NONE {
                 forced_unwind(h);
             }

@@ -48,6 +48,7 @@ mod arch;
 pub mod coroutine;
 mod overflow;
 pub mod park;
+mod sanitizer;
 pub mod stack;
 pub mod sync;
 mod uffd;

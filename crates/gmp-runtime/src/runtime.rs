@@ -302,9 +302,16 @@ impl Runtime {
             let _ = poller.wake();
         }
         let deadline = Instant::now() + timeout;
-        // Wait for the Ms to leave their schedule loops.
+        // Wait for the Ms to leave their schedule loops. The poller is woken again each
+        // time: an M may block in it after the first wake-up was consumed (by another M,
+        // or by itself just before it checked `shutdown`), and would then sleep forever,
+        // leaving the parked goroutines never unwound and their joins hanging (seen in
+        // the soak, `examples/soak.rs`).
         while sched.mcount.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             sched.wake_all();
+            if let Some(poller) = crate::netpoll_poller_if_started() {
+                let _ = poller.wake();
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
         let all_stopped = sched.mcount.load(Ordering::SeqCst) == 0;
