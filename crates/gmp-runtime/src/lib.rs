@@ -81,6 +81,7 @@ mod scope;
 mod spawn;
 mod sysmon;
 mod timers;
+pub mod trace;
 
 pub use goroutine::{
     blocking, current, park, park_timeout, sleep, sleep_until, yield_now, Aborted, Goroutine,

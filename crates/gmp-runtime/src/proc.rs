@@ -193,6 +193,7 @@ pub(crate) fn blocking_call<R>(f: impl FnOnce() -> R) -> R {
     if let Some(p) = &owned {
         p.p().syscalltick.fetch_add(1, Ordering::Relaxed);
     }
+    crate::trace::syscall_enter(c);
     g.set_status(Status::Syscall);
     // With the status `Syscall`, the drop leaves the P in state SYSCALL (Release):
     // sysmon may retake it from now on.
@@ -210,6 +211,7 @@ pub(crate) fn blocking_call<R>(f: impl FnOnce() -> R) -> R {
     }
     let guard = Exit { sched: &sched };
     let r = f();
+    crate::trace::syscall_exit();
     drop(guard);
     // An abort that arrived during the call takes effect now that it has returned.
     if let Some(g) = current_g() {

@@ -50,6 +50,7 @@ pub(crate) fn mstart(sched: Arc<Sched>, m: Arc<M>, p: Option<usize>, spinning: b
         ctx.spinning.set(spinning);
     }
     schedule(&ctx);
+    crate::trace::m_state(&ctx, None);
     sched.transition_from_spinning(&ctx);
     if ctx.p.get().is_some() {
         let p = releasep(&ctx);
@@ -88,6 +89,7 @@ fn execute(c: &MCtx, g: GRef, inherit: bool) {
     }
     g.set_status(Status::Running);
     c.curg.set(Arc::as_ptr(&g));
+    crate::trace::go_start(c, p, &g);
     // Release: the P may be retaken by sysmon from here on; it must see our writes.
     pp.own.store(own_word(c.m.id, OWN_USER), Ordering::Release);
     // SAFETY: we took `g` from a run queue (or re-run it after a failed park commit),
@@ -109,6 +111,7 @@ fn execute(c: &MCtx, g: GRef, inherit: bool) {
         .as_mut()
         .expect("gmp: a runnable goroutine has no coroutine");
     let r = co.resume();
+    crate::trace::go_stop(c);
     // Back on the scheduler stack, on this same M.
     back_in_scheduler(c);
     match r {
@@ -146,6 +149,7 @@ fn after_suspend(c: &MCtx, g: GRef) {
                 g.registry_slot.set(sched.registry.insert(shard, &g));
             }
             g.set_wait_reason(reason);
+            crate::trace::go_park(c, &g);
             g.set_status(Status::Waiting);
             // Release: a timer armed below with this seq is valid only if the G is
             // still in this park (timers.rs `fire` acquires it).
@@ -270,6 +274,7 @@ fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
         }
         // 6. Steal.
         if sched.transition_to_spinning(c) {
+            crate::trace::m_state(c, crate::trace::SPINNING);
             if let Some(g) = steal_work(c, &owned) {
                 return Some((g, false));
             }
@@ -309,6 +314,7 @@ fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
 
 /// A goroutine woken by a timer joins the tail of the queue that ran the timer.
 fn ready_from_timer(sched: &Arc<Sched>, local: &gmp_queue::Local<GRef>, g: GRef) {
+    crate::trace::go_unpark(sched, &g);
     g.set_status(Status::Runnable);
     local.push(g, &sched.global);
 }
@@ -374,6 +380,7 @@ fn steal_work(c: &MCtx, owned: &OwnedP<'_>) -> Option<GRef> {
                 continue;
             }
             if let Some(g) = vp.stealer.steal_into(local, false) {
+                crate::trace::steal(c, p, v, &g, local.len());
                 return Some(g);
             }
             if last && !vp.stealer.is_empty() {
@@ -388,6 +395,7 @@ fn steal_work(c: &MCtx, owned: &OwnedP<'_>) -> Option<GRef> {
                     }
                 }
                 if let Some(g) = vp.stealer.steal_into(local, true) {
+                    crate::trace::steal(c, p, v, &g, local.len());
                     return Some(g);
                 }
             }
@@ -452,9 +460,11 @@ fn sleep_for_p(c: &MCtx) -> Option<()> {
             if poller.has_waiters() && !poller.is_polling() {
                 let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 let mut ready: Vec<Unparker> = Vec::new();
+                crate::trace::m_state(c, crate::trace::NETPOLL);
                 sched.last_poll_blocked.store(true, Ordering::SeqCst);
                 let _ = poller.poll(timeout, &mut ready);
                 sched.last_poll_blocked.store(false, Ordering::SeqCst);
+                crate::trace::m_state(c, None);
                 sched
                     .last_poll
                     .store(nanos(Instant::now()), Ordering::Relaxed);
@@ -480,7 +490,9 @@ fn sleep_for_p(c: &MCtx) -> Option<()> {
             }
             _ => deadline,
         };
+        crate::trace::m_state(c, crate::trace::IDLE);
         let woke = sched.stopm(&c.m, deadline);
+        crate::trace::m_state(c, None);
         sched.sleep_until.store(u64::MAX, Ordering::SeqCst);
         if let Some((p, spinning)) = woke {
             acquirep(c, p);

@@ -207,6 +207,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                         .is_ok()
                     {
                         w.schedwhen = None;
+                        crate::trace::retake(sched, i, own, false);
                         sched.handoffp(i);
                         took = true;
                     }
@@ -243,6 +244,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                     .is_ok()
                 {
                     w.syscallwhen = None;
+                    crate::trace::retake(sched, i, own, true);
                     sched.handoffp(i);
                     took = true;
                 }
