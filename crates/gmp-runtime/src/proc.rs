@@ -211,8 +211,8 @@ pub(crate) fn blocking_call<R>(f: impl FnOnce() -> R) -> R {
     }
     let guard = Exit { sched: &sched };
     let r = f();
-    crate::trace::syscall_exit();
     drop(guard);
+    crate::trace::syscall_exit();
     // An abort that arrived during the call takes effect now that it has returned.
     if let Some(g) = current_g() {
         check_abort(g);

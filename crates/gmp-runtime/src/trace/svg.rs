@@ -180,9 +180,9 @@ fn render(doc: &Value, title: &str) -> Result<String, String> {
                 colour(sl.g)
             );
             if tooltips {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    "><title>G{} {:.1}–{:.1} µs</title></rect>\n",
+                    "><title>G{} {:.1}–{:.1} µs</title></rect>",
                     sl.g,
                     sl.t0 - t_min,
                     sl.t1 - t_min
