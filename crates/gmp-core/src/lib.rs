@@ -24,13 +24,15 @@
 //!
 //! - `arch` (private): the context switch, in our own x86-64 assembly, and the entry
 //!   trampoline whose CFI ends backtraces cleanly at the bottom of a coroutine stack.
-//! - [`stack`]: lazily committed stacks with a guard page while the kernel's memory-map
-//!   budget lasts and a checked red-zone canary beyond it, so a million coroutines fit a
-//!   default kernel; [`StackPool`] reuses them without system calls.
+//! - [`stack`]: lazily committed stacks with a guard page below every one — `PROT_NONE`
+//!   while the kernel's memory-map budget lasts, a never-populated page of a
+//!   userfaultfd-watched chunk beyond it — so a million guarded coroutines fit a default
+//!   kernel; [`StackPool`] reuses them without system calls.
+//! - `uffd` (private): the userfaultfd handler thread behind the chunk stacks.
 //! - [`coroutine`]: [`Coroutine`] / [`Suspender`]: resume, suspend, results, panics
 //!   caught at the root, suspended coroutines unwound on drop.
-//! - stack-overflow reports (private `overflow` module): a guard-page hit or a damaged canary
-//!   prints `goroutine <id> ('<name>') has overflowed its stack (<size> bytes)` and aborts.
+//! - stack-overflow reports (private `overflow` module): a guard-page hit (or, for opted-in
+//!   canary stacks, a damaged canary) prints `goroutine <id> ('<name>') has overflowed its stack (<size> bytes)` and aborts.
 //! - [`park`]: the park/unpark hook channels and the poller block through.
 //! - [`sync`]: the loom shim of the workspace.
 //!
@@ -48,6 +50,7 @@ mod overflow;
 pub mod park;
 pub mod stack;
 pub mod sync;
+mod uffd;
 
 pub use coroutine::{is_forced_unwind, Coroutine, Resume, Suspender};
 pub use stack::{Stack, StackPool, StackProtection, DEFAULT_STACK_SIZE};

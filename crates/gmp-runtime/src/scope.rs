@@ -114,6 +114,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// # Safety
     /// As [`spawn`](crate::spawn): `f` must not hold thread-local state across a
     /// suspension point.
+    #[track_caller]
     pub unsafe fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
@@ -128,6 +129,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     ///
     /// # Safety
     /// As [`spawn`](crate::spawn).
+    #[track_caller]
     pub(crate) unsafe fn spawn_with<F, T>(
         &'scope self,
         name: Option<String>,

@@ -59,6 +59,7 @@ use std::sync::Arc;
 /// swallows it instead, the unwind is raised again at its next suspension point, and
 /// after the 100th time the process aborts with a message naming the goroutine
 /// (rather than leaving the shutdown waiting forever).
+#[track_caller]
 pub unsafe fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -128,6 +129,7 @@ impl __GoPermit {
 /// The expansion of [`go!`]: [`spawn`], with its contract accepted by whoever made
 /// `permit` (an `unsafe` call).
 #[doc(hidden)]
+#[track_caller]
 pub fn __go_unchecked<F, T>(permit: __GoPermit, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -173,6 +175,7 @@ impl Builder {
     ///
     /// # Safety
     /// As [`spawn`]: `f` must not hold thread-local state across a suspension point.
+    #[track_caller]
     pub unsafe fn spawn_scoped<'scope, 'env, F, T>(
         self,
         scope: &'scope crate::Scope<'scope, 'env>,
@@ -191,6 +194,7 @@ impl Builder {
     ///
     /// # Safety
     /// As [`spawn`]: `f` must not hold thread-local state across a suspension point.
+    #[track_caller]
     pub unsafe fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -221,6 +225,7 @@ pub(crate) fn current_sched() -> Arc<Sched> {
 /// # Safety
 /// Everything `f` borrows outlives the goroutine (its run and the drop of its stack),
 /// and `f` holds no thread-local state across a suspension point.
+#[track_caller]
 pub(crate) unsafe fn spawn_in<F, T>(
     sched: &Arc<Sched>,
     name: Option<String>,
@@ -240,6 +245,7 @@ where
         ));
     }
     let id = next_goid();
+    let created_by = std::panic::Location::caller();
     let job: Arc<Job<F, T>> = Arc::new(Job {
         f: UnsafeCell::new(Some(f)),
         id,
@@ -276,6 +282,7 @@ where
             },
             None => G::new(id, name, sched.clone(), co, entry),
         };
+        g.created_by.set(Some(created_by));
         g.set_status(Status::Runnable);
         g
     });

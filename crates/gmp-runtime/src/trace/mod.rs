@@ -294,7 +294,7 @@ pub(crate) fn go_create(sched: &Sched, p: Option<usize>, g: &G) {
 pub(crate) fn go_park(c: &MCtx, g: &G) {
     if on() {
         let mut e = Event::new(Kind::Park, c.sched.id, p32(c.p.get()), g.id);
-        e.s = Some(g.wait_reason().describe());
+        e.s = g.wait_reason().map(|r| r.as_str());
         buffer::record(e);
     }
 }
