@@ -235,6 +235,32 @@ fn traced_workload_keeps_the_schedule_invariants() {
         assert!(flow_out.contains_key(id), "flow {id} ends but never starts");
     }
 
+    // Perfetto's rule for complete slices on one track: they nest (a slice that starts
+    // inside another ends inside it) — runs, M states and the zero-length spawn/unpark
+    // slices alike.
+    let mut tracks: HashMap<(u64, u64), Vec<(i64, i64)>> = HashMap::new();
+    for e in events.iter().filter(|e| e["ph"] == "X") {
+        let key = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+        let t0 = ns(&e["ts"]);
+        tracks.entry(key).or_default().push((t0, t0 + ns(&e["dur"])));
+    }
+    for (key, slices) in &mut tracks {
+        slices.sort_by_key(|&(t0, t1)| (t0, std::cmp::Reverse(t1)));
+        let mut open: Vec<i64> = Vec::new();
+        for &(t0, t1) in slices.iter() {
+            while open.last().is_some_and(|&end| end <= t0 && !(end == t0 && t1 == t0)) {
+                open.pop();
+            }
+            if let Some(&end) = open.last() {
+                assert!(
+                    t1 <= end,
+                    "track {key:?}: slice [{t0}, {t1}] overlaps the end of one ending at {end}"
+                );
+            }
+            open.push(t1);
+        }
+    }
+
     // Our own renderer reads it back.
     let svg = tmp("workload.svg");
     trace::render_svg(&path, &svg).unwrap();
