@@ -116,7 +116,8 @@ fn main() {
     let mut steals = 0;
     for line in text.lines() {
         if line.contains("\"cat\":\"run\"") {
-            *runs_per_p.entry(field(line, "\"tid\":")).or_default() += 1;
+            // P i is track (tid) i + 1.
+            *runs_per_p.entry(field(line, "\"tid\":") - 1).or_default() += 1;
             goroutines.insert(field(line, "\"g\":"));
         } else if line.contains("\"cat\":\"steal\"") {
             steals += 1;

@@ -242,13 +242,19 @@ fn traced_workload_keeps_the_schedule_invariants() {
     for e in events.iter().filter(|e| e["ph"] == "X") {
         let key = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
         let t0 = ns(&e["ts"]);
-        tracks.entry(key).or_default().push((t0, t0 + ns(&e["dur"])));
+        tracks
+            .entry(key)
+            .or_default()
+            .push((t0, t0 + ns(&e["dur"])));
     }
     for (key, slices) in &mut tracks {
         slices.sort_by_key(|&(t0, t1)| (t0, std::cmp::Reverse(t1)));
         let mut open: Vec<i64> = Vec::new();
         for &(t0, t1) in slices.iter() {
-            while open.last().is_some_and(|&end| end <= t0 && !(end == t0 && t1 == t0)) {
+            while open
+                .last()
+                .is_some_and(|&end| end <= t0 && !(end == t0 && t1 == t0))
+            {
                 open.pop();
             }
             if let Some(&end) = open.last() {

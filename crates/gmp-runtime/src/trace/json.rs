@@ -28,8 +28,11 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::sync::Arc;
 
-/// Track ids (`tid`s) within a runtime's process: P `i` is `i`, M `k` is
-/// `M_BASE + k`, a plain thread is `THREAD_BASE + serial`.
+/// Track ids (`tid`s) within a runtime's process: P `i` is `P_BASE + i`, M `k` is
+/// `M_BASE + k`, a plain thread is `THREAD_BASE + serial`. (Not 0: Perfetto keeps
+/// `tid` 0 for the kernel's idle thread.)
+pub(crate) const P_BASE: u64 = 1;
+/// See [`P_BASE`].
 pub(crate) const M_BASE: u64 = 100_000;
 /// See [`M_BASE`].
 pub(crate) const THREAD_BASE: u64 = 200_000;
@@ -183,11 +186,9 @@ pub(crate) fn write(
     // Output.
     let mut tracks: HashMap<(u32, u64), String> = HashMap::new();
     let mut line = String::with_capacity(256);
-    out.write_all(b"{\"displayTimeUnit\":\"ns\",\"otherData\":{\"producer\":\"gmp-runtime\"")?;
-    if truncated {
-        out.write_all(b",\"truncated\":true")?;
-    }
-    out.write_all(b"},\"traceEvents\":[\n")?;
+    // `traceEvents` first: Perfetto streams the file and reads what follows the
+    // array leniently. No `displayTimeUnit`: Perfetto would read `ts` in that unit.
+    out.write_all(b"{\"traceEvents\":[\n")?;
     let mut first = true;
     let mut emit = |out: &mut dyn Write, line: &str| -> io::Result<()> {
         if !first {
@@ -200,14 +201,14 @@ pub(crate) fn write(
     for r in &runs {
         line.clear();
         tracks
-            .entry((r.pid, r.p as u64))
+            .entry((r.pid, P_BASE + r.p as u64))
             .or_insert_with(|| format!("P{}", r.p));
         let _ = write!(
             line,
             "{{\"name\":\"G{}\",\"cat\":\"run\",\"ph\":\"X\",\"pid\":{},\"tid\":{},\"ts\":{},\"dur\":{},\"args\":{{\"g\":{},\"m\":{}}}",
             r.g,
             r.pid,
-            r.p,
+            P_BASE + r.p as u64,
             Us(r.t0),
             Us(r.t1.saturating_sub(r.t0)),
             r.g,
@@ -245,13 +246,13 @@ pub(crate) fn write(
             .map(|r| &runs[r])
             .is_some_and(|r| r.p == e.p && r.t1 < e.ts && e.kind != Kind::Retake);
         let tid = match ident[i.thread] {
-            _ if e.p != NO_P && !lost => e.p as u64,
+            _ if e.p != NO_P && !lost => P_BASE + e.p as u64,
             Some((pid, m)) if pid == e.pid => M_BASE + m as u64,
             _ => THREAD_BASE + threads[i.thread].0.serial as u64,
         };
         tracks.entry((e.pid, tid)).or_insert_with(|| {
             if tid < M_BASE {
-                format!("P{tid}")
+                format!("P{}", tid - P_BASE)
             } else if tid < THREAD_BASE {
                 format!("M{}", tid - M_BASE)
             } else {
@@ -315,7 +316,7 @@ pub(crate) fn write(
         line.clear();
         let _ = write!(
             line,
-            "{{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":0,\"args\":{{\"name\":\"gmp runtime {pid}\"}}}}"
+            "{{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":{pid},\"args\":{{\"name\":\"gmp runtime {pid}\"}}}}"
         );
         emit(out, &line)?;
     }
@@ -328,7 +329,11 @@ pub(crate) fn write(
         );
         emit(out, &line)?;
     }
-    out.write_all(b"\n]}\n")
+    out.write_all(b"\n],\"otherData\":{\"producer\":\"gmp-runtime\"")?;
+    if truncated {
+        out.write_all(b",\"truncated\":true")?;
+    }
+    out.write_all(b"}}\n")
 }
 
 /// Nanoseconds shown as microseconds with three decimals.

@@ -75,7 +75,20 @@ fn render(doc: &Value, title: &str) -> Result<String, String> {
     // (pid, P) -> slices; (pid, P) -> markers (time, is_retake).
     let mut rows: BTreeMap<(u64, u64), Vec<Slice>> = BTreeMap::new();
     let mut marks: HashMap<(u64, u64), Vec<(f64, bool)>> = HashMap::new();
+    let mut names: HashMap<(u64, u64), String> = HashMap::new();
     for e in events {
+        if e.get("ph").and_then(Value::as_str) == Some("M")
+            && e.get("name").and_then(Value::as_str) == Some("thread_name")
+        {
+            let name = e
+                .get("args")
+                .and_then(|a| a.get("name"))
+                .and_then(Value::as_str);
+            if let (Some(pid), Some(tid), Some(name)) = (num(e, "pid"), num(e, "tid"), name) {
+                names.insert((pid as u64, tid as u64), name.to_string());
+            }
+            continue;
+        }
         let cat = e.get("cat").and_then(Value::as_str).unwrap_or("");
         let (Some(pid), Some(tid), Some(ts)) = (num(e, "pid"), num(e, "tid"), num(e, "ts")) else {
             continue;
@@ -145,10 +158,14 @@ fn render(doc: &Value, title: &str) -> Result<String, String> {
     let tooltips = nslices <= MAX_TOOLTIPS;
     for (row, (key, slices)) in rows.iter_mut().enumerate() {
         let y = TOP + row as f64 * (ROW + GAP);
+        let p = names
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| format!("tid {}", key.1));
         let label = if several {
-            format!("rt{} P{}", key.0, key.1)
+            format!("rt{} {p}", key.0)
         } else {
-            format!("P{}", key.1)
+            p
         };
         let _ = writeln!(
             s,
@@ -279,13 +296,14 @@ mod tests {
     fn renders_rows_axis_and_marks() {
         let doc = parse(
             r#"{"traceEvents":[
-            {"name":"G1","cat":"run","ph":"X","pid":1,"tid":0,"ts":10.0,"dur":5.0,"args":{"g":1}},
-            {"name":"G2","cat":"run","ph":"X","pid":1,"tid":1,"ts":12.0,"dur":8.0,"args":{"g":2}},
-            {"name":"steal","cat":"steal","ph":"i","pid":1,"tid":1,"ts":12.0}]}"#,
+            {"name":"thread_name","ph":"M","pid":1,"tid":1,"args":{"name":"P0"}},
+            {"name":"G1","cat":"run","ph":"X","pid":1,"tid":1,"ts":10.0,"dur":5.0,"args":{"g":1}},
+            {"name":"G2","cat":"run","ph":"X","pid":1,"tid":2,"ts":12.0,"dur":8.0,"args":{"g":2}},
+            {"name":"steal","cat":"steal","ph":"i","pid":1,"tid":2,"ts":12.0}]}"#,
         )
         .unwrap();
         let svg = render(&doc, "t.json").unwrap();
-        assert!(svg.contains(">P0<") && svg.contains(">P1<"), "{svg}");
+        assert!(svg.contains(">P0<") && svg.contains(">tid 2<"), "{svg}");
         assert_eq!(svg.matches("<title>G").count(), 2);
         assert!(svg.contains("µs"));
         assert!(svg.contains("<path"));
