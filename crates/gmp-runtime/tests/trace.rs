@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 static LOCK: Mutex<()> = Mutex::new(());
 
@@ -39,12 +39,26 @@ struct Run {
 
 /// A workload with every kind of event: 100 goroutines spawned on one P (the other
 /// steals), yields, unbuffered-channel handoffs (parks and unparks), sleeps (timer
-/// unparks) and blocking calls.
+/// unparks), blocking calls and a goroutine that hogs its P.
 fn workload() -> u64 {
     let rt = Runtime::builder().procs(2).build().unwrap();
     // SAFETY: the goroutines keep no thread-local state across suspension points.
     let total = unsafe {
         rt.block_on(|| {
+            // Two goroutines that run 30 ms without a scheduling point, queued first:
+            // sysmon takes their Ps (`retake`) and hands them to new Ms, which run the
+            // other goroutines while the hogs spin on — the hogs' runs must be cut at
+            // the retakes, or two goroutines would share a P.
+            let hogs: Vec<_> = (0..2)
+                .map(|_| {
+                    go!(|| {
+                        let t = Instant::now();
+                        while t.elapsed() < Duration::from_millis(30) {
+                            std::hint::spin_loop();
+                        }
+                    })
+                })
+                .collect();
             let (tx, rx) = chan::bounded::<u64>(0);
             let hs: Vec<_> = (0..100u64)
                 .map(|i| {
@@ -70,6 +84,9 @@ fn workload() -> u64 {
                 .collect();
             drop(tx);
             let sum: u64 = rx.iter().sum();
+            for h in hogs {
+                h.join().unwrap();
+            }
             for h in hs {
                 h.join().unwrap();
             }
@@ -215,7 +232,7 @@ fn traced_workload_keeps_the_schedule_invariants() {
             r.t0
         );
     }
-    assert!(by_g.len() >= 101, "only {} goroutines ran", by_g.len());
+    assert!(by_g.len() >= 103, "only {} goroutines ran", by_g.len());
     // Every flow (from a spawn or an unpark) ends at a run of that goroutine, at or
     // after its start, and every flow into a run has a start.
     let unpark_flows = flow_out.values().filter(|f| f.2 == "unpark").count();
@@ -274,6 +291,48 @@ fn traced_workload_keeps_the_schedule_invariants() {
     assert!(text.starts_with("<svg") && text.contains(">P0<"));
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(&svg);
+}
+
+/// `stop` drains the buffers of threads that are asleep: here every M of a live
+/// runtime is idle when the trace stops, with its events in a partly filled chunk.
+#[test]
+fn stop_collects_the_events_of_idle_threads() {
+    let _l = lock();
+    let path = tmp("idle.json");
+    let rt = Runtime::builder().procs(2).build().unwrap();
+    trace::start(&path).unwrap();
+    // SAFETY: no thread-local state is held across a suspension point.
+    let ids: Vec<u64> = unsafe {
+        rt.block_on(|| {
+            let hs: Vec<_> = (0..50)
+                .map(|_| go!(|| gmp_runtime::current().id().as_u64().get()))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    // Let every M go to sleep; the runtime stays alive.
+    std::thread::sleep(Duration::from_millis(50));
+    trace::stop().unwrap();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let ran: HashSet<u64> = events
+        .iter()
+        .filter(|e| e["cat"] == "run")
+        .map(|e| e["args"]["g"].as_u64().unwrap())
+        .collect();
+    for id in &ids {
+        assert!(
+            ran.contains(id),
+            "G{id} ran, but the trace has no run of it"
+        );
+    }
+    let idle = events
+        .iter()
+        .filter(|e| e["cat"] == "m" && e["name"] == "idle")
+        .count();
+    assert!(idle > 0, "no M was seen idle");
+    drop(rt);
+    let _ = std::fs::remove_file(&path);
 }
 
 #[test]
