@@ -169,9 +169,11 @@ pub(crate) struct ThreadBuf {
 }
 
 impl ThreadBuf {
-    /// Every event the thread has published, in the order it recorded them.
+    /// Every event the thread has published, in the order it recorded them. The
+    /// chunks are let go (the owner keeps only its current one, until it next records
+    /// in a new session or exits), so a stopped trace does not pin its memory.
     pub(crate) fn drain(&self) -> Vec<Event> {
-        let chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
+        let chunks = std::mem::take(&mut *self.chunks.lock().unwrap_or_else(|e| e.into_inner()));
         let mut out = Vec::new();
         for c in chunks.iter() {
             c.read_into(&mut out);
