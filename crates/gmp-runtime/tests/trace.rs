@@ -335,6 +335,52 @@ fn stop_collects_the_events_of_idle_threads() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// An M with nothing to run while a goroutine waits on a socket blocks in the network
+/// poller: its track shows `netpoll`, and the accept's wake-up is an unpark flow.
+#[test]
+fn netpoll_wait_shows_on_the_m_track() {
+    let _l = lock();
+    let path = tmp("netpoll.json");
+    let rt = Runtime::builder().procs(1).build().unwrap();
+    trace::start(&path).unwrap();
+    // SAFETY: no thread-local state is held across a suspension point.
+    let accepted = unsafe {
+        rt.block_on(|| {
+            let l = gmp_runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let client = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                std::net::TcpStream::connect(addr).unwrap()
+            });
+            let (_conn, _) = l.accept().unwrap();
+            client.join().unwrap();
+            true
+        })
+    };
+    trace::stop().unwrap();
+    assert!(accepted);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let netpoll: Vec<_> = events
+        .iter()
+        .filter(|e| e["cat"] == "m" && e["name"] == "netpoll")
+        .collect();
+    assert!(!netpoll.is_empty(), "no M blocked in the poller");
+    let longest = netpoll.iter().map(|e| ns(&e["dur"])).max().unwrap();
+    assert!(
+        longest >= 10_000_000,
+        "the poller wait lasted only {longest} ns"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["cat"] == "unpark" && e["flow_out"] == Value::Bool(true)),
+        "the accept's wake-up has no unpark flow"
+    );
+    drop(rt);
+    let _ = std::fs::remove_file(&path);
+}
+
 #[test]
 fn start_and_stop_report_misuse() {
     let _l = lock();
