@@ -90,6 +90,7 @@ mod spawn;
 mod sysmon;
 pub mod time;
 mod timers;
+pub mod trace;
 
 pub use goroutine::{
     blocking, current, park, park_timeout, sleep, sleep_until, yield_now, Aborted, Goroutine,

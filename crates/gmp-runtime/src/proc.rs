@@ -214,6 +214,7 @@ pub(crate) fn blocking_call<R>(f: impl FnOnce() -> R) -> R {
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
+    crate::trace::syscall_enter(c);
     g.set_status(Status::Syscall);
     // With the status `Syscall`, the drop leaves the P in state SYSCALL (Release):
     // sysmon may retake it from now on.
@@ -232,6 +233,7 @@ pub(crate) fn blocking_call<R>(f: impl FnOnce() -> R) -> R {
     let guard = Exit { sched: &sched };
     let r = f();
     drop(guard);
+    crate::trace::syscall_exit();
     // An abort that arrived during the call takes effect now that it has returned.
     if let Some(g) = current_g() {
         check_abort(g);

@@ -143,6 +143,7 @@ impl Sched {
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let procs = config.procs;
         let allp: Box<[P]> = (0..procs).map(P::new).collect();
+        crate::trace::start_from_env();
         Sched {
             id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             // Go keeps freed stacks for reuse rather than returning them to the OS at
@@ -200,6 +201,7 @@ impl Sched {
     /// when the caller is an M of this runtime holding a P, else onto the global
     /// queue; then `wakep`.
     pub(crate) fn ready(self: &Arc<Self>, g: GRef) {
+        crate::trace::go_unpark(self, &g);
         g.set_status(Status::Runnable);
         if self.is_shutdown() {
             // Nobody will run it; shutdown unwinds it through the registry.
@@ -237,6 +239,7 @@ impl Sched {
                 self.ngoroutine[p.id()].fetch_add(1, Ordering::Relaxed);
                 crate::metrics::PStats::bump(&p.p().stats.spawned);
                 let g = make(p.take_g());
+                crate::trace::go_create(self, Some(p.id()), &g);
                 p.local().push_next(g.clone(), &self.global);
                 g
             }
@@ -244,6 +247,7 @@ impl Sched {
                 self.goroutine_started();
                 self.stats.spawned_outside.fetch_add(1, Ordering::Relaxed);
                 let g = make(None);
+                crate::trace::go_create(self, None, &g);
                 self.global.push(g.clone());
                 g
             }

@@ -52,6 +52,7 @@ pub(crate) fn mstart(sched: Arc<Sched>, m: Arc<M>, p: Option<usize>, spinning: b
         ctx.spinning.set(spinning);
     }
     schedule(&ctx);
+    crate::trace::m_state(&ctx, None);
     sched.transition_from_spinning(&ctx);
     if ctx.p.get().is_some() {
         let p = releasep(&ctx);
@@ -90,6 +91,7 @@ fn execute(c: &MCtx, g: GRef, inherit: bool) {
     }
     g.set_status(Status::Running);
     c.curg.set(Arc::as_ptr(&g));
+    crate::trace::go_start(c, p, &g);
     // Relaxed: read only by dumps and `scheddetail`.
     c.m.curg_id.store(g.id, Ordering::Relaxed);
     // Release: the P may be retaken by sysmon from here on; it must see our writes.
@@ -113,6 +115,7 @@ fn execute(c: &MCtx, g: GRef, inherit: bool) {
         .as_mut()
         .expect("gmp: a runnable goroutine has no coroutine");
     let r = co.resume();
+    crate::trace::go_stop(c);
     // Back on the scheduler stack, on this same M.
     back_in_scheduler(c);
     match r {
@@ -153,6 +156,7 @@ fn after_suspend(c: &MCtx, g: GRef) {
             g.set_wait_reason(Some(reason));
             g.parked_at
                 .store(timers::nanos(Instant::now()), Ordering::Relaxed);
+            crate::trace::go_park(c, &g);
             g.set_status(Status::Waiting);
             // Release: a timer armed below with this seq is valid only if the G is
             // still in this park (timers.rs `fire` acquires it).
@@ -284,6 +288,7 @@ fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
         }
         // 6. Steal.
         if sched.transition_to_spinning(c) {
+            crate::trace::m_state(c, crate::trace::SPINNING);
             if let Some(g) = steal_work(c, &owned) {
                 PStats::bump(&pp.stats.steals);
                 return Some((g, false));
@@ -332,6 +337,7 @@ fn count_fired(pp: &crate::p::P, n: usize) {
 }
 
 fn ready_from_timer(sched: &Arc<Sched>, local: &gmp_queue::Local<GRef>, g: GRef) {
+    crate::trace::go_unpark(sched, &g);
     g.set_status(Status::Runnable);
     local.push(g, &sched.global);
 }
@@ -398,6 +404,7 @@ fn steal_work(c: &MCtx, owned: &OwnedP<'_>) -> Option<GRef> {
                 continue;
             }
             if let Some(g) = vp.stealer.steal_into(local, false) {
+                crate::trace::steal(c, p, v, &g, local.len());
                 return Some(g);
             }
             if last && !vp.stealer.is_empty() {
@@ -412,6 +419,7 @@ fn steal_work(c: &MCtx, owned: &OwnedP<'_>) -> Option<GRef> {
                     }
                 }
                 if let Some(g) = vp.stealer.steal_into(local, true) {
+                    crate::trace::steal(c, p, v, &g, local.len());
                     return Some(g);
                 }
             }
@@ -476,9 +484,11 @@ fn sleep_for_p(c: &MCtx) -> Option<()> {
             if poller.has_waiters() && !poller.is_polling() {
                 let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 let mut ready: Vec<Unparker> = Vec::new();
+                crate::trace::m_state(c, crate::trace::NETPOLL);
                 sched.last_poll_blocked.store(true, Ordering::SeqCst);
                 let _ = poller.poll(timeout, &mut ready);
                 sched.last_poll_blocked.store(false, Ordering::SeqCst);
+                crate::trace::m_state(c, None);
                 sched
                     .last_poll
                     .store(nanos(Instant::now()), Ordering::Relaxed);
@@ -504,7 +514,9 @@ fn sleep_for_p(c: &MCtx) -> Option<()> {
             }
             _ => deadline,
         };
+        crate::trace::m_state(c, crate::trace::IDLE);
         let woke = sched.stopm(&c.m, deadline);
+        crate::trace::m_state(c, None);
         sched.sleep_until.store(u64::MAX, Ordering::SeqCst);
         if let Some((p, spinning)) = woke {
             acquirep(c, p);

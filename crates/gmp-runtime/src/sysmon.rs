@@ -212,6 +212,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                     {
                         w.schedwhen = None;
                         sched.stats.retakes_hog.fetch_add(1, Ordering::Relaxed);
+                        crate::trace::retake(sched, i, own, false);
                         sched.handoffp(i);
                         took = true;
                     }
@@ -249,6 +250,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                 {
                     w.syscallwhen = None;
                     sched.stats.retakes_blocking.fetch_add(1, Ordering::Relaxed);
+                    crate::trace::retake(sched, i, own, true);
                     sched.handoffp(i);
                     took = true;
                 }
