@@ -2,8 +2,10 @@
 //!
 //! - `cargo xtask ci` is the whole of CI (`.ci/run` calls exactly this): formatting,
 //!   clippy, the test suite, docs, the loom models, `cargo bench --no-run`, every
-//!   example run briefly, and the gmp side of the peer workloads at a small size. It prints a timed summary; a failing step names itself and
-//!   stops the run with a non-zero exit.
+//!   example run briefly, `cargo package` of every crate (verified), and the gmp side
+//!   of the peer workloads at a small size. It prints a timed summary; a failing step
+//!   names itself and stops the run with a non-zero exit.
+//! - `cargo xtask package` runs the package step alone.
 //! - `cargo xtask loom [crate]` runs the loom models alone (all crates, or one).
 //! - `cargo xtask bench [args]` runs the criterion benches, then the comparison suite
 //!   against Go, tokio, may and threads (`benches/peers/`, see its README).
@@ -30,8 +32,11 @@ fn main() {
         Some("ci") => ci_all(&mut ci),
         Some("loom") => loom(&mut ci, args.get(1).map(String::as_str)),
         Some("bench") => bench(&mut ci, &args[1..]),
+        Some("package") => package(&mut ci),
         _ => {
-            eprintln!("usage: cargo xtask <ci | loom [crate] | bench [--quick] [peers...]>");
+            eprintln!(
+                "usage: cargo xtask <ci | loom [crate] | bench [--quick] [peers...] | package>"
+            );
             exit(2);
         }
     }
@@ -137,6 +142,7 @@ fn ci_all(ci: &mut Ci) {
         cargo().args(["bench", "--workspace", "--no-run"]),
     );
     examples(ci);
+    package(ci);
     // The gmp side of every comparison workload at 1/100 size, each result checked
     // (no Go, no wrk, no other peer is built).
     ci.step(
@@ -146,6 +152,68 @@ fn ci_all(ci: &mut Ci) {
             .arg("gmp")
             .env("CHECK", "1"),
     );
+}
+
+/// `cargo package` of every library crate, verified: cargo builds each packaged crate on
+/// its own from its `.crate` file, against its packaged siblings (a local registry
+/// overlay), so a missing file, an unversioned path dependency or a README doctest path
+/// that only exists in the workspace fails here.
+///
+/// The crates say `publish = false` (publishing is a person's decision), and cargo keeps
+/// unpublishable crates out of that overlay, so their dependents could not resolve. The
+/// step therefore packages a scratch copy of the sources (git's tracked and untracked,
+/// not ignored, files) in which only `[workspace.package] publish` is flipped to `true`;
+/// the checkout is never modified. `--offline`: earlier steps fetched every dependency.
+fn package(ci: &mut Ci) {
+    let copy = env::temp_dir().join(format!("gmp-xtask-package-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    let files = Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .output()
+        .unwrap_or_else(|e| ci.fail("package", &format!("cannot run git ls-files: {e}")));
+    for rel in files.stdout.split(|&b| b == 0).filter(|p| !p.is_empty()) {
+        let rel = Path::new(std::str::from_utf8(rel).expect("UTF-8 file names"));
+        let (from, to) = (Path::new(".").join(rel), copy.join(rel));
+        let copied =
+            std::fs::create_dir_all(to.parent().expect("a file has a parent")).and_then(|()| {
+                match std::fs::read_link(&from) {
+                    Ok(target) => std::os::unix::fs::symlink(target, &to),
+                    Err(_) if !from.exists() => Ok(()), // deleted but not yet committed
+                    Err(_) => std::fs::copy(&from, &to).map(drop),
+                }
+            });
+        if let Err(e) = copied {
+            ci.fail("package", &format!("cannot copy {}: {e}", rel.display()));
+        }
+    }
+    let manifest = copy.join("Cargo.toml");
+    let root = std::fs::read_to_string(&manifest).expect("the copied Cargo.toml");
+    if root.matches("\npublish = false\n").count() != 1 {
+        ci.fail(
+            "package",
+            "expected one `publish = false` line, in [workspace.package], in Cargo.toml",
+        );
+    }
+    std::fs::write(
+        &manifest,
+        root.replace("\npublish = false\n", "\npublish = true\n"),
+    )
+    .expect("write the copied Cargo.toml");
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env::current_dir().expect("cwd").join("target"));
+    let mut cmd = cargo();
+    cmd.current_dir(&copy)
+        .args(["package", "--workspace", "--exclude", "xtask", "--offline"])
+        .env("CARGO_TARGET_DIR", target);
+    ci.step("package (verified, each crate built alone)", &mut cmd);
+    let _ = std::fs::remove_dir_all(&copy);
 }
 
 /// The loom models: release, `--cfg loom`, in their own target dir so the normal
