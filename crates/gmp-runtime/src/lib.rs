@@ -3,6 +3,7 @@
 
 mod g;
 mod goroutine;
+pub mod guide;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod m;
