@@ -225,3 +225,35 @@ impl fmt::Debug for P {
             .finish()
     }
 }
+
+#[cfg(all(test, debug_assertions, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_of_the_table_is_accepted() {
+        for &(from, to, _) in TRANSITIONS {
+            let own = Own::new(own_word(if from == OWN_IDLE { 0 } else { 7 }, from));
+            own.store(own_word(if to == OWN_IDLE { 0 } else { 7 }, to), Ordering::Release);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "illegal P state transition")]
+    fn a_transition_missing_from_the_table_panics() {
+        let own = Own::new(OWN_IDLE);
+        own.store(own_word(1, OWN_USER), Ordering::Release); // skips acquirep
+    }
+
+    #[test]
+    #[should_panic(expected = "illegal P state transition")]
+    fn an_owned_p_cannot_change_its_m() {
+        let own = Own::new(own_word(1, OWN_RUNTIME));
+        let _ = own.compare_exchange(
+            own_word(1, OWN_RUNTIME),
+            own_word(2, OWN_USER),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+}

@@ -399,6 +399,9 @@ fn crate_dir() -> PathBuf {
 /// Compares (or, with `GMP_BLESS` set, rewrites) `src/guide/<file>` and its copy in
 /// README.md between `<!-- <file> -->` and `<!-- end <file> -->`.
 fn check(file: &str, fresh: &str) {
+    // Both tests rewrite README.md when blessing: one at a time.
+    static README: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = README.lock().unwrap_or_else(|e| e.into_inner());
     let bless = std::env::var_os("GMP_BLESS").is_some();
     let how = "regenerate with `GMP_BLESS=1 cargo test -p gmp-runtime --lib guide::render`";
     let svg_path = crate_dir().join("src/guide").join(file);
