@@ -139,8 +139,8 @@ fn pingpong(c: &mut Criterion) {
             &procs,
             |b, _| {
                 b.iter_custom(|iters| {
-                    // SAFETY: the goroutines keep no thread-local state across suspension
-                    // points.
+                    // SAFETY: the goroutines keep no thread-local state across
+                    // suspension points.
                     unsafe { rt.block_on(|| pingpong_round_trips(iters, |f| drop(go!(f)))) }
                 })
             },
@@ -208,7 +208,8 @@ fn skynet_node(out: Sender<u64>, num: u64, size: u64) {
     let child = size / 10;
     for i in 0..10 {
         let tx = tx.clone();
-        go!(move || skynet_node(tx, num + i * child, child));
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        unsafe { go!(move || skynet_node(tx, num + i * child, child)) };
     }
     drop(tx);
     out.send(rx.iter().take(10).sum()).unwrap();

@@ -42,14 +42,17 @@ fn filter(input: Receiver<u64>, out: Sender<u64>, prime: u64) {
 
 /// The first `n` primes, through the pipeline.
 fn concurrent_sieve(n: usize) -> Vec<u64> {
-    let (tx, mut ch) = bounded(0); // unbuffered, like Go's `make(chan int)`
-    go!(move || generate(tx));
+    // Unbuffered, like Go's `make(chan int)`.
+    let (tx, mut ch) = bounded(0);
+    // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    unsafe { go!(move || generate(tx)) };
     let mut primes = Vec::with_capacity(n);
     for _ in 0..n {
         let prime = ch.recv().expect("the pipeline never ends first");
         primes.push(prime);
         let (tx, next) = bounded(0);
-        go!(move || filter(ch, tx, prime));
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        unsafe { go!(move || filter(ch, tx, prime)) };
         ch = next;
     }
     primes

@@ -32,9 +32,9 @@ fn skynet(out: Sender<u64>, num: u64, size: u64) {
     let child = size / DIV;
     for i in 0..DIV {
         let tx = tx.clone();
-        // `go!` accepts spawn's contract: a node keeps no thread-local state across
-        // its channel operations.
-        go!(move || skynet(tx, num + i * child, child));
+        // SAFETY: `go!` is `spawn`, whose contract this accepts: a node keeps no
+        // thread-local state across its channel operations.
+        unsafe { go!(move || skynet(tx, num + i * child, child)) };
     }
     drop(tx);
     let sum: u64 = rx.iter().take(DIV as usize).sum();

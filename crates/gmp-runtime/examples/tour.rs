@@ -236,7 +236,8 @@ fn skynet(out: gmp_runtime::chan::Sender<u64>, num: u64, size: u64) {
     let child = size / 10;
     for i in 0..10 {
         let tx = tx.clone();
-        go!(move || skynet(tx, num + i * child, child));
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        unsafe { go!(move || skynet(tx, num + i * child, child)) };
     }
     drop(tx);
     let sum: u64 = rx.iter().take(10).sum();
@@ -420,14 +421,17 @@ fn select_demo(unit: Duration) -> Outcome {
     // (a) A worker sends a result every `unit`; a ticker fires every `unit`; an overall
     // deadline of 50 units guards the loop. The results channel closing ends it.
     let (results_tx, results) = bounded::<u64>(0);
-    go!(move || {
-        for i in 0..RESULTS {
-            sleep(unit);
-            results_tx
-                .send(i * i)
-                .expect("the selecting goroutine reads all results");
-        }
-    });
+    // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    unsafe {
+        go!(move || {
+            for i in 0..RESULTS {
+                sleep(unit);
+                results_tx
+                    .send(i * i)
+                    .expect("the selecting goroutine reads all results");
+            }
+        })
+    };
     let ticker = tick(unit);
     let deadline = after(unit * 50);
     let start = Instant::now();
@@ -464,15 +468,18 @@ fn select_demo(unit: Duration) -> Outcome {
     // timeout; on timeout we cancel it by dropping the cancel channel, Go-context style.
     let (cancel_tx, cancel) = bounded::<()>(0);
     let (answer_tx, answer) = bounded::<&str>(1);
-    let slow: JoinHandle<&str> = go!(move || {
-        select! {
-            recv(cancel) -> _ => "cancelled",
-            recv(after(unit * 100)) -> _ => {
-                let _ = answer_tx.send("answer");
-                "answered"
+    // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    let slow: JoinHandle<&str> = unsafe {
+        go!(move || {
+            select! {
+                recv(cancel) -> _ => "cancelled",
+                recv(after(unit * 100)) -> _ => {
+                    let _ = answer_tx.send("answer");
+                    "answered"
+                }
             }
-        }
-    });
+        })
+    };
     let start = Instant::now();
     let timed_out = select! {
         recv(answer) -> a => {
@@ -575,29 +582,33 @@ fn echo_demo(clients: usize, rounds: usize, done: &Arc<AtomicU64>) -> Result<usi
     // The server: accept, and one goroutine per connection that echoes until EOF.
     let server = {
         let stop = stop.clone();
-        go!(move || -> Result<usize, String> {
-            let mut conns = Vec::new();
-            loop {
-                let (conn, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-                if stop.load(Ordering::SeqCst) {
-                    break; // the wake-up connection: every client is done
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        unsafe {
+            go!(move || -> Result<usize, String> {
+                let mut conns = Vec::new();
+                loop {
+                    let (conn, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+                    if stop.load(Ordering::SeqCst) {
+                        break; // the wake-up connection: every client is done
+                    }
+                    conns.push(go!(move || echo(conn)));
                 }
-                conns.push(go!(move || echo(conn)));
-            }
-            let n = conns.len();
-            for c in conns {
-                c.join()
-                    .map_err(|_| "a server connection panicked".to_string())??;
-            }
-            Ok(n)
-        })
+                let n = conns.len();
+                for c in conns {
+                    c.join()
+                        .map_err(|_| "a server connection panicked".to_string())??;
+                }
+                Ok(n)
+            })
+        }
     };
 
     // The clients: each connects and checks `rounds` echoes of its own messages.
     let handles: Vec<JoinHandle<Result<(), String>>> = (0..clients)
         .map(|id| {
             let done = done.clone();
-            go!(move || client(addr, id, rounds, &done))
+            // SAFETY: the goroutine holds no thread-local state across a suspension point.
+            unsafe { go!(move || client(addr, id, rounds, &done)) }
         })
         .collect();
     let mut first_err = None;

@@ -144,7 +144,19 @@ pub(crate) struct G {
     /// Set on a main goroutine that `block_on` gave up on (deadlock): it may borrow from
     /// a frame that is gone, so it must never run again; unparks are ignored.
     pub(crate) abandoned: gmp_core::sync::atomic::AtomicBool,
+    /// `JoinHandle::abort`: `ABORT_NONE`, `ABORT_REQUESTED` (raise at the next
+    /// suspension point) or `ABORT_RAISED` (done once).
+    pub(crate) abort: AtomicU8,
+    /// Regions where an abort must wait (a `scope` waiting for its children, a nested
+    /// `block_on`): only the running goroutine touches it.
+    pub(crate) abort_mask: Cell<u32>,
+    /// `goroutine_local!` values (local.rs): only the running goroutine touches them.
+    pub(crate) locals: UnsafeCell<crate::local::Locals>,
 }
+
+pub(crate) const ABORT_NONE: u8 = 0;
+pub(crate) const ABORT_REQUESTED: u8 = 1;
+pub(crate) const ABORT_RAISED: u8 = 2;
 
 // SAFETY: every `Cell`/`UnsafeCell` field of `G` is touched only by the single M that
 // currently runs the G, or by the thread that creates it before it is published.
@@ -179,6 +191,9 @@ impl G {
             suspender: Cell::new(std::ptr::null()),
             registry_slot: Cell::new(usize::MAX),
             abandoned: gmp_core::sync::atomic::AtomicBool::new(false),
+            abort: AtomicU8::new(ABORT_NONE),
+            abort_mask: Cell::new(0),
+            locals: UnsafeCell::new(crate::local::Locals::default()),
         })
     }
 
@@ -204,6 +219,9 @@ impl G {
         self.suspender.set(std::ptr::null());
         self.registry_slot.set(usize::MAX);
         self.abandoned.store(false, Ordering::Relaxed);
+        self.abort.store(ABORT_NONE, Ordering::Relaxed);
+        self.abort_mask.set(0);
+        debug_assert!(self.locals.get_mut().is_empty());
     }
 
     pub(crate) fn status(&self) -> Status {

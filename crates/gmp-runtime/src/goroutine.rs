@@ -220,7 +220,10 @@ pub fn yield_now() {
     }
     match proc::current_g() {
         Some(g) => proc::yield_current(g),
-        None => std::thread::yield_now(),
+        None => {
+            proc::reraise_if_unwinding();
+            std::thread::yield_now()
+        }
     }
 }
 
@@ -274,6 +277,7 @@ pub fn sleep(dur: Duration) {
 pub fn sleep_until(deadline: Instant) {
     loop {
         let Some(g) = proc::current_g() else {
+            proc::reraise_if_unwinding();
             return proc::thread_sleep_until(deadline);
         };
         if std::thread::panicking() {
@@ -406,7 +410,12 @@ unsafe impl<T: Send> Sync for Packet<T> {}
 unsafe impl<T: Send> Send for Packet<T> {}
 
 impl<T> Packet<T> {
+    /// A packet for a new goroutine; a scoped one counts itself in its scope until it
+    /// is dropped (so every way a spawn can fail undoes the count exactly once).
     pub(crate) fn new(scope: Option<Arc<crate::scope::ScopeData>>) -> Packet<T> {
+        if let Some(s) = &scope {
+            s.increment();
+        }
         Packet {
             state: AtomicU8::new(RUNNING),
             result: UnsafeCell::new(None),
@@ -460,9 +469,10 @@ impl<T> Packet<T> {
         unsafe { (*self.result.get()).take() }.expect("gmp: goroutine result already taken")
     }
 
-    /// True if the goroutine ended in a panic nobody collected (for scopes).
+    /// True if the goroutine ended in a panic nobody collected (for scopes). An
+    /// aborted goroutine did not panic: someone asked it to stop.
     pub(crate) fn unhandled_panic(&mut self) -> bool {
-        matches!(self.result.get_mut(), Some(Err(_)))
+        matches!(self.result.get_mut(), Some(Err(p)) if !p.is::<Aborted>())
     }
 }
 
@@ -533,7 +543,67 @@ impl<T> JoinHandle<T> {
     pub fn goroutine(&self) -> &Goroutine {
         &self.goroutine
     }
+
+    /// Ends the goroutine from outside: it unwinds from its current suspension point
+    /// (if parked: a channel operation, `sleep`, I/O, `join`) or from its next one,
+    /// running its destructors, and [`join`](JoinHandle::join) returns `Err` with an
+    /// [`Aborted`] payload.
+    ///
+    /// - A goroutine that never suspends again is not interrupted.
+    /// - One inside [`blocking`] unwinds when the call returns.
+    /// - One inside [`scope`](crate::scope) waits for its scoped goroutines first, and
+    ///   unwinds once the scope's wait is over; nested `block_on` likewise.
+    /// - A value a goroutine parked in `recv` had not yet taken stays in the channel.
+    /// - Aborting twice is aborting once; aborting a finished goroutine does nothing;
+    ///   a goroutine already unwinding (its `Drop` code running) is not interrupted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let rt = gmp_runtime::Runtime::builder().procs(1).build().unwrap();
+    /// // SAFETY: nothing thread-local is held across a suspension point.
+    /// let h = unsafe { rt.spawn(|| gmp_runtime::sleep(Duration::from_secs(3600))) };
+    /// h.abort();
+    /// let err = h.join().unwrap_err();
+    /// assert!(err.downcast_ref::<gmp_runtime::Aborted>().is_some());
+    /// ```
+    pub fn abort(&self) {
+        if self.is_finished() {
+            return;
+        }
+        if let Some(g) = self.goroutine.g() {
+            if g
+                .abort
+                .compare_exchange(
+                    crate::g::ABORT_NONE,
+                    crate::g::ABORT_REQUESTED,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                // Wake it if it is parked: its park returns and raises the abort.
+                gmp_core::park::Unpark::unpark(&**g);
+            }
+        }
+    }
 }
+
+/// The panic payload of a goroutine ended by [`JoinHandle::abort`].
+///
+/// ```
+/// let e = gmp_runtime::Aborted;
+/// assert_eq!(e.to_string(), "the goroutine was aborted");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Aborted;
+
+impl fmt::Display for Aborted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the goroutine was aborted")
+    }
+}
+
+impl std::error::Error for Aborted {}
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,6 +4,7 @@
 mod g;
 mod goroutine;
 pub mod guide;
+mod local;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod m;
@@ -19,14 +20,33 @@ mod sysmon;
 mod timers;
 
 pub use goroutine::{
-    blocking, current, park, park_timeout, sleep, sleep_until, yield_now, Goroutine, GoroutineId,
-    JoinHandle,
+    blocking, current, park, park_timeout, sleep, sleep_until, yield_now, Aborted, Goroutine,
+    GoroutineId, JoinHandle,
 };
+pub use local::LocalKey;
 pub use runtime::{gomaxprocs, num_goroutine, run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[doc(hidden)]
-pub use spawn::__go_unchecked;
+pub use spawn::{__GoPermit, __go_unchecked};
 pub use spawn::{spawn, Builder};
+
+/// True if a panic payload is the forced unwind with which the runtime unwinds a
+/// parked goroutine at shutdown. Code that catches panics around a call that can
+/// suspend (a channel operation, `sleep`, I/O) must rethrow such a payload with
+/// [`std::panic::resume_unwind`]; see [`spawn`]'s docs.
+///
+/// ```
+/// let r = std::panic::catch_unwind(|| panic!("an ordinary panic"));
+/// assert!(!gmp_runtime::is_forced_unwind(&*r.unwrap_err()));
+/// ```
+pub use gmp_core::is_forced_unwind;
+
+/// Fault injection for tests: the next `n` creations of a scheduler thread (an M) fail
+/// as if the OS had refused them. Not part of the API; for the runtime's own tests.
+#[doc(hidden)]
+pub fn __inject_thread_spawn_failures(n: usize) {
+    sched::THREAD_SPAWN_FAILURES.store(n, std::sync::atomic::Ordering::SeqCst);
+}
 
 /// Channels and `select`, with the API of crossbeam-channel (a re-export of gmp-chan).
 pub mod chan {

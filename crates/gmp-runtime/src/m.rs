@@ -166,6 +166,9 @@ pub(crate) fn ctx() -> Option<&'static MCtx> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
-pub(crate) fn set_ctx(c: *const MCtx) {
-    CTX.with(|x| x.set(c));
+/// Sets this thread's M context and returns the previous one (never inlined, as
+/// [`ctx`]).
+#[inline(never)]
+pub(crate) fn set_ctx(c: *const MCtx) -> *const MCtx {
+    CTX.with(|x| x.replace(c))
 }

@@ -31,6 +31,7 @@ use crate::timers::{self, nanos};
 use gmp_core::coroutine::Resume;
 use gmp_core::park::{ParkHook, Unparker};
 use gmp_core::sync::atomic::Ordering;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -552,9 +553,80 @@ pub(crate) fn running_g() -> Option<&'static G> {
     Some(unsafe { &*(g as *const G) })
 }
 
+/// The goroutine the caller runs as: the running one (also inside `blocking`), or
+/// the one a shutdown is unwinding on this thread. For its identity only.
+pub(crate) fn identity_g() -> Option<&'static G> {
+    if let Some(g) = running_g() {
+        return Some(g);
+    }
+    let (g, _) = UNWINDING.with(|u| u.get());
+    // SAFETY: `unwind_goroutine` keeps the G alive while it is published, and only
+    // code running on that G's stack (this thread, during the unwind) can observe it.
+    (!g.is_null()).then(|| unsafe { &*g })
+}
+
+/// `JoinHandle::abort`, at a suspension point: unwinds the goroutine with an
+/// [`Aborted`](crate::Aborted) payload if an abort was requested, unless it is already
+/// unwinding (a destructor) or inside a region that must finish first (`scope`
+/// waiting for its children). Raised once.
+#[inline]
+pub(crate) fn check_abort(g: &G) {
+    // Relaxed: a hint read at every suspension point; the RMW below decides, and the
+    // requester's unpark (a release/acquire edge through the park word) makes the
+    // request visible at the park that follows it.
+    if g.abort.load(Ordering::Relaxed) == crate::g::ABORT_REQUESTED {
+        raise_abort(g);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn raise_abort(g: &G) {
+    if g.abort_mask.get() != 0 || std::thread::panicking() {
+        return;
+    }
+    if g
+        .abort
+        .compare_exchange(
+            crate::g::ABORT_REQUESTED,
+            crate::g::ABORT_RAISED,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+    {
+        std::panic::resume_unwind(Box::new(crate::Aborted));
+    }
+}
+
+/// Runs `f` with aborts of the running goroutine held back (they are raised at the
+/// first suspension point after `f`): for waits that keep borrowed frames alive.
+pub(crate) fn without_abort<R>(f: impl FnOnce() -> R) -> R {
+    struct Unmask(Option<&'static G>);
+    impl Drop for Unmask {
+        fn drop(&mut self) {
+            if let Some(g) = self.0 {
+                g.abort_mask.set(g.abort_mask.get() - 1);
+            }
+        }
+    }
+    let g = running_g();
+    if let Some(g) = g {
+        g.abort_mask.set(g.abort_mask.get() + 1);
+    }
+    let unmask = Unmask(g);
+    let r = f();
+    drop(unmask);
+    if let Some(g) = current_g() {
+        check_abort(g);
+    }
+    r
+}
+
 /// Go: `gopark`. Parks the running goroutine `g` until its permit is available or
 /// `deadline` passes (or spuriously).
 pub(crate) fn park_current(g: &G, deadline: Option<Instant>, reason: WaitReason) {
+    check_abort(g);
     if g.park.try_acquire() {
         return;
     }
@@ -566,12 +638,16 @@ pub(crate) fn park_current(g: &G, deadline: Option<Instant>, reason: WaitReason)
     suspend(g);
     g.park.finish_park();
     g.set_wait_reason(WaitReason::None);
+    // Resumed, perhaps on another M: re-read nothing thread-local before this.
+    check_abort(g);
 }
 
 /// Go: `goyield`: to the back of the local queue.
 pub(crate) fn yield_current(g: &G) {
+    check_abort(g);
     g.action.set(Action::Yield);
     suspend(g);
+    check_abort(g);
 }
 
 /// Switches from goroutine `g` to its M's scheduler. Returns when `g` is resumed,
@@ -623,6 +699,10 @@ pub(crate) fn blocking_call<R>(f: impl FnOnce() -> R) -> R {
     let guard = Exit { sched: &sched };
     let r = f();
     drop(guard);
+    // An abort that arrived during the call takes effect now that it has returned.
+    if let Some(g) = current_g() {
+        check_abort(g);
+    }
     r
 }
 
@@ -689,6 +769,94 @@ pub(crate) fn resched_if_lost_p() {
         // SAFETY: `g` is the running goroutine: this is its own stack.
         let g: &G = unsafe { &*(g as *const G) };
         suspend(g);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Shutdown's forced unwind (sched.rs `unwind_all`)
+// ---------------------------------------------------------------------------------
+
+/// How often a goroutine may swallow the shutdown's forced unwind (a `catch_unwind`
+/// around a suspension point that does not rethrow) before the process aborts.
+pub(crate) const MAX_SWALLOWED_UNWINDS: u32 = 100;
+
+std::thread_local! {
+    /// The goroutine being unwound on this thread by a shutdown, and how many times it
+    /// has swallowed the unwind so far.
+    static UNWINDING: Cell<(*const G, u32)> = const { Cell::new((std::ptr::null(), 0)) };
+}
+
+/// Runs `f` (which drops a suspended goroutine's coroutine, unwinding its stack) as
+/// the shutdown's forced unwind of `g`, on the calling thread.
+///
+/// The goroutine's code runs here as on a plain thread — this thread's M context, if
+/// it is an M of another runtime, is hidden for the duration, so that the goroutine
+/// can never switch out through that runtime's scheduler — except that every
+/// suspension point (a park through the hook, `yield_now`, `sleep`) raises the forced
+/// unwind again if the goroutine caught it and carried on. After
+/// [`MAX_SWALLOWED_UNWINDS`] the process aborts with a message naming the goroutine:
+/// it would otherwise keep the shutdown waiting forever.
+pub(crate) fn unwind_goroutine(g: &G, f: impl FnOnce()) {
+    struct Restore(*const m::MCtx, Option<&'static dyn ParkHook>, (*const G, u32));
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            UNWINDING.with(|u| u.set(self.2));
+            gmp_core::park::set_hook(self.1);
+            set_ctx(self.0);
+        }
+    }
+    let prev_ctx = set_ctx(std::ptr::null());
+    let prev_hook = gmp_core::park::set_hook(Some(&UNWIND_HOOK));
+    let prev = UNWINDING.with(|u| u.replace((g as *const G, 0)));
+    let _restore = Restore(prev_ctx, prev_hook, prev);
+    f();
+}
+
+/// Called at a suspension point reached without an M context: if this is a goroutine
+/// being unwound by a shutdown that swallowed the unwind, raise it again.
+#[inline(never)]
+pub(crate) fn reraise_if_unwinding() {
+    if std::thread::panicking() {
+        // A destructor run by the unwind itself: it may wait as a thread does.
+        return;
+    }
+    let (g, n) = UNWINDING.with(|u| u.get());
+    if g.is_null() {
+        return;
+    }
+    // SAFETY: `unwind_goroutine` holds an `Arc` of the G for as long as the pointer is
+    // published, and we run on that G's stack.
+    let g: &G = unsafe { &*g };
+    if n >= MAX_SWALLOWED_UNWINDS {
+        eprintln!(
+            "gmp: goroutine {}{} caught the runtime's shutdown unwind {n} times without \
+             rethrowing it; a catch_unwind around code that can suspend must \
+             resume_unwind payloads for which gmp_runtime::is_forced_unwind is true. \
+             Aborting.",
+            g.id,
+            g.name.as_deref().map(|n| format!(" ('{n}')")).unwrap_or_default(),
+        );
+        std::process::abort();
+    }
+    UNWINDING.with(|u| u.set((g as *const G, n + 1)));
+    // The coroutine's forced-unwind flag is set: `suspend` raises it again at once.
+    suspend(g);
+}
+
+/// The park hook of a thread running a shutdown's forced unwind.
+struct UnwindHook;
+
+static UNWIND_HOOK: UnwindHook = UnwindHook;
+
+impl ParkHook for UnwindHook {
+    fn current(&self) -> Option<Unparker> {
+        None
+    }
+
+    fn park(&self, _deadline: Option<Instant>) -> bool {
+        reraise_if_unwinding();
+        // In a destructor: wait as a thread.
+        false
     }
 }
 

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// let rt = gmp_runtime::Runtime::builder().procs(2).build().unwrap();
-/// // SAFETY: the closure holds no thread-local state across a suspension point.
+/// // SAFETY: the closure and the goroutines it starts with `go!` (inside this `unsafe`
+/// // block) hold no thread-local state across a suspension point.
 /// let sum = unsafe {
 ///     rt.block_on(|| {
 ///         let hs: Vec<_> = (0..10u64).map(|i| gmp_runtime::go!(move || i * i)).collect();
@@ -162,9 +163,17 @@ impl Runtime {
     /// called again (and from several threads) after it returns.
     ///
     /// # Panics
-    /// With Go's `all goroutines are asleep - deadlock!` and the list of parked
-    /// goroutines when every goroutine of the runtime is parked with nothing that can
-    /// wake it (see the crate docs for what cannot be detected).
+    /// - With Go's `all goroutines are asleep - deadlock!` and the list of parked
+    ///   goroutines when every goroutine of the runtime is parked and nothing in the
+    ///   process can wake one: no timer, no poller waiter, no blocking call, and no
+    ///   thread besides the runtimes' own and the `block_on` callers. The goroutines of
+    ///   the runtime are then abandoned for good (never run, never unwound), so nothing
+    ///   can touch the caller's frame after the panic. When another thread exists (it
+    ///   might still send on a channel), the stall is reported on stderr as a warning
+    ///   and `block_on` goes on waiting: a report is fatal only when it is certain.
+    ///   `GMP_DEADLOCK=off` disables the detector.
+    /// - If called from a goroutine of another runtime (that runtime could free the
+    ///   caller's stack while this one's main goroutine borrows from it).
     ///
     /// # Safety
     /// As [`spawn`](crate::spawn): `f` must not hold thread-local state across a
@@ -174,6 +183,16 @@ impl Runtime {
         F: FnOnce() -> T + Send,
         T: Send,
     {
+        if let Some(c) = m::ctx() {
+            // The caller's own stack belongs to a goroutine of another runtime, which
+            // that runtime may unwind and free at its shutdown while our main goroutine
+            // still borrows from it: refuse rather than risk a use-after-free.
+            assert!(
+                Arc::ptr_eq(&c.sched, &self.sched),
+                "gmp: Runtime::block_on called from a goroutine of another runtime; \
+                 spawn on this runtime with Runtime::spawn and join the handle instead"
+            );
+        }
         // A deadlock reported to an earlier call is that call's.
         if !self.sched.main_waiting() {
             self.sched.deadlocked.store(false, Ordering::SeqCst);
@@ -189,9 +208,9 @@ impl Runtime {
             Some(Ok(v)) => v,
             Some(Err(p)) => resume_unwind(p),
             None => {
-                if let Some(g) = h.goroutine().g() {
-                    g.abandoned.store(true, Ordering::SeqCst);
-                }
+                // sysmon has abandoned every goroutine of the runtime (sysmon.rs
+                // `check_dead`): none can run again, so unwinding our frame below is
+                // sound even for goroutines that borrow from it.
                 self.sched.leak_on_drop.store(true, Ordering::SeqCst);
                 let report = crate::sysmon::deadlock_report(&self.sched);
                 // The handle's packet may hold borrowed data the goroutine will never
@@ -270,11 +289,21 @@ impl Runtime {
 /// Waits for the main goroutine; `None` on deadlock.
 fn wait_main<T>(sched: &Arc<Sched>, packet: &Packet<T>) -> Option<std::thread::Result<T>> {
     if m::ctx().is_some() {
-        // block_on from inside a goroutine: just join (parks the goroutine).
-        return Some(packet.join());
+        // block_on from inside a goroutine: just join (parks the goroutine). The main
+        // goroutine borrows from our frame: an abort of ours waits for it.
+        return Some(crate::proc::without_abort(|| packet.join()));
     }
     let me = gmp_core::park::current();
     sched.main_waiters.lock().push(me.clone());
+    // This thread is one the deadlock detector knows: it can wake nothing while here.
+    crate::sysmon::ALL_MAIN_WAITERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    struct Uncount;
+    impl Drop for Uncount {
+        fn drop(&mut self) {
+            crate::sysmon::ALL_MAIN_WAITERS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let uncount = Uncount;
     let r = loop {
         if packet.is_done() {
             break Some(packet.join());
@@ -288,6 +317,7 @@ fn wait_main<T>(sched: &Arc<Sched>, packet: &Packet<T>) -> Option<std::thread::R
         }
         gmp_core::park::park();
     };
+    drop(uncount);
     let mut w = sched.main_waiters.lock();
     if let Some(i) = w.iter().position(|u| u.will_wake(&me)) {
         w.swap_remove(i);

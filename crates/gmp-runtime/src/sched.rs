@@ -43,6 +43,10 @@ pub(crate) static ALL_M: std::sync::atomic::AtomicUsize = std::sync::atomic::Ato
 pub(crate) static ALL_IDLE_M: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
 
+/// Fault injection for tests: the next `n` scheduler-thread creations fail.
+pub(crate) static THREAD_SPAWN_FAILURES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
 /// Stacks the runtime's pool keeps (see `Sched::new`).
 const STACK_POOL_MAX: usize = 1 << 20;
 /// Cached stacks that keep their committed pages.
@@ -337,10 +341,20 @@ impl Sched {
         let id = self.next_m_id.fetch_add(1, Ordering::Relaxed);
         let m = M::new(id);
         let sched = self.clone();
-        let spawned = std::thread::Builder::new()
+        let injected = THREAD_SPAWN_FAILURES
+            .fetch_update(StdOrdering::SeqCst, StdOrdering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let spawned = if injected {
+            Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "injected failure (__inject_thread_spawn_failures)",
+            ))
+        } else {
+            std::thread::Builder::new()
             .name(format!("{}-m{id}", self.config.name))
             .stack_size(256 * 1024)
-            .spawn(move || crate::proc::mstart(sched, m, p, spinning));
+            .spawn(move || crate::proc::mstart(sched, m, p, spinning))
+        };
         match spawned {
             Ok(h) => {
                 let mut t = self.threads.lock();
@@ -350,7 +364,6 @@ impl Sched {
             }
             Err(e) => {
                 self.mcount.fetch_sub(1, Ordering::Relaxed);
-                ALL_M.fetch_sub(1, StdOrdering::SeqCst);
                 ALL_M.fetch_sub(1, StdOrdering::SeqCst);
                 Err(e)
             }
@@ -488,11 +501,6 @@ impl Sched {
         !self.main_waiters.lock().is_empty()
     }
 
-    /// How many threads wait in `block_on`.
-    pub(crate) fn main_waiters(&self) -> usize {
-        self.main_waiters.lock().len()
-    }
-
     /// Wakes the `block_on` callers (deadlock).
     pub(crate) fn wake_main(&self) {
         for u in self.main_waiters.lock().iter() {
@@ -534,8 +542,9 @@ impl Sched {
             // SAFETY: no M runs any more, and a goroutine that is not running is owned
             // by nobody else: we are its unique owner now.
             let co = unsafe { g.co() }.take();
-            // Dropping a suspended coroutine unwinds its stack (gmp-core).
-            drop(co);
+            // Dropping a suspended coroutine unwinds its stack (gmp-core), as a forced
+            // unwind that its suspension points re-raise if it is swallowed.
+            crate::proc::unwind_goroutine(&g, || drop(co));
         }
     }
 }

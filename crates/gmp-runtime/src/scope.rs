@@ -28,6 +28,13 @@ pub(crate) struct ScopeData {
 }
 
 impl ScopeData {
+    /// A scoped goroutine's packet was made (see `Packet::new`).
+    pub(crate) fn increment(&self) {
+        // Relaxed: the count only has to be positive before the goroutine can end; the
+        // RMW is ordered before the spawn that publishes the goroutine.
+        self.running.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A scoped goroutine's packet was dropped.
     pub(crate) fn decrement(&self, panicked: bool) {
         if panicked {
@@ -81,10 +88,14 @@ where
         env: PhantomData,
     };
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
-    // Acquire: see `decrement`.
-    while scope.data.running.load(Ordering::Acquire) != 0 {
-        gmp_core::park::park();
-    }
+    // The children borrow from this frame: an abort of this goroutine must wait until
+    // they are gone (it is raised at the first suspension point after the wait).
+    crate::proc::without_abort(|| {
+        // Acquire: see `decrement`.
+        while scope.data.running.load(Ordering::Acquire) != 0 {
+            gmp_core::park::park();
+        }
+    });
     match result {
         Err(e) => resume_unwind(e),
         Ok(_) if scope.data.a_goroutine_panicked.load(Ordering::Relaxed) => {
@@ -127,25 +138,19 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        // Relaxed: the count only has to be positive before the goroutine can end; the
-        // RMW is ordered before the spawn that publishes the goroutine.
-        self.data.running.fetch_add(1, Ordering::Relaxed);
         let sched = current_sched();
         let eager = stack_size.is_some();
         // SAFETY: `scope` waits for `running` to reach zero, which happens only after
         // this goroutine's packet is dropped, after it finished: `f`'s borrows of
-        // `'scope` data outlive it. The thread-local contract comes from our caller.
-        let r = unsafe { spawn_in(&sched, name, stack_size, eager, f, Some(self.data.clone())) };
-        match r {
-            Ok(inner) => Ok(ScopedJoinHandle {
-                inner,
-                _scope: PhantomData,
-            }),
-            Err(e) => {
-                self.data.decrement(false);
-                Err(e)
-            }
-        }
+        // `'scope` data outlive it. The packet counts itself (`Packet::new`) and a
+        // failed spawn drops it, so the count is undone exactly once. The
+        // thread-local contract comes from our caller.
+        let inner =
+            unsafe { spawn_in(&sched, name, stack_size, eager, f, Some(self.data.clone())) }?;
+        Ok(ScopedJoinHandle {
+            inner,
+            _scope: PhantomData,
+        })
     }
 }
 
@@ -163,6 +168,11 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// The goroutine's handle.
     pub fn goroutine(&self) -> &Goroutine {
         self.inner.goroutine()
+    }
+
+    /// Ends the goroutine from outside, as [`JoinHandle::abort`].
+    pub fn abort(&self) {
+        self.inner.abort()
     }
 }
 

@@ -47,6 +47,17 @@ use std::sync::Arc;
 ///
 /// Reading a thread-local afresh after each suspension is fine (it is simply another
 /// thread's value). `Send` values and ordinary locks held briefly are fine.
+///
+/// # Shutdown, and catching panics
+///
+/// When a [`Runtime`](crate::Runtime) shuts down, each goroutine still parked is
+/// unwound from its suspension point (its destructors run) with a private payload that
+/// [`is_forced_unwind`](crate::is_forced_unwind) recognises. A goroutine that catches
+/// panics around a call that can suspend — a worker loop's `catch_unwind` around a
+/// `recv`, say — must rethrow that payload with [`std::panic::resume_unwind`]. If it
+/// swallows it instead, the unwind is raised again at its next suspension point, and
+/// after the 100th time the process aborts with a message naming the goroutine
+/// (rather than leaving the shutdown waiting forever).
 pub unsafe fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -60,30 +71,70 @@ where
 
 /// Shorthand for [`spawn`]: `go!(move || ...)` or `go!(expr)` starts a goroutine.
 ///
-/// Writing `go!` is how a caller accepts [`spawn`]'s safety contract (no thread-local
-/// state held across a suspension point): it expands to the unsafe call, made inside
-/// the macro. (It goes through a hidden helper, so that a closure that only panics —
-/// `go!(|| panic!())` — type-checks as it does with `std::thread::spawn`.)
+/// `go!` expands to a call of an `unsafe fn`, so it must be written in an `unsafe`
+/// context: the `unsafe` block is where the caller accepts [`spawn`]'s safety contract
+/// (no thread-local state held across a suspension point). In a crate with
+/// `#![forbid(unsafe_code)]` it does not compile, as a call of [`spawn`] does not. A `go!` written
+/// inside a closure that is itself inside an `unsafe` block (the closure given to an
+/// `unsafe { rt.block_on(..) }`, say) is already in an `unsafe` context: that block's
+/// `SAFETY` comment covers it.
 ///
 /// ```
-/// let h = gmp_runtime::go!(|| 6 * 7);
+/// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+/// let h = unsafe { gmp_runtime::go!(|| 6 * 7) };
 /// assert_eq!(h.join().unwrap(), 42);
 /// ```
+///
+/// Without `unsafe` it is rejected:
+///
+/// ```compile_fail,E0133
+/// let h = gmp_runtime::go!(|| 6 * 7);
+/// ```
+///
+/// (The unsafe call is the one that makes the hidden `__GoPermit`; the spawn itself
+/// goes through a helper that takes that permit, so that a closure that only panics —
+/// `go!(|| panic!())` — type-checks as it does with `std::thread::spawn`: calling the
+/// generic `unsafe fn spawn` directly would make the never-type fallback of its `T`
+/// flow into an unsafe call, which rustc rejects.)
 #[macro_export]
 macro_rules! go {
     ($f:expr) => {
-        $crate::__go_unchecked($f)
+        $crate::__go_unchecked($crate::__GoPermit::accept_spawn_contract(), $f)
     };
 }
 
-/// The expansion of [`go!`]: [`spawn`] with its contract accepted by the macro's user.
+/// Proof that the caller of [`go!`] accepted [`spawn`]'s contract: it can only be made
+/// by an `unsafe` call, so [`__go_unchecked`] is no safe path to [`spawn`].
 #[doc(hidden)]
-pub fn __go_unchecked<F, T>(f: F) -> JoinHandle<T>
+#[derive(Debug)]
+#[must_use = "a permit does nothing unless passed to `__go_unchecked`"]
+pub struct __GoPermit {
+    _private: (),
+}
+
+impl __GoPermit {
+    /// The permit [`go!`] makes.
+    ///
+    /// # Safety
+    /// As [`spawn`]: the goroutine started with this permit must not hold thread-local
+    /// state across a suspension point.
+    #[doc(hidden)]
+    pub unsafe fn accept_spawn_contract() -> __GoPermit {
+        __GoPermit { _private: () }
+    }
+}
+
+/// The expansion of [`go!`]: [`spawn`], with its contract accepted by whoever made
+/// `permit` (an `unsafe` call).
+#[doc(hidden)]
+pub fn __go_unchecked<F, T>(permit: __GoPermit, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    // SAFETY: the caller wrote `go!`, whose documentation states `spawn`'s contract.
+    let __GoPermit { _private: () } = permit;
+    // SAFETY: `permit` exists, so its maker called the `unsafe`
+    // `__GoPermit::accept_spawn_contract`, whose contract is `spawn`'s.
     unsafe { spawn(f) }
 }
 
@@ -279,6 +330,9 @@ where
             return;
         }
         let r = catch_unwind(AssertUnwindSafe(f));
+        // The goroutine's locals go with its body, however it ended (a destructor
+        // that panics is a panic of the goroutine: it aborts, as in std).
+        crate::local::drop_goroutine_locals();
         if let Err(p) = &r {
             if gmp_core::coroutine::is_forced_unwind(&**p) {
                 // The runtime is unwinding this goroutine (shutdown): tell the joiner,
@@ -336,7 +390,10 @@ pub(crate) fn make_coroutine(
     id: u64,
     name: Option<&str>,
 ) -> Coroutine<()> {
+    let unstarted = Unstarted(Some(entry));
     let mut co = Coroutine::new(stack, move |s: &Suspender| {
+        let mut unstarted = unstarted;
+        let entry = unstarted.0.take().expect("gmp: a goroutine was started twice");
         // Publish the suspender: code deep inside the goroutine switches out through
         // it (proc::suspend).
         if let Some(g) = crate::proc::current_g() {
@@ -348,6 +405,20 @@ pub(crate) fn make_coroutine(
         co.set_label(id, name);
     }
     co
+}
+
+/// A goroutine body inside a coroutine that has not run yet. If the coroutine is
+/// dropped before its first run (a `Builder::spawn` goroutine, whose stack is taken at
+/// once, still queued at shutdown), the body is cancelled so that `join` returns `Err`
+/// instead of waiting forever.
+struct Unstarted(Option<Entry>);
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(entry) = self.0.take() {
+            entry.cancel();
+        }
+    }
 }
 
 /// Creates the coroutine of a goroutine at its first run, on its M.

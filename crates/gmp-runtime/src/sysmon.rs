@@ -17,8 +17,9 @@
 //! M starts running again (Go: `sysmonwait`), so an idle runtime uses no CPU.
 
 use crate::p::{OWN_IDLE, OWN_SYSCALL, OWN_USER};
-use crate::sched::Sched;
+use crate::sched::{Sched, ALL_M};
 use gmp_core::sync::atomic::Ordering;
+use std::sync::atomic::Ordering as StdOrdering;
 use std::fmt::Write as _;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -41,10 +42,56 @@ struct PWatch {
 pub(crate) fn start(sched: &Arc<Sched>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let weak = Arc::downgrade(sched);
     let name = format!("{}-sysmon", sched.config.name);
-    std::thread::Builder::new()
+    // Counted before the thread exists and uncounted when it ends (or was never
+    // made), so the deadlock detector never sees it as an unknown thread.
+    ALL_SYSMON.fetch_add(1, StdOrdering::SeqCst);
+    let spawned = std::thread::Builder::new()
         .name(name)
         .stack_size(128 * 1024)
-        .spawn(move || sysmon(weak))
+        .spawn(move || {
+            struct Count;
+            impl Drop for Count {
+                fn drop(&mut self) {
+                    ALL_SYSMON.fetch_sub(1, StdOrdering::SeqCst);
+                }
+            }
+            let _count = Count;
+            sysmon(weak)
+        });
+    if spawned.is_err() {
+        ALL_SYSMON.fetch_sub(1, StdOrdering::SeqCst);
+    }
+    spawned
+}
+
+/// sysmon threads alive in the process (all runtimes). Plain std: a process-wide
+/// count read only by the deadlock detector.
+pub(crate) static ALL_SYSMON: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// Threads blocked in `block_on` (all runtimes), waiting for their main goroutine.
+pub(crate) static ALL_MAIN_WAITERS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// The OS threads of this process (`/proc/self/status`), or `None` if unknown.
+fn process_threads() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// True if every thread of the process is one the runtime knows cannot wake a
+/// goroutine by itself: an M (of any runtime), a sysmon, or a thread waiting in
+/// `block_on`. Any other thread — a stdin reader holding a `Sender`, a thread pool,
+/// the test harness's main thread — might still send on a channel, so a stall with
+/// such a thread alive is reported as a warning, never as a fatal deadlock.
+fn only_known_threads() -> bool {
+    let known = ALL_M.load(StdOrdering::SeqCst)
+        + ALL_SYSMON.load(StdOrdering::SeqCst)
+        + ALL_MAIN_WAITERS.load(StdOrdering::SeqCst);
+    process_threads().is_some_and(|n| n <= known)
 }
 
 fn sysmon(weak: Weak<Sched>) {
@@ -74,12 +121,22 @@ fn sysmon(weak: Weak<Sched>) {
         // Deadlock watch and deep sleep when nothing runs.
         let all_idle = sched.npidle.load(Ordering::SeqCst) == sched.nprocs()
             && sched.nsyscall.load(Ordering::SeqCst) == 0;
+        if all_idle && crate::sched::work_anywhere(&sched) {
+            // Work is queued and no P runs: a thread creation failed (`startm` gave the
+            // P back) and no M is left to run it. Try again rather than hang.
+            sched.wakep();
+        }
         if all_idle {
             if check_dead(&sched, &mut frozen) {
                 continue;
             }
             if trace.is_none() {
-                let timeout = sched.main_waiting().then_some(DEADLOCK_GRACE / 2);
+                let timeout = if crate::sched::work_anywhere(&sched) {
+                    // Stranded work (see above): retry the thread creation soon.
+                    Some(Duration::from_millis(10))
+                } else {
+                    sched.main_waiting().then_some(DEADLOCK_GRACE / 2)
+                };
                 deep_sleep(&sched, timeout);
                 idle_rounds = 0;
                 delay = Duration::from_micros(20);
@@ -156,8 +213,13 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                 }
             }
             OWN_SYSCALL => {
+                // A due timer on this P is run only by the P's owner: a goroutine that
+                // loops on short blocking calls keeps the P for itself and would starve
+                // it (Go's sysmon starts an M for overdue timers, "perhaps because there
+                // is an unpreemptible P"). Then take the P for another M at once.
+                let timer_due = pp.timers.next() <= crate::timers::nanos(now);
                 let t = pp.syscalltick.load(Ordering::Relaxed);
-                if w.syscallwhen.is_none() || t != w.syscalltick {
+                if !timer_due && (w.syscallwhen.is_none() || t != w.syscalltick) {
                     // A new call since we last looked: give it one full tick.
                     w.syscalltick = t;
                     w.syscallwhen = Some(now);
@@ -169,6 +231,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                     > 0;
                 if pp.stealer.is_empty()
                     && sched.global.is_empty()
+                    && !timer_due
                     && others_can_cover
                     && age < FORCE_PREEMPT
                 {
@@ -216,37 +279,24 @@ fn sysmon_poll(sched: &Arc<Sched>, now: Instant) {
 }
 
 /// Go: `checkdead`. Every goroutine is parked and nothing can wake one: no running M,
-/// no runnable goroutine, no timer, no poller waiter, no blocking call — and it has
-/// stayed so for [`DEADLOCK_GRACE`] with no goroutine readied or created. Then the
-/// `block_on` caller is told, and panics with Go's message.
+/// no runnable goroutine, no timer, no poller waiter, no blocking call, no thread
+/// parked on a gmp primitive — and it has stayed so for [`DEADLOCK_GRACE`] with no
+/// goroutine readied or created.
 ///
-/// What cannot be seen: a plain OS thread that holds a channel handle and will use it
-/// later (say after `std::thread::sleep`) is invisible to the runtime. A thread parked
-/// on a gmp primitive counts as a possible waker, so it suppresses the report; a thread
-/// doing something else for longer than the grace period does not, and would be
-/// misreported. Go has the same blind spot for cgo threads.
+/// A report must be certain or must not be fatal. It is certain only when every thread
+/// of the process is a thread the runtime knows ([`only_known_threads`]): then the
+/// goroutines existing now are abandoned — marked so that no unpark can ever run them
+/// again, which is what makes unwinding the `block_on` caller's frame sound even for
+/// goroutines (scoped children included) that borrow from it — and the `block_on`
+/// caller panics with Go's message. Otherwise another thread may still wake them (a
+/// stdin reader about to send, say): a warning is printed once per stall, and
+/// `block_on` goes on waiting. `GMP_DEADLOCK=off` silences both.
 fn check_dead(sched: &Arc<Sched>, frozen: &mut Option<(u64, Instant)>) -> bool {
     if !sched.main_waiting() || sched.deadlocked.load(Ordering::SeqCst) {
         *frozen = None;
         return false;
     }
-    let quiet = sched.nsyscall.load(Ordering::SeqCst) == 0
-        // Every M is asleep: none runs a goroutine that lost its P (a long computation
-        // is not a deadlock).
-        && sched.nmidle.load(Ordering::SeqCst) == sched.mcount.load(Ordering::SeqCst)
-        // … and neither does any M of another runtime in the process.
-        && crate::sched::ALL_IDLE_M.load(std::sync::atomic::Ordering::SeqCst)
-            == crate::sched::ALL_M.load(std::sync::atomic::Ordering::SeqCst)
-        && sched.nmspinning.load(Ordering::SeqCst) == 0
-        && sched.global.is_empty()
-        && sched
-            .allp
-            .iter()
-            .all(|pp| pp.stealer.is_empty() && pp.timers.next() == u64::MAX)
-        && crate::netpoll_poller_if_started().is_none_or(|p| !p.has_waiters())
-        && gmp_core::park::parked_threads() <= sched.main_waiters()
-        && sched.registry.all_match(|g| g.status() == crate::g::Status::Waiting);
-    if !quiet {
+    if !stalled(sched) {
         *frozen = None;
         return false;
     }
@@ -254,15 +304,80 @@ fn check_dead(sched: &Arc<Sched>, frozen: &mut Option<(u64, Instant)>) -> bool {
     match *frozen {
         Some((p, since)) if p == progress => {
             if since.elapsed() >= DEADLOCK_GRACE {
-                sched.deadlocked.store(true, Ordering::SeqCst);
-                sched.wake_main();
-                *frozen = None;
-                return true;
+                *frozen = Some((progress, Instant::now() + Duration::from_secs(3600)));
+                match deadlock_policy() {
+                    Policy::Off => {}
+                    Policy::Auto if only_known_threads() && abandon_all(sched) => {
+                        sched.deadlocked.store(true, Ordering::SeqCst);
+                        sched.wake_main();
+                        *frozen = None;
+                        return true;
+                    }
+                    Policy::Auto => {
+                        eprintln!(
+                            "gmp: warning: {}\n(not fatal: another thread of the process may \
+                             still wake them; set GMP_DEADLOCK=off to silence)",
+                            deadlock_report(sched).trim_end()
+                        );
+                    }
+                }
             }
         }
-        _ => *frozen = Some((progress, Instant::now())),
+        Some((p, _)) if p != progress => *frozen = Some((progress, Instant::now())),
+        Some(_) => {}
+        None => *frozen = Some((progress, Instant::now())),
     }
     false
+}
+
+/// Every goroutine parked with nothing in the runtime able to wake one (see
+/// [`check_dead`]).
+fn stalled(sched: &Sched) -> bool {
+    sched.nsyscall.load(Ordering::SeqCst) == 0
+        // Every M is asleep: none runs a goroutine that lost its P (a long computation
+        // is not a deadlock).
+        && sched.nmidle.load(Ordering::SeqCst) == sched.mcount.load(Ordering::SeqCst)
+        // … and neither does any M of another runtime in the process.
+        && crate::sched::ALL_IDLE_M.load(StdOrdering::SeqCst) == ALL_M.load(StdOrdering::SeqCst)
+        && sched.nmspinning.load(Ordering::SeqCst) == 0
+        && sched.global.is_empty()
+        && sched
+            .allp
+            .iter()
+            .all(|pp| pp.stealer.is_empty() && pp.timers.next() == u64::MAX)
+        && crate::netpoll_poller_if_started().is_none_or(|p| !p.has_waiters())
+        && gmp_core::park::parked_threads() <= ALL_MAIN_WAITERS.load(StdOrdering::SeqCst)
+        && sched.registry.all_match(|g| g.status() == crate::g::Status::Waiting)
+}
+
+/// Marks every goroutine of the runtime abandoned (its unparks are ignored from now
+/// on), then checks that the runtime is still stalled: if anything moved meanwhile,
+/// the report is withdrawn — `false` — and the marks stay (a goroutine that was
+/// readied in the window runs to its next park and is then never woken again; that
+/// can only happen when a thread the runtime does not know exists, which
+/// [`only_known_threads`] has just ruled out).
+fn abandon_all(sched: &Sched) -> bool {
+    let before = sched.progress.load(Ordering::SeqCst);
+    for g in sched.registry.all() {
+        g.abandoned.store(true, Ordering::SeqCst);
+    }
+    stalled(sched) && sched.progress.load(Ordering::SeqCst) == before
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    /// Fatal when certain, a warning otherwise.
+    Auto,
+    /// No report at all.
+    Off,
+}
+
+/// `GMP_DEADLOCK`: `off` disables the detector; anything else (or unset) is `auto`.
+fn deadlock_policy() -> Policy {
+    match std::env::var("GMP_DEADLOCK") {
+        Ok(v) if v.trim().eq_ignore_ascii_case("off") => Policy::Off,
+        _ => Policy::Auto,
+    }
 }
 
 /// The report a deadlocked `block_on` panics with.

@@ -32,11 +32,14 @@ fn goroutines_and_plain_threads_share_channels() {
         let gs: Vec<_> = (0..2)
             .map(|t| {
                 let tx = tx.clone();
-                go!(move || {
-                    for i in 0..500 {
-                        tx.send(10_000 + t * 1000 + i).unwrap();
-                    }
-                })
+                // SAFETY: the goroutine holds no thread-local state across a suspension point.
+                unsafe {
+                    go!(move || {
+                        for i in 0..500 {
+                            tx.send(10_000 + t * 1000 + i).unwrap();
+                        }
+                    })
+                }
             })
             .collect();
         drop(tx);
@@ -44,11 +47,14 @@ fn goroutines_and_plain_threads_share_channels() {
         let recv_g: Vec<_> = (0..2)
             .map(|_| {
                 let (rx, back) = (rx.clone(), back_tx.clone());
-                go!(move || {
-                    for v in rx.iter() {
-                        back.send(v).unwrap();
-                    }
-                })
+                // SAFETY: the goroutine holds no thread-local state across a suspension point.
+                unsafe {
+                    go!(move || {
+                        for v in rx.iter() {
+                            back.send(v).unwrap();
+                        }
+                    })
+                }
             })
             .collect();
         let recv_t = {
@@ -83,7 +89,8 @@ fn a_blocked_receiver_does_not_block_its_thread() {
     // One P: if recv blocked the M, the sender could never run.
     on(1, || {
         let (tx, rx) = bounded::<&str>(0);
-        let h = go!(move || rx.recv().unwrap());
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        let h = unsafe { go!(move || rx.recv().unwrap()) };
         gmp_runtime::yield_now();
         tx.send("hello").unwrap();
         assert_eq!(h.join().unwrap(), "hello");
@@ -117,11 +124,14 @@ fn timeouts_and_tickers_are_scheduler_timers() {
         let hs: Vec<_> = (0..500)
             .map(|_| {
                 let done = done.clone();
-                go!(move || {
-                    let (_t, r) = bounded::<()>(1);
-                    assert!(r.recv_timeout(Duration::from_millis(10)).is_err());
-                    done.fetch_add(1, Ordering::SeqCst);
-                })
+                // SAFETY: the goroutine holds no thread-local state across a suspension point.
+                unsafe {
+                    go!(move || {
+                        let (_t, r) = bounded::<()>(1);
+                        assert!(r.recv_timeout(Duration::from_millis(10)).is_err());
+                        done.fetch_add(1, Ordering::SeqCst);
+                    })
+                }
             })
             .collect();
         for h in hs {
@@ -136,16 +146,22 @@ fn select_between_goroutines() {
     on(2, || {
         let (a_tx, a_rx) = bounded::<u32>(0);
         let (b_tx, b_rx) = bounded::<u32>(0);
-        go!(move || {
-            for i in 0..100 {
-                a_tx.send(i).unwrap();
-            }
-        });
-        go!(move || {
-            for i in 0..100 {
-                b_tx.send(1000 + i).unwrap();
-            }
-        });
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        unsafe {
+            go!(move || {
+                for i in 0..100 {
+                    a_tx.send(i).unwrap();
+                }
+            })
+        };
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        unsafe {
+            go!(move || {
+                for i in 0..100 {
+                    b_tx.send(1000 + i).unwrap();
+                }
+            })
+        };
         let (mut a, mut b) = (0, 0);
         while a + b < 200 {
             select! {
@@ -163,10 +179,13 @@ fn unbuffered_is_a_rendezvous_between_goroutines() {
         let (tx, rx) = chan::bounded::<u32>(0);
         let sent = Arc::new(AtomicUsize::new(0));
         let s2 = sent.clone();
-        let h = go!(move || {
-            tx.send(1).unwrap();
-            s2.store(1, Ordering::SeqCst);
-        });
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        let h = unsafe {
+            go!(move || {
+                tx.send(1).unwrap();
+                s2.store(1, Ordering::SeqCst);
+            })
+        };
         gmp_runtime::sleep(Duration::from_millis(20));
         // Nobody received yet: the send cannot have completed.
         assert_eq!(sent.load(Ordering::SeqCst), 0);

@@ -48,7 +48,8 @@ fn a_bad_gmp_maxprocs_is_a_clear_error() {
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
         assert!(e.to_string().contains("GMP_MAXPROCS"), "{e}");
         // The default runtime refuses to start with a message naming the variable.
-        let r = std::panic::catch_unwind(|| gmp_runtime::go!(|| ()).join());
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        let r = std::panic::catch_unwind(|| unsafe { gmp_runtime::go!(|| ()) }.join());
         let p = r.unwrap_err();
         let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
         assert!(msg.contains("GMP_MAXPROCS"), "{msg}");

@@ -77,11 +77,13 @@ fn run(ops: Vec<Op>, finished: Arc<AtomicUsize>) -> u64 {
         match o {
             Op::Spawn(c) => {
                 let f = finished.clone();
-                v += go!(move || run(c, f)).join().unwrap();
+                // SAFETY: the goroutine holds no thread-local state across a suspension point.
+                v += unsafe { go!(move || run(c, f)) }.join().unwrap();
             }
             Op::SpawnDetached(c) => {
                 let f = finished.clone();
-                later.push(go!(move || run(c, f)));
+                // SAFETY: the goroutine holds no thread-local state across a suspension point.
+                later.push(unsafe { go!(move || run(c, f)) });
             }
             Op::Yield => gmp_runtime::yield_now(),
             Op::SleepMicros(us) => gmp_runtime::sleep(Duration::from_micros(us as u64)),
@@ -96,21 +98,27 @@ fn run(ops: Vec<Op>, finished: Arc<AtomicUsize>) -> u64 {
                 for _ in 0..n {
                     let (tx, next_rx) = unbounded::<u64>();
                     let f = finished.clone();
-                    hs.push(go!(move || {
-                        for x in rx.iter() {
-                            tx.send(x + 1).unwrap();
-                        }
-                        f.fetch_add(1, Ordering::SeqCst);
-                    }));
+                    // SAFETY: the goroutine holds no thread-local state across a suspension point.
+                    hs.push(unsafe {
+                        go!(move || {
+                            for x in rx.iter() {
+                                tx.send(x + 1).unwrap();
+                            }
+                            f.fetch_add(1, Ordering::SeqCst);
+                        })
+                    });
                     rx = next_rx;
                 }
                 let f = finished.clone();
-                let producer = go!(move || {
-                    for x in 0..k as u64 {
-                        tx0.send(x).unwrap();
-                    }
-                    f.fetch_add(1, Ordering::SeqCst);
-                });
+                // SAFETY: the goroutine holds no thread-local state across a suspension point.
+                let producer = unsafe {
+                    go!(move || {
+                        for x in 0..k as u64 {
+                            tx0.send(x).unwrap();
+                        }
+                        f.fetch_add(1, Ordering::SeqCst);
+                    })
+                };
                 v += rx.iter().sum::<u64>();
                 producer.join().unwrap();
                 for h in hs {
@@ -119,10 +127,13 @@ fn run(ops: Vec<Op>, finished: Arc<AtomicUsize>) -> u64 {
             }
             Op::Panic => {
                 let f = finished.clone();
-                let r = go!(move || {
-                    f.fetch_add(1, Ordering::SeqCst);
-                    panic!("planned panic")
-                })
+                // SAFETY: the goroutine holds no thread-local state across a suspension point.
+                let r = unsafe {
+                    go!(move || {
+                        f.fetch_add(1, Ordering::SeqCst);
+                        panic!("planned panic")
+                    })
+                }
                 .join();
                 assert!(r.is_err());
             }

@@ -59,7 +59,10 @@ fn block_on_resumes_a_panic_of_the_main_goroutine() {
 #[test]
 fn spawn_join_and_results() {
     on(2, || {
-        let hs: Vec<_> = (0..1000u64).map(|i| go!(move || i * 2)).collect();
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        let hs: Vec<_> = (0..1000u64)
+            .map(|i| unsafe { go!(move || i * 2) })
+            .collect();
         let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(sum, 999 * 1000);
     });
@@ -69,12 +72,15 @@ fn spawn_join_and_results() {
 fn a_panic_comes_back_from_join_and_never_kills_an_m() {
     on(1, || {
         for i in 0..50 {
-            let h = go!(move || {
-                if i % 2 == 0 {
-                    panic!("goroutine {i} panics");
-                }
-                i
-            });
+            // SAFETY: the goroutine holds no thread-local state across a suspension point.
+            let h = unsafe {
+                go!(move || {
+                    if i % 2 == 0 {
+                        panic!("goroutine {i} panics");
+                    }
+                    i
+                })
+            };
             let r = h.join();
             if i % 2 == 0 {
                 let p = r.unwrap_err();
@@ -176,7 +182,8 @@ fn yield_lets_others_run_on_one_p() {
     on(1, || {
         let flag = Arc::new(AtomicBool::new(false));
         let f = flag.clone();
-        let h = go!(move || f.store(true, Ordering::SeqCst));
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        let h = unsafe { go!(move || f.store(true, Ordering::SeqCst)) };
         while !flag.load(Ordering::SeqCst) {
             gmp_runtime::yield_now();
         }
@@ -189,7 +196,8 @@ fn sleep_parks_the_goroutine_not_the_thread() {
     on(1, || {
         let t = Instant::now();
         let hs: Vec<_> = (0..200)
-            .map(|_| go!(|| gmp_runtime::sleep(Duration::from_millis(20))))
+            // SAFETY: the goroutine holds no thread-local state across a suspension point.
+            .map(|_| unsafe { go!(|| gmp_runtime::sleep(Duration::from_millis(20))) })
             .collect();
         for h in hs {
             h.join().unwrap();
@@ -216,11 +224,14 @@ fn park_and_unpark() {
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
         let me = gmp_runtime::current();
-        go!(move || {
-            gmp_runtime::sleep(Duration::from_millis(5));
-            d.store(true, Ordering::SeqCst);
-            me.unpark();
-        });
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        unsafe {
+            go!(move || {
+                gmp_runtime::sleep(Duration::from_millis(5));
+                d.store(true, Ordering::SeqCst);
+                me.unpark();
+            })
+        };
         while !done.load(Ordering::SeqCst) {
             gmp_runtime::park();
         }
@@ -271,7 +282,8 @@ fn a_plain_thread_can_unpark_a_goroutine_and_join_it() {
 
 #[test]
 fn spawn_from_a_plain_thread_uses_the_default_runtime() {
-    let h = go!(|| gmp_runtime::current().id());
+    // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    let h = unsafe { go!(|| gmp_runtime::current().id()) };
     let id = h.join().unwrap();
     assert_ne!(id, gmp_runtime::current().id());
     assert!(gmp_runtime::gomaxprocs() >= 1);
@@ -284,12 +296,15 @@ fn blocking_hands_the_p_to_another_m() {
         let t2 = ticks.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
-        let ticker = go!(move || {
-            while !s2.load(Ordering::SeqCst) {
-                t2.fetch_add(1, Ordering::SeqCst);
-                gmp_runtime::sleep(Duration::from_millis(1));
-            }
-        });
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        let ticker = unsafe {
+            go!(move || {
+                while !s2.load(Ordering::SeqCst) {
+                    t2.fetch_add(1, Ordering::SeqCst);
+                    gmp_runtime::sleep(Duration::from_millis(1));
+                }
+            })
+        };
         gmp_runtime::yield_now();
         let before = ticks.load(Ordering::SeqCst);
         // A blocking call of 300 ms on the only P: the ticker must keep ticking.
@@ -310,15 +325,18 @@ fn a_tight_loop_does_not_starve_a_sleeper_on_one_p() {
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
         let started = Instant::now();
-        let hog = go!(move || {
-            let mut x = 0u64;
-            // A loop with no scheduling point; it gives up by itself after 20 s so a
-            // broken runtime fails the assertion below instead of hanging.
-            while !s2.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(20) {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-            }
-            x
-        });
+        // SAFETY: the goroutine holds no thread-local state across a suspension point.
+        let hog = unsafe {
+            go!(move || {
+                let mut x = 0u64;
+                // A loop with no scheduling point; it gives up by itself after 20 s so a
+                // broken runtime fails the assertion below instead of hanging.
+                while !s2.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(20) {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                }
+                x
+            })
+        };
         gmp_runtime::yield_now(); // let the hog start
         for _ in 0..5 {
             gmp_runtime::sleep(Duration::from_millis(10));
@@ -367,26 +385,6 @@ fn shutdown_unwinds_parked_goroutines() {
 }
 
 #[test]
-fn deadlock_is_reported() {
-    let r = rt(2);
-    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: no thread-local state held across suspension points.
-        unsafe {
-            r.block_on::<_, ()>(|| loop {
-                gmp_runtime::park();
-            })
-        }
-    }))
-    .unwrap_err();
-    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
-    assert!(
-        msg.starts_with("all goroutines are asleep - deadlock!"),
-        "{msg}"
-    );
-    assert!(msg.contains("('main')"), "{msg}");
-}
-
-#[test]
 fn num_goroutine_and_gomaxprocs() {
     on(3, || {
         assert_eq!(gmp_runtime::gomaxprocs(), 3);
@@ -394,11 +392,14 @@ fn num_goroutine_and_gomaxprocs() {
         let hs: Vec<_> = (0..20)
             .map(|_| {
                 let s = stop.clone();
-                go!(move || {
-                    while !s.load(Ordering::SeqCst) {
-                        gmp_runtime::sleep(Duration::from_millis(1));
-                    }
-                })
+                // SAFETY: the goroutine holds no thread-local state across a suspension point.
+                unsafe {
+                    go!(move || {
+                        while !s.load(Ordering::SeqCst) {
+                            gmp_runtime::sleep(Duration::from_millis(1));
+                        }
+                    })
+                }
             })
             .collect();
         assert!(gmp_runtime::num_goroutine() >= 21);
@@ -416,14 +417,17 @@ fn work_is_stolen_across_ps() {
         let hs: Vec<_> = (0..64)
             .map(|_| {
                 let t = threads.clone();
-                go!(move || {
-                    // Enough work that the other P steals some of it.
-                    let start = Instant::now();
-                    while start.elapsed() < Duration::from_millis(2) {
-                        std::hint::spin_loop();
-                    }
-                    t.lock().unwrap().insert(std::thread::current().id());
-                })
+                // SAFETY: the goroutine holds no thread-local state across a suspension point.
+                unsafe {
+                    go!(move || {
+                        // Enough work that the other P steals some of it.
+                        let start = Instant::now();
+                        while start.elapsed() < Duration::from_millis(2) {
+                            std::hint::spin_loop();
+                        }
+                        t.lock().unwrap().insert(std::thread::current().id());
+                    })
+                }
             })
             .collect();
         for h in hs {
@@ -441,9 +445,12 @@ fn goroutines_from_a_million_spawns_all_finish() {
         let hs: Vec<_> = (0..n)
             .map(|_| {
                 let c = c.clone();
-                go!(move || {
-                    c.fetch_add(1, Ordering::Relaxed);
-                })
+                // SAFETY: the goroutine holds no thread-local state across a suspension point.
+                unsafe {
+                    go!(move || {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    })
+                }
             })
             .collect();
         for h in hs {

@@ -1,0 +1,293 @@
+//! Goroutine-local storage: [`goroutine_local!`](crate::goroutine_local) and
+//! [`LocalKey`], the safe alternative to `thread_local!` in goroutines.
+//!
+//! A goroutine may resume on another OS thread after any suspension, so a
+//! `thread_local!` borrow held across one would touch another thread's value. A
+//! goroutine-local value lives in the goroutine itself (its `G`), created on first use
+//! and dropped when the goroutine ends — however it ends: return, panic, `abort`, or
+//! the shutdown's forced unwind — while it is still the running goroutine, so a
+//! destructor may use the runtime. A borrow of it may be held across a suspension
+//! point. On a plain thread the same key gives one value per thread.
+//!
+//! Each value is boxed: the box never moves while the goroutine (or thread) lives, so
+//! `with` can lend a reference while the closure uses other keys, which may add
+//! entries to the same list.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::fmt;
+
+/// The values of one goroutine (or plain thread): `(key address, value)`.
+#[derive(Default)]
+pub(crate) struct Locals {
+    entries: Vec<(usize, Box<dyn Any>)>,
+}
+
+impl Locals {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn find(&self, key: usize) -> Option<*const dyn Any> {
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| &**v as *const dyn Any)
+    }
+}
+
+impl Drop for Locals {
+    fn drop(&mut self) {
+        drain(&mut self.entries);
+    }
+}
+
+/// Drops values until none is left (a destructor may create new ones; give up after a
+/// few rounds, as std does for thread-locals re-initialised during destruction).
+fn drain(entries: &mut Vec<(usize, Box<dyn Any>)>) {
+    for _ in 0..8 {
+        if entries.is_empty() {
+            return;
+        }
+        // Last created, first dropped; each destructor runs with the list empty.
+        let batch = std::mem::take(entries);
+        for (_, v) in batch.into_iter().rev() {
+            drop(v);
+        }
+    }
+    // Values re-created by destructors eight rounds in a row are leaked.
+    std::mem::forget(std::mem::take(entries));
+}
+
+std::thread_local! {
+    static THREAD_LOCALS: UnsafeCell<Locals> = UnsafeCell::new(Locals::default());
+}
+
+/// The calling goroutine's (or plain thread's) list, for the duration of `f`.
+///
+/// `f` may add entries but never removes or moves existing boxes.
+fn with_locals<R>(f: impl FnOnce(&UnsafeCell<Locals>) -> R) -> R {
+    match crate::proc::identity_g() {
+        Some(g) => f(&g.locals),
+        None => THREAD_LOCALS.with(|l| f(l)),
+    }
+}
+
+/// Drops the running goroutine's values: the last act of its body (spawn.rs).
+pub(crate) fn drop_goroutine_locals() {
+    if let Some(g) = crate::proc::identity_g() {
+        // SAFETY: only the running goroutine touches its own list, and no `with` of it
+        // is active: we are past the body.
+        let entries = unsafe { &mut (*g.locals.get()).entries };
+        let mut taken = std::mem::take(entries);
+        drain(&mut taken);
+        // Values created by those destructors.
+        // SAFETY: as above.
+        drain(unsafe { &mut (*g.locals.get()).entries });
+    }
+}
+
+/// A key for goroutine-local values, declared with
+/// [`goroutine_local!`](crate::goroutine_local) (the counterpart of
+/// [`std::thread::LocalKey`]).
+pub struct LocalKey<T: 'static> {
+    init: fn() -> T,
+}
+
+impl<T: 'static> LocalKey<T> {
+    #[doc(hidden)]
+    pub const fn new(init: fn() -> T) -> LocalKey<T> {
+        LocalKey { init }
+    }
+
+    fn id(&'static self) -> usize {
+        self as *const LocalKey<T> as usize
+    }
+
+    /// A pointer to this goroutine's value, created with `make` if absent.
+    fn get_or_insert_with(&'static self, make: impl FnOnce() -> T) -> *const T {
+        let key = self.id();
+        let found = with_locals(|l| {
+            // SAFETY: only the owning goroutine (or thread) reaches its list; the
+            // shared borrow ends before any user code runs.
+            unsafe { (*l.get()).find(key) }
+        });
+        if let Some(p) = found {
+            return p as *const T;
+        }
+        // User code: may itself use goroutine-locals (even this key).
+        let v: Box<dyn Any> = Box::new(make());
+        with_locals(|l| {
+            // SAFETY: as above; we only push, so existing boxes stay where they are.
+            let locals = unsafe { &mut *l.get() };
+            if let Some(p) = locals.find(key) {
+                // `make` initialised this key recursively: keep the first value.
+                return p as *const T;
+            }
+            let p = &*v as *const dyn Any as *const T;
+            locals.entries.push((key, v));
+            p
+        })
+    }
+
+    /// Calls `f` with a reference to this goroutine's value, creating it on first use.
+    /// The reference may be held across a suspension point (the value lives in the
+    /// goroutine, not in the thread).
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// gmp_runtime::goroutine_local! { static COUNT: Cell<u32> = Cell::new(0); }
+    /// // SAFETY: nothing thread-local is held across a suspension point.
+    /// let h = unsafe {
+    ///     gmp_runtime::spawn(|| {
+    ///         COUNT.with(|c| {
+    ///             c.set(c.get() + 1);
+    ///             gmp_runtime::yield_now(); // may resume on another thread
+    ///             c.set(c.get() + 1);
+    ///         });
+    ///         COUNT.get()
+    ///     })
+    /// };
+    /// assert_eq!(h.join().unwrap(), 2);
+    /// ```
+    pub fn with<F, R>(&'static self, f: F) -> R
+    where
+        F: FnOnce(&T) -> R,
+    {
+        let p = self.get_or_insert_with(self.init);
+        // SAFETY: the box behind `p` is dropped only when its goroutine (or thread)
+        // ends, which cannot happen while that goroutine runs `f`; it never moves.
+        f(unsafe { &*p })
+    }
+}
+
+impl<T: 'static> LocalKey<Cell<T>> {
+    /// Sets the value (initialising it with `value`, without running the initialiser,
+    /// if it was absent).
+    pub fn set(&'static self, value: T) {
+        let mut value = Some(value);
+        let p = self.get_or_insert_with(|| Cell::new(value.take().expect("set once")));
+        if let Some(v) = value {
+            // SAFETY: as in `with`.
+            unsafe { &*p }.set(v);
+        }
+    }
+
+    /// A copy of the value.
+    pub fn get(&'static self) -> T
+    where
+        T: Copy,
+    {
+        self.with(Cell::get)
+    }
+
+    /// Takes the value, leaving `Default::default()`.
+    pub fn take(&'static self) -> T
+    where
+        T: Default,
+    {
+        self.with(Cell::take)
+    }
+
+    /// Replaces the value, returning the old one.
+    pub fn replace(&'static self, value: T) -> T {
+        self.with(|c| c.replace(value))
+    }
+}
+
+impl<T: 'static> LocalKey<RefCell<T>> {
+    /// Sets the value (initialising it with `value`, without running the initialiser,
+    /// if it was absent).
+    ///
+    /// # Panics
+    /// If the value is currently borrowed.
+    pub fn set(&'static self, value: T) {
+        let mut value = Some(value);
+        let p = self.get_or_insert_with(|| RefCell::new(value.take().expect("set once")));
+        if let Some(v) = value {
+            // SAFETY: as in `with`.
+            *unsafe { &*p }.borrow_mut() = v;
+        }
+    }
+
+    /// Takes the value, leaving `Default::default()`.
+    ///
+    /// # Panics
+    /// If the value is currently borrowed.
+    pub fn take(&'static self) -> T
+    where
+        T: Default,
+    {
+        self.with(RefCell::take)
+    }
+
+    /// Replaces the value, returning the old one.
+    ///
+    /// # Panics
+    /// If the value is currently borrowed.
+    pub fn replace(&'static self, value: T) -> T {
+        self.with(|c| c.replace(value))
+    }
+
+    /// Calls `f` with a shared borrow of the value.
+    ///
+    /// # Panics
+    /// If the value is currently mutably borrowed.
+    pub fn with_borrow<F, R>(&'static self, f: F) -> R
+    where
+        F: FnOnce(&T) -> R,
+    {
+        self.with(|c| f(&c.borrow()))
+    }
+
+    /// Calls `f` with a mutable borrow of the value.
+    ///
+    /// # Panics
+    /// If the value is currently borrowed.
+    pub fn with_borrow_mut<F, R>(&'static self, f: F) -> R
+    where
+        F: FnOnce(&mut T) -> R,
+    {
+        self.with(|c| f(&mut c.borrow_mut()))
+    }
+}
+
+impl<T: 'static> fmt::Debug for LocalKey<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalKey").finish_non_exhaustive()
+    }
+}
+
+/// Declares goroutine-local keys, as `thread_local!` declares thread-local ones: one
+/// value per goroutine, created on first use and dropped when the goroutine ends
+/// (also when it is aborted or unwound at shutdown); per thread on plain threads.
+///
+/// This is the answer to "what do I use instead of `thread_local!`" in a goroutine:
+/// a borrow from it may be held across a suspension point.
+///
+/// ```
+/// use std::cell::RefCell;
+/// gmp_runtime::goroutine_local! {
+///     static NAME: RefCell<String> = RefCell::new(String::new());
+///     pub static DEPTH: std::cell::Cell<usize> = std::cell::Cell::new(0);
+/// }
+/// NAME.with_borrow_mut(|n| n.push_str("main thread"));
+/// assert_eq!(NAME.with_borrow(|n| n.len()), 11);
+/// ```
+#[macro_export]
+macro_rules! goroutine_local {
+    () => {};
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr; $($rest:tt)*) => {
+        $(#[$attr])*
+        $vis static $name: $crate::LocalKey<$t> = $crate::LocalKey::new({
+            fn __gmp_init() -> $t {
+                $init
+            }
+            __gmp_init
+        });
+        $crate::goroutine_local!($($rest)*);
+    };
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr) => {
+        $crate::goroutine_local!($(#[$attr])* $vis static $name: $t = $init;);
+    };
+}
