@@ -551,7 +551,7 @@ impl<T> JoinHandle<T> {
     ///
     /// - A goroutine that never suspends again is not interrupted.
     /// - One inside [`blocking`] unwinds when the call returns.
-    /// - One inside [`scope`](crate::scope) waits for its scoped goroutines first, and
+    /// - One inside [`scope`](crate::scope()) waits for its scoped goroutines first, and
     ///   unwinds once the scope's wait is over; nested `block_on` likewise.
     /// - A value a goroutine parked in `recv` had not yet taken stays in the channel.
     /// - Aborting twice is aborting once; aborting a finished goroutine does nothing;

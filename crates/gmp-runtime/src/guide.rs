@@ -40,7 +40,7 @@
 //!    (Go's `all goroutines are asleep - deadlock!`). Called from inside a goroutine,
 //!    `block_on` just joins, parking that goroutine.
 //!
-//! Every other goroutine is made the same way by [`spawn`](crate::spawn) /
+//! Every other goroutine is made the same way by [`spawn`](crate::spawn()) /
 //! [`go!`](crate::go), except that from a goroutine the new G goes into the spawner's
 //! own P's `runnext` (Go's `runqput(pp, newg, true)`), so it runs next on that P, and an
 //! idle P is woken only if nobody spins.

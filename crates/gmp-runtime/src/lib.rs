@@ -33,7 +33,7 @@ pub use spawn::{spawn, Builder};
 /// True if a panic payload is the forced unwind with which the runtime unwinds a
 /// parked goroutine at shutdown. Code that catches panics around a call that can
 /// suspend (a channel operation, `sleep`, I/O) must rethrow such a payload with
-/// [`std::panic::resume_unwind`]; see [`spawn`]'s docs.
+/// [`std::panic::resume_unwind`]; see [`spawn`](spawn())'s docs.
 ///
 /// ```
 /// let r = std::panic::catch_unwind(|| panic!("an ordinary panic"));

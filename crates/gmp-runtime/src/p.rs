@@ -234,7 +234,10 @@ mod tests {
     fn every_row_of_the_table_is_accepted() {
         for &(from, to, _) in TRANSITIONS {
             let own = Own::new(own_word(if from == OWN_IDLE { 0 } else { 7 }, from));
-            own.store(own_word(if to == OWN_IDLE { 0 } else { 7 }, to), Ordering::Release);
+            own.store(
+                own_word(if to == OWN_IDLE { 0 } else { 7 }, to),
+                Ordering::Release,
+            );
         }
     }
 

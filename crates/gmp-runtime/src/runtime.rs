@@ -176,7 +176,7 @@ impl Runtime {
     ///   caller's stack while this one's main goroutine borrows from it).
     ///
     /// # Safety
-    /// As [`spawn`](crate::spawn): `f` must not hold thread-local state across a
+    /// As [`spawn`](crate::spawn()): `f` must not hold thread-local state across a
     /// suspension point.
     pub unsafe fn block_on<F, T>(&self, f: F) -> T
     where
@@ -224,7 +224,7 @@ impl Runtime {
     /// Starts a goroutine on this runtime (from any thread).
     ///
     /// # Safety
-    /// As [`spawn`](crate::spawn).
+    /// As [`spawn`](crate::spawn()).
     pub unsafe fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -356,7 +356,7 @@ pub(crate) fn default_sched() -> Arc<Sched> {
 /// `main`), starting that runtime if needed.
 ///
 /// # Safety
-/// As [`spawn`](crate::spawn).
+/// As [`spawn`](crate::spawn()).
 pub unsafe fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send,

@@ -112,7 +112,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// If a stack cannot be allocated.
     ///
     /// # Safety
-    /// As [`spawn`](crate::spawn): `f` must not hold thread-local state across a
+    /// As [`spawn`](crate::spawn()): `f` must not hold thread-local state across a
     /// suspension point.
     pub unsafe fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
@@ -127,7 +127,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// `spawn` with a name and stack size (`Builder::spawn_scoped`).
     ///
     /// # Safety
-    /// As [`spawn`](crate::spawn).
+    /// As [`spawn`](crate::spawn()).
     pub(crate) unsafe fn spawn_with<F, T>(
         &'scope self,
         name: Option<String>,

@@ -167,7 +167,7 @@ impl Builder {
         self
     }
 
-    /// Starts a scoped goroutine (see [`scope`](crate::scope)) with these options, as
+    /// Starts a scoped goroutine (see [`scope`](crate::scope())) with these options, as
     /// [`std::thread::Builder::spawn_scoped`].
     ///
     /// # Safety
