@@ -37,8 +37,8 @@
 //!    it parks the thread on the main goroutine's result, like
 //!    [`JoinHandle::join`](crate::JoinHandle::join), and is woken either by the result
 //!    (returned, or a panic resumed in the caller) or by sysmon's deadlock verdict
-//!    (Go's `all goroutines are asleep - deadlock!`). Called from inside a goroutine,
-//!    `block_on` just joins, parking that goroutine.
+//!    (Go's `all goroutines are asleep - deadlock!`). Called from inside a goroutine
+//!    of the same runtime, `block_on` just joins, parking that goroutine.
 //!
 //! Every other goroutine is made the same way by [`spawn`](crate::spawn()) /
 //! [`go!`](crate::go), except that from a goroutine the new G goes into the spawner's
@@ -118,10 +118,12 @@
 //! Two things find work *for* an M from outside: `wakep` after every spawn or wake-up
 //! (step 3 of question 1), and sysmon ([`sysmon.rs`](../../src/gmp_runtime/sysmon.rs.html)),
 //! which retakes a P whose M has been in [`blocking`](crate::blocking) for a sysmon
-//! tick (20 µs at first) or whose goroutine has run 10 ms without a scheduling point,
+//! tick (20 µs at first; at once if one of the P's timers is due) or whose goroutine
+//! has run 10 ms without a scheduling point,
 //! and hands it to another M (`handoffp`) — Rust code has no preemption points, so
 //! this is how a busy loop cannot starve its P's queue. When every goroutine is parked
-//! and nothing can wake one for 250 ms, sysmon declares the deadlock.
+//! and nothing can wake one for 250 ms, sysmon reports the deadlock (Go's `checkdead`;
+//! see the crate docs for when the report is fatal).
 //!
 //! # The lost pictures
 //!
