@@ -571,8 +571,7 @@ impl<T> JoinHandle<T> {
             return;
         }
         if let Some(g) = self.goroutine.g() {
-            if g
-                .abort
+            if g.abort
                 .compare_exchange(
                     crate::g::ABORT_NONE,
                     crate::g::ABORT_REQUESTED,

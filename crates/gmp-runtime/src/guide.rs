@@ -47,14 +47,14 @@
 //!
 //! # 2. How does the schedule loop start?
 //!
-//! Every M is an OS thread whose body is `mstart` ([`proc.rs`](../../src/gmp_runtime/proc.rs.html));
+//! Every M is an OS thread whose body is `mstart` ([`schedule.rs`](../../src/gmp_runtime/schedule.rs.html));
 //! the order is Go's `mstart` → `mstart1` → `schedule`:
 //!
 //! 1. `mstart` publishes the M's context in a thread-local (Go: `g0`/`m.tls`) and
 //!    installs the runtime's park hook ([`gmp_core::park::set_hook`]) on the thread,
 //!    so that a channel or poller wait there parks the running goroutine instead of
-//!    the thread; then `acquirep` — the P goes `IDLE` → `RUNTIME` — and it records
-//!    whether it was started spinning.
+//!    the thread; then `acquirep` ([`p.rs`](../../src/gmp_runtime/p.rs.html)) — the P
+//!    goes `IDLE` → `RUNTIME` — and it records whether it was started spinning.
 //! 2. `schedule` is a plain loop on the M's own stack, which plays Go's `g0` stack:
 //!    `while let Some((g, inherit)) = find_runnable()`: if the M was spinning, it stops
 //!    (`resetspinning`: `nmspinning`−1, and if it was the last spinner, `wakep` starts
@@ -77,7 +77,7 @@
 //!
 //! # 3. How does an M find work?
 //!
-//! `find_runnable` ([`proc.rs`](../../src/gmp_runtime/proc.rs.html)) is Go's
+//! `find_runnable` ([`schedule.rs`](../../src/gmp_runtime/schedule.rs.html)) is Go's
 //! `findRunnable`, step for step, with an M that holds P `p`:
 //!
 //! 1. **Timers**: run `p`'s due timers; the goroutines they wake join `p`'s run queue.

@@ -14,6 +14,7 @@ mod proc;
 mod registry;
 mod runtime;
 mod sched;
+mod schedule;
 mod scope;
 mod spawn;
 mod sysmon;

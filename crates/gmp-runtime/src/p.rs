@@ -28,7 +28,8 @@
 //! ownership transfer (idle list under the sched lock, or the `own` CAS) is a
 //! release/acquire edge, so each owner sees the previous one's writes.
 
-use crate::g::GRef;
+use crate::g::{GRef, Status};
+use crate::m::MCtx;
 use crate::timers::Timers;
 use gmp_core::stack::Stack;
 use gmp_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -52,7 +53,7 @@ pub(crate) fn own_word(m: u64, state: u64) -> u64 {
 pub(crate) const TRANSITIONS: &[(u64, u64, &str)] = &[
     (OWN_IDLE, OWN_RUNTIME, "acquirep"),
     (OWN_RUNTIME, OWN_IDLE, "releasep"),
-    (OWN_RUNTIME, OWN_USER, "execute / leave"),
+    (OWN_RUNTIME, OWN_USER, "execute / back to user"),
     (OWN_USER, OWN_RUNTIME, "enter"),
     (OWN_RUNTIME, OWN_SYSCALL, "entersyscall"),
     (OWN_SYSCALL, OWN_RUNTIME, "enter"),
@@ -173,34 +174,19 @@ impl P {
         }
     }
 
-    /// The local run queue.
+    /// Shutdown, after every M has exited: empties the P's local queue (returned) and
+    /// its caches (the cached Gs hold `Arc<Sched>`: a cycle otherwise).
     ///
     /// # Safety
-    /// The caller owns this P (`own` names its M, in state `RUNTIME`), or holds the only
-    /// reference to the runtime (shutdown, after every M has exited).
-    pub(crate) unsafe fn local(&self) -> &Local<GRef> {
-        // SAFETY: ownership is the caller's contract; `Local` is only used through `&`.
-        unsafe { &*self.local.get() }
-    }
-
-    /// The stack cache.
-    ///
-    /// # Safety
-    /// As for [`P::local`].
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn stacks(&self) -> &mut Vec<Stack> {
-        // SAFETY: ownership is the caller's contract; no reference escapes a call.
-        unsafe { &mut *self.stacks.get() }
-    }
-
-    /// The cache of dead Gs.
-    ///
-    /// # Safety
-    /// As for [`P::local`].
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn gfree(&self) -> &mut Vec<GRef> {
-        // SAFETY: ownership is the caller's contract; no reference escapes a call.
-        unsafe { &mut *self.gfree.get() }
+    /// No M runs any more and none will (the caller holds the runtime's last user
+    /// reference and checked `mcount == 0`): nobody else can own this P.
+    pub(crate) unsafe fn drain_for_shutdown(&self) -> Vec<GRef> {
+        // SAFETY: the caller's contract makes us the P's only user.
+        unsafe {
+            (*self.gfree.get()).clear();
+            (*self.stacks.get()).clear();
+            (*self.local.get()).drain().collect()
+        }
     }
 
     pub(crate) fn state(&self) -> u64 {
@@ -224,6 +210,154 @@ impl fmt::Debug for P {
             .field("runq", &self.stealer.len())
             .finish()
     }
+}
+
+/// An M's ownership of its P for runtime work (Go: `m.p` while in the runtime; tokio's
+/// `Box<Core>`): the only way to reach the P's owner-only parts — the local run queue,
+/// the stack cache, the G cache. Made by [`enter`]; dropping it hands the P back to the
+/// running goroutine (`RUNTIME` → `USER`/`SYSCALL`), a no-op in scheduler code.
+///
+/// It borrows the M context: it cannot be held across a goroutine switch.
+pub(crate) struct OwnedP<'a> {
+    c: &'a MCtx,
+    id: usize,
+    p: &'a P,
+}
+
+impl<'a> OwnedP<'a> {
+    /// The P's index in `allp`.
+    pub(crate) fn id(&self) -> usize {
+        self.id
+    }
+
+    /// The P itself (its shared, atomic parts).
+    pub(crate) fn p(&self) -> &'a P {
+        self.p
+    }
+
+    /// The local run queue.
+    pub(crate) fn local(&self) -> &Local<GRef> {
+        // SAFETY: we own the P in state RUNTIME (`enter`), so no other M touches its
+        // owner-only cells; `Local` is only used through `&`.
+        unsafe { &*self.p.local.get() }
+    }
+
+    /// A stack from the P's cache. (The caches are reached only through such short
+    /// calls, which run no other code while they touch the cell: so a nested `enter`
+    /// of the same P — a goroutine readied while the scheduler polls — never aliases.)
+    pub(crate) fn take_stack(&self) -> Option<Stack> {
+        // SAFETY: we own the P (`enter`); the borrow ends within this call.
+        unsafe { (*self.p.stacks.get()).pop() }
+    }
+
+    /// Keeps a free stack for the next spawn; gives it back if the cache is full.
+    pub(crate) fn cache_stack(&self, stack: Stack) -> Result<(), Stack> {
+        // SAFETY: as in `take_stack`.
+        let cache = unsafe { &mut *self.p.stacks.get() };
+        if cache.len() < STACK_CACHE {
+            cache.push(stack);
+            Ok(())
+        } else {
+            Err(stack)
+        }
+    }
+
+    /// A dead G to reuse (Go: `gfget`).
+    pub(crate) fn take_g(&self) -> Option<GRef> {
+        // SAFETY: as in `take_stack`.
+        unsafe { (*self.p.gfree.get()).pop() }
+    }
+
+    /// Keeps a dead G for reuse (Go: `gfput`); gives it back if the cache is full
+    /// (the caller drops it, outside the cell).
+    pub(crate) fn cache_g(&self, g: GRef) -> Result<(), GRef> {
+        // SAFETY: as in `take_stack`.
+        let cache = unsafe { &mut *self.p.gfree.get() };
+        if cache.len() < G_CACHE {
+            cache.push(g);
+            Ok(())
+        } else {
+            Err(g)
+        }
+    }
+}
+
+impl Drop for OwnedP<'_> {
+    /// Go: the return to user code. Release: publishes our queue writes to sysmon's
+    /// retake CAS and to the P's next owner.
+    fn drop(&mut self) {
+        if let Some(g) = self.c.curg() {
+            let st = if g.status() == Status::Syscall {
+                OWN_SYSCALL
+            } else {
+                OWN_USER
+            };
+            self.p
+                .own
+                .store(own_word(self.c.m.id, st), Ordering::Release);
+        }
+    }
+}
+
+impl fmt::Debug for OwnedP<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedP").field("p", &self.id).finish()
+    }
+}
+
+/// Takes this M's P for runtime work: from goroutine code, CAS `(me, USER)` (or
+/// `SYSCALL`) → `(me, RUNTIME)`; in scheduler code the P is already ours. `None` (and
+/// the M forgets its P) if sysmon took it.
+pub(crate) fn enter(c: &MCtx) -> Option<OwnedP<'_>> {
+    let id = c.p.get()?;
+    let p = &c.sched.allp[id];
+    let me = c.m.id;
+    let cur = p.own.load(Ordering::Relaxed);
+    if cur != own_word(me, OWN_RUNTIME) {
+        if cur != own_word(me, OWN_USER) && cur != own_word(me, OWN_SYSCALL) {
+            c.p.set(None);
+            return None;
+        }
+        // Acquire on success: we own the P again and must see what its previous
+        // owner wrote; on failure the P was handed on and we must not touch it.
+        if p.own
+            .compare_exchange(
+                cur,
+                own_word(me, OWN_RUNTIME),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            c.p.set(None);
+            return None;
+        }
+    }
+    Some(OwnedP { c, id, p })
+}
+
+/// Go: `acquirep`. This M becomes the owner of P `id` (which must be idle).
+pub(crate) fn acquirep(c: &MCtx, id: usize) {
+    let p = &c.sched.allp[id];
+    // AcqRel: acquire the previous owner's writes to the P; the release is for
+    // sysmon, which reads `own` to decide whether to retake.
+    let prev = p.own.swap(own_word(c.m.id, OWN_RUNTIME), Ordering::AcqRel);
+    debug_assert_eq!(
+        prev & 0xff,
+        OWN_IDLE,
+        "gmp: acquirep of a P that is not idle (P {id})"
+    );
+    c.p.set(Some(id));
+    // A P starts running: sysmon must watch it (it may sleep while all Ps are idle).
+    c.sched.wake_sysmon();
+}
+
+/// Go: `releasep`. The M gives up its P; the caller puts it on the idle list.
+pub(crate) fn releasep(c: &MCtx) -> usize {
+    let id = c.p.take().expect("gmp: releasep without a P");
+    // Release: the next owner acquires our writes to the P.
+    c.sched.allp[id].own.store(OWN_IDLE, Ordering::Release);
+    id
 }
 
 #[cfg(all(test, debug_assertions, not(loom)))]

@@ -22,7 +22,7 @@
 
 use crate::g::{GRef, Status};
 use crate::m::{self, Wake, M};
-use crate::p::{own_word, OWN_IDLE, OWN_RUNTIME, OWN_SYSCALL, OWN_USER, P};
+use crate::p::{enter, OWN_IDLE, P};
 use crate::registry::Registry;
 use gmp_core::stack::StackPool;
 use gmp_core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -202,22 +202,13 @@ impl Sched {
     /// Puts a runnable G on this runtime's queues (runnext if `next`), then wakes
     /// an M if one may be needed.
     pub(crate) fn put_runnable(self: &Arc<Self>, g: GRef, next: bool) {
-        match m::ctx() {
-            Some(c) if Arc::ptr_eq(&c.sched, self) => match enter(c) {
-                Some(p) => {
-                    let pp = &self.allp[p];
-                    // SAFETY: `enter` made this M the P's owner in state RUNTIME.
-                    let local = unsafe { pp.local() };
-                    if next {
-                        local.push_next(g, &self.global);
-                    } else {
-                        local.push(g, &self.global);
-                    }
-                    leave(c, p);
-                }
-                None => self.global.push(g),
-            },
-            _ => self.global.push(g),
+        let owned = m::ctx()
+            .filter(|c| Arc::ptr_eq(&c.sched, self))
+            .and_then(enter);
+        match owned {
+            Some(p) if next => p.local().push_next(g, &self.global),
+            Some(p) => p.local().push(g, &self.global),
+            None => self.global.push(g),
         }
         self.wakep();
     }
@@ -227,28 +218,19 @@ impl Sched {
     /// one `enter`; from a plain thread or another runtime, onto the global queue.
     /// Counts the goroutine as live.
     pub(crate) fn spawn_g(self: &Arc<Self>, make: impl FnOnce(Option<GRef>) -> GRef) -> GRef {
-        let g = match m::ctx() {
-            Some(c) if Arc::ptr_eq(&c.sched, self) => match enter(c) {
-                Some(p) => {
-                    // The live-goroutine count, on our P's shard, without a second
-                    // look at the thread-local M context.
-                    self.ngoroutine[p].fetch_add(1, Ordering::Relaxed);
-                    let pp = &self.allp[p];
-                    // SAFETY: `enter` made this M the P's owner in state RUNTIME.
-                    let g = make(unsafe { pp.gfree() }.pop());
-                    // SAFETY: as above.
-                    unsafe { pp.local() }.push_next(g.clone(), &self.global);
-                    leave(c, p);
-                    g
-                }
-                None => {
-                    self.goroutine_started();
-                    let g = make(None);
-                    self.global.push(g.clone());
-                    g
-                }
-            },
-            _ => {
+        let owned = m::ctx()
+            .filter(|c| Arc::ptr_eq(&c.sched, self))
+            .and_then(enter);
+        let g = match owned {
+            Some(p) => {
+                // The live-goroutine count, on our P's shard, without a second look
+                // at the thread-local M context.
+                self.ngoroutine[p.id()].fetch_add(1, Ordering::Relaxed);
+                let g = make(p.take_g());
+                p.local().push_next(g.clone(), &self.global);
+                g
+            }
+            None => {
                 self.goroutine_started();
                 let g = make(None);
                 self.global.push(g.clone());
@@ -267,18 +249,13 @@ impl Sched {
         if self.nmspinning.load(Ordering::SeqCst) != 0 || self.npidle.load(Ordering::SeqCst) == 0 {
             return;
         }
-        if self
-            .nmspinning
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
+        if !self.claim_first_spinner() {
             return;
         }
-        let p = self.pidleget();
-        match p {
+        match self.pidleget() {
             Some(p) => self.startm(p, true),
             None => {
-                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                self.spinning_sub();
             }
         }
     }
@@ -308,8 +285,7 @@ impl Sched {
         let m = self.idle.lock().midle.pop();
         match m {
             Some(m) => {
-                self.nmidle.fetch_sub(1, Ordering::Relaxed);
-                ALL_IDLE_M.fetch_sub(1, StdOrdering::SeqCst);
+                self.count_m_busy();
                 m.hand_p(p, spinning);
             }
             None => {
@@ -318,7 +294,7 @@ impl Sched {
                     // have. Go dies here ("thread exhaustion"); we degrade instead.
                     eprintln!("gmp: cannot start a scheduler thread: {e}");
                     if spinning {
-                        self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                        self.spinning_sub();
                     }
                     self.pidleput(p);
                 }
@@ -329,11 +305,9 @@ impl Sched {
 
     /// Go: `newm`. A new OS thread that will run the scheduler, with P `p`.
     pub(crate) fn newm(self: &Arc<Self>, p: Option<usize>, spinning: bool) -> io::Result<()> {
-        let n = self.mcount.fetch_add(1, Ordering::Relaxed);
-        ALL_M.fetch_add(1, StdOrdering::SeqCst);
+        let n = self.count_m_started();
         if n >= MAX_M {
-            self.mcount.fetch_sub(1, Ordering::Relaxed);
-            ALL_M.fetch_sub(1, StdOrdering::SeqCst);
+            self.count_m_exited();
             return Err(io::Error::other(format!(
                 "program exceeds {MAX_M}-thread limit (too many goroutines in blocking calls?)"
             )));
@@ -342,7 +316,9 @@ impl Sched {
         let m = M::new(id);
         let sched = self.clone();
         let injected = THREAD_SPAWN_FAILURES
-            .fetch_update(StdOrdering::SeqCst, StdOrdering::SeqCst, |n| n.checked_sub(1))
+            .fetch_update(StdOrdering::SeqCst, StdOrdering::SeqCst, |n| {
+                n.checked_sub(1)
+            })
             .is_ok();
         let spawned = if injected {
             Err(io::Error::new(
@@ -351,9 +327,9 @@ impl Sched {
             ))
         } else {
             std::thread::Builder::new()
-            .name(format!("{}-m{id}", self.config.name))
-            .stack_size(256 * 1024)
-            .spawn(move || crate::proc::mstart(sched, m, p, spinning))
+                .name(format!("{}-m{id}", self.config.name))
+                .stack_size(256 * 1024)
+                .spawn(move || crate::schedule::mstart(sched, m, p, spinning))
         };
         match spawned {
             Ok(h) => {
@@ -363,8 +339,7 @@ impl Sched {
                 Ok(())
             }
             Err(e) => {
-                self.mcount.fetch_sub(1, Ordering::Relaxed);
-                ALL_M.fetch_sub(1, StdOrdering::SeqCst);
+                self.count_m_exited();
                 Err(e)
             }
         }
@@ -376,8 +351,7 @@ impl Sched {
         {
             let mut idle = self.idle.lock();
             idle.midle.push(m.clone());
-            self.nmidle.fetch_add(1, Ordering::Relaxed);
-            ALL_IDLE_M.fetch_add(1, StdOrdering::SeqCst);
+            self.count_m_idle();
         }
         let w = m.sleep(deadline);
         match w {
@@ -388,8 +362,7 @@ impl Sched {
                 let mut idle = self.idle.lock();
                 if let Some(i) = idle.midle.iter().position(|x| Arc::ptr_eq(x, m)) {
                     idle.midle.swap_remove(i);
-                    self.nmidle.fetch_sub(1, Ordering::Relaxed);
-                    ALL_IDLE_M.fetch_sub(1, StdOrdering::SeqCst);
+                    self.count_m_busy();
                     None
                 } else {
                     drop(idle);
@@ -412,10 +385,7 @@ impl Sched {
         }
         if self.nmspinning.load(Ordering::SeqCst) == 0
             && self.npidle.load(Ordering::SeqCst) == 0
-            && self
-                .nmspinning
-                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
+            && self.claim_first_spinner()
         {
             self.startm(p, true);
             return;
@@ -469,6 +439,84 @@ impl Sched {
     }
 }
 
+/// M accounting, in one place: this runtime's `mcount`/`nmidle` and the process-wide
+/// [`ALL_M`]/[`ALL_IDLE_M`] the deadlock detector compares, always moved together.
+impl Sched {
+    /// A new M is counted before its thread exists (so a concurrent check never sees
+    /// fewer Ms than run). Returns how many there were before.
+    fn count_m_started(&self) -> usize {
+        ALL_M.fetch_add(1, StdOrdering::SeqCst);
+        self.mcount.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// An M left its loop, or its thread could not be made.
+    pub(crate) fn count_m_exited(&self) {
+        self.mcount.fetch_sub(1, Ordering::Relaxed);
+        ALL_M.fetch_sub(1, StdOrdering::SeqCst);
+    }
+
+    /// An M went onto the idle list (under `idle`).
+    fn count_m_idle(&self) {
+        self.nmidle.fetch_add(1, Ordering::Relaxed);
+        ALL_IDLE_M.fetch_add(1, StdOrdering::SeqCst);
+    }
+
+    /// An M came off the idle list (under `idle`).
+    fn count_m_busy(&self) {
+        self.nmidle.fetch_sub(1, Ordering::Relaxed);
+        ALL_IDLE_M.fetch_sub(1, StdOrdering::SeqCst);
+    }
+}
+
+/// The spinning count (Go: `sched.nmspinning`). Every change goes through these; the
+/// two transitions of an M are [`Sched::transition_to_spinning`] and
+/// [`Sched::transition_from_spinning`] (tokio's `Idle::transition_worker_{to,from}_searching`).
+impl Sched {
+    /// Go: findRunnable's "if mp.spinning || 2*nmspinning < gomaxprocs-npidle". The M
+    /// starts spinning unless enough Ms already do; true if it spins (now or already).
+    pub(crate) fn transition_to_spinning(&self, c: &m::MCtx) -> bool {
+        if c.spinning.get() {
+            return true;
+        }
+        let busy = self.nprocs() - self.npidle.load(Ordering::SeqCst);
+        if 2 * self.nmspinning.load(Ordering::SeqCst) >= busy {
+            return false;
+        }
+        c.spinning.set(true);
+        self.nmspinning.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    /// The M stops spinning. True if it was the last spinner (Go: `resetspinning`
+    /// then wakes another M, so that new work is still looked for).
+    pub(crate) fn transition_from_spinning(&self, c: &m::MCtx) -> bool {
+        if !c.spinning.replace(false) {
+            return false;
+        }
+        self.spinning_sub() == 1
+    }
+
+    /// One more spinner that was handed its role (by `wakep`'s claim, `needspinning`,
+    /// or a spinner's re-acquired P). SeqCst: a StoreLoad point (module docs).
+    fn spinning_add(&self) {
+        self.nmspinning.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One spinner fewer; returns the count before. SeqCst: see `spinning_add`.
+    pub(crate) fn spinning_sub(&self) -> usize {
+        let prev = self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(prev > 0, "gmp: nmspinning underflow");
+        prev
+    }
+
+    /// Claims the first spinner's role if nobody spins (Go: `wakep`'s CAS 0 → 1).
+    fn claim_first_spinner(&self) -> bool {
+        self.nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+}
+
 impl Sched {
     /// The counter shard of the caller: its P's, else the shared last one.
     fn shard(&self) -> usize {
@@ -516,14 +564,9 @@ impl Sched {
         let mut gs = self.registry.take_all();
         let mut queued: Vec<GRef> = self.global.drain();
         for pp in self.allp.iter() {
-            // SAFETY: every M has exited (the caller checked `mcount == 0`), so nobody
-            // owns the Ps any more.
-            unsafe {
-                queued.extend(pp.local().drain());
-                // Dead Gs and free stacks: the cached Gs hold `Arc<Sched>` (a cycle).
-                pp.gfree().clear();
-                pp.stacks().clear();
-            }
+            // SAFETY: every M has exited (the caller checked `mcount == 0`) and none
+            // will start (shutdown is set), so nobody owns the Ps any more.
+            queued.extend(unsafe { pp.drain_for_shutdown() });
             drop(pp.timers.drain());
         }
         for g in queued {
@@ -583,7 +626,7 @@ impl Sched {
                 return Release::Keep;
             }
             if !was_spinning && self.needspinning.swap(false, Ordering::SeqCst) {
-                self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                self.spinning_add();
                 return Release::Spin;
             }
             // Release: the next owner acquires our writes to the P.
@@ -591,8 +634,7 @@ impl Sched {
             self.pidleput_locked(&mut idle, p);
         }
         if was_spinning {
-            let prev = self.nmspinning.fetch_sub(1, Ordering::SeqCst);
-            debug_assert!(prev > 0, "gmp: nmspinning underflow");
+            self.spinning_sub();
             // The queues' emptiness checks are not SeqCst loads; this fence makes the
             // re-check below see any work published before a `wakep` that read our
             // old spinning count (the loom model `wakep_vs_spinner_giving_up` finds
@@ -601,7 +643,7 @@ impl Sched {
             if work_anywhere(self) {
                 if let Some(p) = self.pidleget() {
                     // Go: pidlegetSpinning — we spin again.
-                    self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                    self.spinning_add();
                     return Release::Reacquired(p);
                 }
                 // Work, but every P is busy: ask the next M that would idle its P to
@@ -620,75 +662,4 @@ fn m_wait_handoff(m: &Arc<M>) -> Option<(usize, bool)> {
             return Some((p, s));
         }
     }
-}
-
-/// Re-acquires this M's P for runtime work from goroutine code: CAS `(me, USER)` →
-/// `(me, RUNTIME)`. Returns `None` (and forgets the P) if sysmon took it.
-pub(crate) fn enter(c: &m::MCtx) -> Option<usize> {
-    let p = c.p.get()?;
-    let pp = &c.sched.allp[p];
-    let me = c.m.id;
-    // Acquire on success: we are the owner again and must see what a previous
-    // scheduler pass on this M wrote (trivially ours) — and on failure, the P was
-    // handed on and we must not touch it.
-    let cur = pp.own.load(Ordering::Relaxed);
-    if cur == own_word(me, OWN_RUNTIME) {
-        // Already in runtime code (called from the scheduler itself).
-        return Some(p);
-    }
-    if cur != own_word(me, OWN_USER) && cur != own_word(me, OWN_SYSCALL) {
-        c.p.set(None);
-        return None;
-    }
-    match pp.own.compare_exchange(
-        cur,
-        own_word(me, OWN_RUNTIME),
-        Ordering::Acquire,
-        Ordering::Relaxed,
-    ) {
-        Ok(_) => Some(p),
-        Err(_) => {
-            c.p.set(None);
-            None
-        }
-    }
-}
-
-/// Undoes [`enter`] when returning to goroutine code. Release: publishes our queue
-/// writes to sysmon's retake CAS and the next owner.
-pub(crate) fn leave(c: &m::MCtx, p: usize) {
-    if c.curg().is_some() {
-        let st = if c.curg().is_some_and(|g| g.status() == Status::Syscall) {
-            OWN_SYSCALL
-        } else {
-            OWN_USER
-        };
-        c.sched.allp[p]
-            .own
-            .store(own_word(c.m.id, st), Ordering::Release);
-    }
-}
-
-/// Go: `acquirep`. This M becomes the owner of P `p`.
-pub(crate) fn acquirep(c: &m::MCtx, p: usize) {
-    let pp = &c.sched.allp[p];
-    // AcqRel: acquire the previous owner's writes to the P; the release is for
-    // sysmon, which reads `own` to decide whether to retake.
-    let prev = pp.own.swap(own_word(c.m.id, OWN_RUNTIME), Ordering::AcqRel);
-    debug_assert_eq!(
-        prev & 0xff,
-        OWN_IDLE,
-        "gmp: acquirep of a P that is not idle (P {p})"
-    );
-    c.p.set(Some(p));
-    // A P starts running: sysmon must watch it (it may sleep while all Ps are idle).
-    c.sched.wake_sysmon();
-}
-
-/// Go: `releasep`.
-pub(crate) fn releasep(c: &m::MCtx) -> usize {
-    let p = c.p.take().expect("gmp: releasep without a P");
-    // Release: the next owner acquires our writes to the P.
-    c.sched.allp[p].own.store(OWN_IDLE, Ordering::Release);
-    p
 }

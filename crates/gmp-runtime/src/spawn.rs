@@ -4,8 +4,9 @@
 use crate::g::{Entry, Status, G};
 use crate::goroutine::{next_goid, Goroutine, JoinHandle, Packet};
 use crate::m;
+use crate::p::enter;
 use crate::runtime::default_sched;
-use crate::sched::{enter, leave, Sched};
+use crate::sched::Sched;
 use gmp_core::coroutine::{Coroutine, Suspender};
 use gmp_core::stack::Stack;
 use std::cell::UnsafeCell;
@@ -447,7 +448,10 @@ pub(crate) fn make_coroutine(
     let unstarted = Unstarted(Some(entry));
     let mut co = Coroutine::new(stack, move |s: &Suspender| {
         let mut unstarted = unstarted;
-        let entry = unstarted.0.take().expect("gmp: a goroutine was started twice");
+        let entry = unstarted
+            .0
+            .take()
+            .expect("gmp: a goroutine was started twice");
         // Publish the suspender: code deep inside the goroutine switches out through
         // it (proc::suspend).
         if let Some(g) = crate::proc::current_g() {
@@ -492,17 +496,11 @@ fn get_stack(sched: &Arc<Sched>, size: Option<usize>) -> io::Result<Stack> {
         Some(s) if s != sched.stack_pool.stack_size() => return Stack::new(s),
         _ => {}
     }
-    if let Some(c) = m::ctx() {
-        if Arc::ptr_eq(&c.sched, sched) {
-            if let Some(p) = enter(c) {
-                // SAFETY: `enter` made us the P's owner in state RUNTIME.
-                let s = unsafe { sched.allp[p].stacks() }.pop();
-                leave(c, p);
-                if let Some(s) = s {
-                    return Ok(s);
-                }
-            }
-        }
+    let owned = m::ctx()
+        .filter(|c| Arc::ptr_eq(&c.sched, sched))
+        .and_then(enter);
+    if let Some(s) = owned.and_then(|p| p.take_stack()) {
+        return Ok(s);
     }
     sched.stack_pool.get()
 }

@@ -19,8 +19,8 @@
 use crate::p::{OWN_IDLE, OWN_SYSCALL, OWN_USER};
 use crate::sched::{Sched, ALL_M};
 use gmp_core::sync::atomic::Ordering;
-use std::sync::atomic::Ordering as StdOrdering;
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering as StdOrdering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 

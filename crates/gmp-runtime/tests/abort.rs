@@ -57,7 +57,11 @@ fn aborted_while_parked_in_recv_leaves_the_value_in_the_channel() {
         h.abort();
         assert!(is_aborted(h.join()));
         tx.send(5).unwrap();
-        assert_eq!(rx2.try_recv(), Ok(5), "the value stays for the next receiver");
+        assert_eq!(
+            rx2.try_recv(),
+            Ok(5),
+            "the value stays for the next receiver"
+        );
     });
 }
 
@@ -112,7 +116,10 @@ fn aborted_in_blocking_unwinds_when_the_call_returns() {
         wait_until(|| in_call.load(Ordering::SeqCst));
         h.abort();
         assert!(is_aborted(h.join()));
-        assert!(!after.load(Ordering::SeqCst), "code after the blocking call ran");
+        assert!(
+            !after.load(Ordering::SeqCst),
+            "code after the blocking call ran"
+        );
     });
 }
 

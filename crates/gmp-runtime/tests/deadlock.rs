@@ -134,9 +134,7 @@ fn failed_thread_creation_keeps_detection() {
     // Work for a second M: its creation fails once; the goroutines still run on the
     // Ms that exist.
     let r = block_on_msg(&rt, || {
-        let hs: Vec<_> = (0..4u64)
-            .map(|i| go(move || i * 2))
-            .collect();
+        let hs: Vec<_> = (0..4u64).map(|i| go(move || i * 2)).collect();
         hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
     });
     assert_eq!(r, Ok(12));

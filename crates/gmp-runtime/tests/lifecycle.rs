@@ -154,7 +154,8 @@ fn builder_goroutine_queued_at_shutdown_is_joined_with_err() {
 #[test]
 fn swallowing_the_shutdown_unwind_forever_aborts_with_a_message() {
     if !is_child() {
-        let (status, out) = in_child("swallowing_the_shutdown_unwind_forever_aborts_with_a_message");
+        let (status, out) =
+            in_child("swallowing_the_shutdown_unwind_forever_aborts_with_a_message");
         assert!(!status.success(), "the child should abort:\n{out}");
         assert!(
             out.contains("caught the runtime's shutdown unwind 100 times")
@@ -230,8 +231,7 @@ fn block_on_from_a_goroutine_of_another_runtime_panics() {
     // SAFETY: no thread-local state is held across suspension points.
     let r = unsafe {
         outer.block_on(move || {
-            catch_unwind(AssertUnwindSafe(|| i2.block_on(|| 1)))
-                .map_err(|p| payload_msg(&*p))
+            catch_unwind(AssertUnwindSafe(|| i2.block_on(|| 1))).map_err(|p| payload_msg(&*p))
         })
     };
     let msg = r.expect_err("nested block_on of another runtime must panic");
@@ -287,5 +287,8 @@ fn blocking_loops_do_not_starve_a_sleeper_on_one_p() {
     let late = r.expect("runtime");
     eprintln!("sleep(10 ms) on one P beside two blocking loops took {late:?}");
     // Before the fix: 0.24 s to 13.6 s. The bound only tells "starved" from "served".
-    assert!(late < Duration::from_millis(1000), "sleep(10 ms) took {late:?}");
+    assert!(
+        late < Duration::from_millis(1000),
+        "sleep(10 ms) took {late:?}"
+    );
 }
