@@ -1,8 +1,10 @@
 //! Holds 1,000,000 suspended coroutines on default-size (256 KiB) stacks, then finishes them.
 //!
 //! On a default kernel (`vm.max_map_count` = 65,530) this works because only the first
-//! 16,382 stacks get their own guard page; the rest are carved from 64 MiB chunks with a
-//! red-zone canary (see `gmp_core::stack`). Prints the memory cost per coroutine.
+//! 16,382 stacks get their own `PROT_NONE` guard page (two memory maps each); the rest are
+//! carved from 64 MiB chunks watched by userfaultfd, one memory map per chunk, with a
+//! never-populated guard page below every stack (see `gmp_core::stack`). Prints the memory
+//! cost per coroutine.
 //!
 //! `cargo run --release -p gmp-core --example million [count]`
 
@@ -50,16 +52,15 @@ fn main() {
     }
     let created = t.elapsed();
     let rss = rss_bytes() - before;
-    let guarded = cos
-        .iter()
-        .filter(|c| c.stack().protection() == StackProtection::GuardPage)
-        .count();
+    let count = |p| cos.iter().filter(|c| c.stack().protection() == p).count();
+    let guarded = count(StackProtection::GuardPage);
     println!(
         "{n} suspended coroutines in {created:.2?}: RSS +{:.0} MiB = {} bytes each; \
-         {guarded} guarded + {} canary stacks; {} memory maps (limit {})",
+         {guarded} guarded + {} userfaultfd + {} canary stacks; {} memory maps (limit {})",
         rss as f64 / (1 << 20) as f64,
         rss / n,
-        n - guarded,
+        count(StackProtection::Userfault),
+        count(StackProtection::Canary),
         map_count(),
         std::fs::read_to_string("/proc/sys/vm/max_map_count")
             .unwrap_or_default()

@@ -260,6 +260,8 @@ impl<R> Coroutine<R> {
             });
             let sp = arch::init_frame(closure_addr as *mut u8, header_addr, coroutine_main::<F, R>);
             (*header).slots.coroutine_sp = sp;
+            // The userfaultfd handler reports an overflow of this stack with this label.
+            stack.set_owner(addr_of!((*header).info));
         }
         Coroutine {
             // SAFETY: derived from the stack's top, never null.

@@ -12,6 +12,7 @@ mod overflow;
 pub mod park;
 pub mod stack;
 pub mod sync;
+mod uffd;
 
 pub use coroutine::{is_forced_unwind, Coroutine, Resume, Suspender};
 pub use stack::{Stack, StackPool, StackProtection, DEFAULT_STACK_SIZE};

@@ -98,7 +98,15 @@ pub(crate) fn enter(info: *const StackInfo) -> *const StackInfo {
 }
 
 /// Restores the running coroutine recorded before [`enter`].
-#[inline]
+///
+/// Never inlined: it runs right after the switch back from a coroutine, and the resumer may
+/// itself be a coroutine (a `Coroutine` nested in a goroutine) that was suspended meanwhile
+/// — the nested coroutine parked the goroutine — and resumed on another thread. Inlined,
+/// the compiler may reuse the thread-local's address computed by [`enter`] on the first
+/// thread (it assumes a function never changes threads; under the general-dynamic TLS model
+/// of a `dylib` that address is a plain pointer), and write the first thread's state from
+/// the second. Out of line, the address is computed afresh on the thread that runs it.
+#[inline(never)]
 pub(crate) fn leave(prev: *const StackInfo) {
     THREAD.with(|t| t.current.set(prev));
 }
@@ -174,6 +182,29 @@ pub(crate) unsafe fn report_overflow(info: *const StackInfo) -> ! {
     unsafe { libc::abort() }
 }
 
+/// Writes `gmp: <what> at 0x<addr>` to stderr and aborts: a fault in a stack chunk that
+/// is no overflow of a running coroutine (see `uffd.rs`). Async-signal-safe.
+///
+/// # Safety
+///
+/// None beyond aborting the process; `unsafe` only to mark it as a last resort.
+pub(crate) unsafe fn report_fatal(what: &[u8], addr: usize) -> ! {
+    let mut buf = [0u8; 256];
+    let mut w = Writer {
+        buf: &mut buf,
+        len: 0,
+    };
+    w.put(b"gmp: ");
+    w.put(what);
+    w.put(b" at 0x");
+    w.put_hex(addr as u64);
+    w.put(b"\n");
+    let len = w.len;
+    write_stderr(&buf[..len]);
+    // SAFETY: abort is async-signal-safe and has no preconditions.
+    unsafe { libc::abort() }
+}
+
 struct Writer<'a> {
     buf: &'a mut [u8],
     len: usize,
@@ -185,6 +216,18 @@ impl Writer<'_> {
         let room = self.buf.len().saturating_sub(self.len + 64);
         let n = bytes.len().min(room);
         self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+    }
+
+    fn put_hex(&mut self, v: u64) {
+        let mut digits = [0u8; 16];
+        for (i, d) in digits.iter_mut().enumerate() {
+            let nibble = (v >> (60 - 4 * i)) & 0xF;
+            *d = b"0123456789abcdef"[nibble as usize];
+        }
+        let first = digits.iter().position(|d| *d != b'0').unwrap_or(15);
+        let n = 16 - first;
+        self.buf[self.len..self.len + n].copy_from_slice(&digits[first..]);
         self.len += n;
     }
 

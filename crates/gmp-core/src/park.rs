@@ -115,6 +115,78 @@ pub trait ParkHook: Sync + 'static {
     fn in_goroutine(&self) -> bool {
         self.current().is_some()
     }
+
+    /// [`park`](ParkHook::park), saying why the goroutine waits (shown in goroutine
+    /// dumps and deadlock reports). The default ignores the reason.
+    fn park_for(&self, deadline: Option<Instant>, reason: WaitReason) -> bool {
+        let _ = reason;
+        self.park(deadline)
+    }
+}
+
+/// Why a waiter parks, as Go's goroutine dumps print it (Go: `waitReason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WaitReason {
+    /// A plain [`park`]: no more specific reason given.
+    Park,
+    /// A channel receive.
+    ChanReceive,
+    /// A channel send.
+    ChanSend,
+    /// A `select` with cases.
+    Select,
+    /// A `select` with no cases (blocks forever).
+    SelectNoCases,
+    /// A sleep.
+    Sleep,
+    /// Waiting for a file descriptor to become ready (the network poller).
+    IoWait,
+    /// `sync::Mutex::lock`.
+    MutexLock,
+    /// `sync::RwLock::read`.
+    RwLockRead,
+    /// `sync::RwLock::write`.
+    RwLockWrite,
+    /// A semaphore acquire (Go's `semacquire`: semaphores, `Once`, barriers).
+    Semacquire,
+    /// `sync::WaitGroup::wait`.
+    WaitGroupWait,
+    /// `sync::Condvar::wait`.
+    CondWait,
+    /// Joining another goroutine.
+    Join,
+    /// A future polled by `block_on`.
+    Future,
+}
+
+impl WaitReason {
+    /// The text Go prints in `goroutine N [reason]:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::Park => "park",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
+            WaitReason::Sleep => "sleep",
+            WaitReason::IoWait => "IO wait",
+            WaitReason::MutexLock => "sync.Mutex.Lock",
+            WaitReason::RwLockRead => "sync.RWMutex.RLock",
+            WaitReason::RwLockWrite => "sync.RWMutex.Lock",
+            WaitReason::Semacquire => "semacquire",
+            WaitReason::WaitGroupWait => "sync.WaitGroup.Wait",
+            WaitReason::CondWait => "sync.Cond.Wait",
+            WaitReason::Join => "join",
+            WaitReason::Future => "future",
+        }
+    }
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg(not(loom))]
@@ -179,9 +251,23 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
 }
 
+/// [`park`], saying why (goroutine dumps show it).
+pub fn park_for(reason: WaitReason) {
+    park_inner_for(None, reason);
+}
+
+/// [`park_deadline`], saying why (goroutine dumps show it).
+pub fn park_deadline_for(deadline: Instant, reason: WaitReason) {
+    park_inner_for(Some(deadline), reason);
+}
+
 fn park_inner(deadline: Option<Instant>) {
+    park_inner_for(deadline, WaitReason::Park);
+}
+
+fn park_inner_for(deadline: Option<Instant>, reason: WaitReason) {
     if let Some(h) = hook() {
-        if h.park(deadline) {
+        if h.park_for(deadline, reason) {
             return;
         }
     }
@@ -201,6 +287,8 @@ pub struct ParkState(AtomicU8);
 const EMPTY: u8 = 0;
 const PARKED: u8 = 1;
 const NOTIFIED: u8 = 2;
+/// A parked goroutine lent to a goroutine dump (see [`ParkState::begin_capture`]).
+const CAPTURING: u8 = 3;
 
 impl ParkState {
     /// A state with no permit.
@@ -254,11 +342,49 @@ impl ParkState {
 
     /// Cancels a park that timed out, if no unpark came: `PARKED -> EMPTY`. Returns
     /// `false` if an unparker saw `PARKED` and is (or will be) waking the sleeper;
-    /// the caller must then let that wake-up happen rather than wake it itself.
+    /// the caller must then let that wake-up happen rather than wake it itself. (A
+    /// sleeper lent to a capture is woken by the capturer: the timeout becomes a
+    /// permit, `CAPTURING -> NOTIFIED`, and `end_capture` reports it.)
     #[inline]
     pub fn cancel_park(&self) -> bool {
-        self.0
+        match self
+            .0
             .compare_exchange(PARKED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => true,
+            Err(CAPTURING) => {
+                let _ = self.0.compare_exchange(
+                    CAPTURING,
+                    NOTIFIED,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Lends a parked waiter to an inspector (a goroutine dump resumes it briefly to
+    /// take its backtrace): `PARKED -> CAPTURING`. While it is lent, an unpark (or a
+    /// timeout) does not wake it — `unpark` sees `CAPTURING` and returns `false` — but
+    /// leaves a permit that [`end_capture`](ParkState::end_capture) reports.
+    #[inline]
+    pub fn begin_capture(&self) -> bool {
+        // Acquire: the inspector sees what the waiter wrote before it parked.
+        self.0
+            .compare_exchange(PARKED, CAPTURING, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Gives a lent waiter back: `CAPTURING -> PARKED`. Returns `false` if an unpark
+    /// (or a timeout) came meanwhile: the inspector must then wake the waiter itself,
+    /// exactly as an unparker that had seen `PARKED` would.
+    #[inline]
+    pub fn end_capture(&self) -> bool {
+        // Release: the waiter's next owner sees the inspector's writes.
+        self.0
+            .compare_exchange(CAPTURING, PARKED, Ordering::Release, Ordering::Relaxed)
             .is_ok()
     }
 

@@ -1,5 +1,6 @@
-//! Coroutine stacks: lazily committed mappings, guard pages while the kernel's mapping budget
-//! lasts, red-zone canaries beyond it, and a pool that reuses stacks without system calls.
+//! Coroutine stacks: lazily committed mappings, a guard page below every stack — its own
+//! `PROT_NONE` page while the kernel's mapping budget lasts, a never-populated page watched
+//! by userfaultfd beyond it — and a pool that reuses stacks without system calls.
 //!
 //! # Layout of one stack
 //!
@@ -10,8 +11,9 @@
 //!   |   usable stack, grows down; pages are committed on first touch
 //!   |   (a parked coroutine typically touches only the top page)
 //!   bottom() = base + PAGE
-//!   |   protection page: PROT_NONE guard page          (StackProtection::GuardPage)
-//!   |                    or never-used red zone page   (StackProtection::Canary)
+//!   |   guard page: PROT_NONE                  (StackProtection::GuardPage)
+//!   |               never populated, watched   (StackProtection::Userfault)
+//!   |               red zone, checked           (StackProtection::Canary, unsafe opt-in)
 //!   base                                                            lowest address
 //! ```
 //!
@@ -19,53 +21,122 @@
 //! overcommit) until touched, so a parked coroutine costs its touched pages only, and the
 //! reservation size is a question of address space, of which x86-64 has 128 TiB.
 //!
-//! # Why two kinds of protection
+//! # The guarantee
 //!
-//! A guard page needs its own kernel memory map entry (VMA): the usable part and the guard
-//! are two VMAs with different permissions, and two neighbouring guarded stacks cannot
-//! merge. Linux allows `vm.max_map_count` = 65,530 VMAs per process by default, so at most
-//! ~32,000 guarded stacks could exist, and then the process could not map anything else
-//! (this is how `may` fails at ~30k coroutines). gmp therefore hands out guarded stacks
-//! while a *budget* lasts — by default a quarter of `vm.max_map_count`, i.e. 16,382
+//! **No stack overflow writes outside its own stack unnoticed**: the first access below a
+//! stack's usable range — whatever the frame size, from user code or from a system call —
+//! is reported as `goroutine <id> ('<name>') has overflowed its stack (<size> bytes)` and
+//! the process aborts (SIGABRT) before the access completes. Rust emits stack probes for
+//! every frame larger than a page, so the first page any Rust overflow touches is the one
+//! right below the stack. C code compiled without `-fstack-clash-protection` can allocate
+//! a frame that jumps that page: running such code on a coroutine stack is the caller's
+//! responsibility (as it is on thread stacks). The only exception is the `unsafe` opt-in
+//! [`allow_canary_stacks`].
+//!
+//! # Why two kinds of guard page
+//!
+//! A `PROT_NONE` guard page needs its own kernel memory map entry (VMA): the usable part and
+//! the guard are two VMAs with different permissions, and two neighbouring guarded stacks
+//! cannot merge. Linux allows `vm.max_map_count` = 65,530 VMAs per process by default, so
+//! at most ~32,000 guarded stacks could exist, and then the process could not map anything
+//! else (this is how `may` fails at ~30k coroutines). gmp therefore hands out guarded
+//! stacks while a *budget* lasts — by default a quarter of `vm.max_map_count`, i.e. 16,382
 //! stacks (32,764 VMAs) on a default kernel; see [`set_guarded_stack_limit`] — and beyond
-//! it carves stacks out of big *chunks*: one mapping of 64 MiB (about 250 default stacks)
-//! with a single guard page at its bottom, two VMAs for the whole chunk. A million
-//! coroutines thus need 16,382 × 2 + ~3,900 × 2 ≈ 40,600 VMAs.
+//! it carves stacks out of 64 MiB-aligned *chunks* (about 250 default stacks each), each
+//! chunk one mapping registered as a whole with a process-wide `userfaultfd` in `MISSING`
+//! mode (one registration per chunk: registering page by page would split the mapping into
+//! VMAs again, the very limit chunks avoid). Every first touch of a page in a chunk then
+//! reaches gmp's handler thread, which looks the address up (a lock-free table from the
+//! chunk's address to its slots, never a lock or an allocation: the faulting thread may
+//! hold any lock, `malloc`'s included) and
 //!
-//! Inside a chunk, the page below each stack's usable part is a *red zone*: normal code
-//! never touches it, so it reads as zeros (and, never written, it is backed by the shared
-//! zero page: it costs no memory). The coroutine code checks the highest
-//! [`CANARY_BYTES`] bytes of the red zone at every switch out of the coroutine; a
-//! non-zero byte means the stack overflowed, and the process prints the same overflow
-//! message as for a guard-page hit and aborts.
+//! - inside a stack's usable range: fills the page with zeros (`UFFDIO_COPY`) and wakes the
+//!   faulting thread;
+//! - on the page below a stack: reports the overflow with the owning coroutine's label and
+//!   aborts. These pages are never populated, so every touch of one, however late, reaches
+//!   the handler;
+//! - anywhere else (a slot that is free, the unused tail of a chunk): reports
+//!   `gmp: access to the memory of a freed coroutine stack at 0x…` (or the like) and aborts.
 //!
-//! # What each protection guarantees (exactly)
+//! The allocating thread populates a stack's top page itself (`UFFDIO_COPY` from the
+//! thread calling [`Stack::new`], or [`StackPool::get`] for a pooled stack whose pages were
+//! given back), so creating and starting a coroutine whose frames fit a page never waits on
+//! the handler. Stacks given back with `MADV_DONTNEED` (by the pool, or when freed) have
+//! missing pages again, which go back through the handler; guard pages are never
+//! populated. Chunks are `MADV_NOHUGEPAGE` (and the kernel's huge-page collapse skips
+//! registered ranges), so no huge page ever fills a guard page behind the handler's back.
 //!
-//! - [`StackProtection::GuardPage`]: any access to the page below the stack faults. Rust
-//!   emits stack probes for frames larger than a page, so *every* overflow touches the
-//!   guard page first; the SIGSEGV handler (`overflow.rs`) reports it and aborts before
-//!   anything else is damaged.
-//! - [`StackProtection::Canary`]: detection, not prevention. An overflow that writes a
-//!   non-zero value into the top [`CANARY_BYTES`] of the red zone is reported at the
-//!   coroutine's next switch (suspend or finish) and the process aborts. Until then the
-//!   overflowing code may have written into the red zone and, past it, into the top of the
-//!   neighbouring stack of the chunk (the lowest stack of a chunk has the chunk's guard page
-//!   below its red zone instead, and faults like a guarded stack). An overflow that only
-//!   writes zeros there, or skips those bytes entirely, goes unnoticed. This is the price of
-//!   not spending a VMA per stack; the first 16,382 stacks alive at once are guarded.
+//! A million default stacks thus need 16,382 × 2 VMAs plus one per chunk: 36,706 memory
+//! maps in the `million` example (40,602 with the former canary chunks; measured, below).
 //!
+//! ## System calls, privileges, fork
+//!
+//! gmp opens the userfaultfd in full mode, so *kernel-mode* accesses are handled like user
+//! ones: a system call writing into an untouched page of a chunk stack (`read` into a
+//! stack buffer) waits for the handler and succeeds; one writing into a guard page is
+//! reported as an overflow. Full mode needs root, `CAP_SYS_PTRACE`, or
+//! `vm.unprivileged_userfaultfd = 1`. gmp does **not** fall back to `UFFD_USER_MODE_ONLY`
+//! (what unprivileged processes get by default since Linux 5.11): there a system call
+//! touching an untouched stack page fails with `EFAULT`, which can lose data (a datagram
+//! whose copy-out fails is dropped), and pre-faulting whole stacks would cost their whole
+//! size in memory. Where full mode is refused (EPERM, or ENOSYS on kernels without
+//! userfaultfd), or after [`set_userfaultfd`]`(false)`, a stack beyond the guarded budget
+//! is an error: [`Stack::new`] (and so a spawn) fails with an `io::Error` that names
+//! `vm.max_map_count`, the sysctls that help, and the opt-in. The opt-in is the `unsafe`
+//! [`allow_canary_stacks`]: chunk stacks with only a checked red zone (see its `# Safety`).
+//!
+//! A `fork`ed child does not inherit the registration (the kernel drops it) nor the handler
+//! thread; the inherited file descriptor belongs to the parent's address space and is never
+//! used in the child. The child opens its own userfaultfd and registers every inherited
+//! chunk again on its first chunk-stack allocation ([`Stack::new`] or a cold
+//! [`StackPool::get`]); until then, pages first touched on the inherited chunk stacks are
+//! plain zero-fill memory, unwatched. (Children that `exec` — `std::process::Command` —
+//! never run coroutines.) A child spawned with `CLONE_VM` (vfork, `posix_spawn`) shares the
+//! parent's memory and handler.
+//!
+//! ## Costs (measured on the shared 2-core development machine, Linux 6.18, root)
+//!
+//! Before: chunk stacks with a 256-byte canary (commit 279f8b8); after: userfaultfd chunks.
+//! Ranges are repeated runs on a machine loaded by other builds (load average 6–8).
+//!
+//! | | before | after |
+//! |---|---|---|
+//! | first touch of a stack page, guarded stack (kernel zero-fill) | 1.73 µs | 1.5–1.8 µs |
+//! | first touch of a stack page, chunk stack | 1.7 µs (unwatched) | 2.7–2.8 µs per page (one run of three: 12.8 µs) |
+//! | create + run + finish, fresh guarded stack | 9.5 µs | 8.3 µs |
+//! | create + run + finish, fresh chunk stack | 3.8 µs | 3.1 µs |
+//! | create + run + finish, pooled (hot) stack | 37.6 ns | 38.1 ns |
+//! | create + run + finish, pooled cold chunk stack | 2.8 µs | 2.9 µs |
+//! | switch round trip (resume + suspend) | 10.8 ns | 11.4 ns |
+//! | `million`: create 1,000,000 suspended coroutines | 3.7–6.3 s | 2.7–4.0 s |
+//! | `million`: RSS per coroutine / peak RSS | 4,160 B / 4.07 GB | 4,176 B / 4.08 GB |
+//! | `million`: memory maps (of 65,530) | 40,602 | 36,706 |
+//!
+//! (`examples/switch_cost.rs`, best of many windows, and `examples/million.rs`.) A fault
+//! resolved by the handler costs two thread switches more than the kernel's own zero-fill
+//! (8.5 µs per page when the handler filled one page per fault, on the same loaded
+//! machine); it therefore fills four pages at once when the fault lies three or more pages
+//! below the stack's top (a stack growing deep), which brings a deep first touch to
+//! 2.7–2.8 µs per page, while a stack that uses one or two pages commits exactly those. The
+//! handler is one thread: on a saturated machine its wake-up waits for a CPU (the 12.8 µs
+//! run). A pooled hot stack never faults, and the fresh-stack paths got cheaper (the top
+//! page is filled by one `ioctl` instead of a page fault). The round trip is 0.5 ns slower:
+//! the per-thread bookkeeping after a switch is now an out-of-line call (see `overflow.rs`,
+//! `leave`).
+
 //! # Pooling
 //!
-//! Creating a stack costs an `mmap` and an `mprotect` (~9 µs with the first page faults);
-//! [`StackPool`] keeps finished stacks of one size in a vector behind a mutex, so `get`
-//! and `put` cost a lock and a push/pop. A pool keeps at most `max_cached` stacks; the
-//! first [`HOT_CACHED`] keep their committed pages (the hot set, reused at full speed),
-//! stacks cached beyond that are given back to the kernel with `madvise(MADV_DONTNEED)`
-//! when put (one system call on `put`, none on `get`; their next user faults its pages
-//! back in). Stacks beyond `max_cached` are unmapped (or their chunk slot freed).
+//! Creating a stack costs an `mmap` and an `mprotect` (a guarded stack) or a slot and an
+//! `ioctl` (a chunk stack); [`StackPool`] keeps finished stacks of one size in a vector
+//! behind a mutex, so `get` and `put` cost a lock and a push/pop. A pool keeps at most
+//! `max_cached` stacks; the first [`HOT_CACHED`] keep their committed pages (the hot set,
+//! reused at full speed), stacks cached beyond that are given back to the kernel with
+//! `madvise(MADV_DONTNEED)` when put (one system call on `put`; on `get` a chunk stack's
+//! top page is populated again). Stacks beyond `max_cached` are unmapped (or their chunk
+//! slot freed).
 //!
 //! Chunk slots are never unmapped: a freed slot's memory is returned with
-//! `madvise(MADV_DONTNEED)` and the slot is reused by the next canary stack of the same
+//! `madvise(MADV_DONTNEED)` and the slot is reused by the next chunk stack of the same
 //! size. Only address space stays reserved.
 
 use std::fmt;
@@ -74,7 +145,7 @@ use std::ptr::NonNull;
 // Process-wide counters of mappings. Not std-vs-loom shimmed on purpose: stacks are
 // mmap'd memory that no loom model can run on, and these statics must be `const`
 // initialised, which loom's atomics are not.
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 // parking_lot directly, not the `sync` shim: the chunk free lists are a `static` (loom's
 // mutex is not const-constructible) and no loom model can run on mmap'd stacks.
@@ -117,9 +188,55 @@ const CHUNK_BYTES: usize = 64 << 20;
 pub enum StackProtection {
     /// A `PROT_NONE` page below the stack: every overflow faults and is reported at once.
     GuardPage,
+    /// A slot of a chunk watched by userfaultfd: the page below the stack is never
+    /// populated, and its first touch — every overflow's first touch — is reported at once
+    /// by the handler thread.
+    Userfault,
     /// A red-zone page below the stack, checked at every switch: overflows that write
-    /// into it are reported at the coroutine's next switch (best effort).
+    /// into it are reported at the coroutine's next switch (best effort). Only after the
+    /// `unsafe` opt-in [`allow_canary_stacks`].
     Canary,
+}
+
+/// Whether chunk stacks may be watched by userfaultfd (see [`set_userfaultfd`]).
+static USERFAULTFD: AtomicBool = AtomicBool::new(true);
+/// Whether the caller opted into canary stacks (see [`allow_canary_stacks`]).
+static CANARY_ALLOWED: AtomicBool = AtomicBool::new(false);
+
+/// Enables (the default) or disables userfaultfd for stacks created from now on beyond the
+/// guarded budget ([`set_guarded_stack_limit`]). Disabled, such stacks are
+/// [`StackProtection::Canary`] stacks if [`allow_canary_stacks`] was called, and otherwise
+/// [`Stack::new`] fails with an error that says how to raise the budget. Stacks alive keep
+/// their protection.
+///
+/// ```
+/// gmp_core::stack::set_userfaultfd(true);
+/// ```
+pub fn set_userfaultfd(enabled: bool) {
+    // Relaxed: a policy flag read by `Stack::new`; it orders no other memory.
+    USERFAULTFD.store(enabled, Ordering::Relaxed);
+}
+
+/// Opts into [`StackProtection::Canary`] stacks beyond the guarded budget when userfaultfd
+/// is unavailable (or disabled with [`set_userfaultfd`]), instead of failing [`Stack::new`].
+///
+/// ```no_run
+/// // SAFETY: no coroutine of this program overflows its stack (all recursion is
+/// // bounded and checked against the stack size).
+/// unsafe { gmp_core::stack::allow_canary_stacks() };
+/// ```
+///
+/// # Safety
+///
+/// A canary stack only *detects*, at the coroutine's next switch, an overflow that writes
+/// non-zero bytes into the top [`CANARY_BYTES`] of the page below the stack. A single frame
+/// larger than that page (any Rust frame over 4 KiB, or C code), or recursion that writes
+/// zeros or skips those bytes, silently writes into the neighbouring stack of its chunk,
+/// i.e. into another suspended coroutine's locals: undefined behaviour. The caller
+/// promises that no coroutine running on a stack created from now on overflows it.
+pub unsafe fn allow_canary_stacks() {
+    // Relaxed: see `set_userfaultfd`.
+    CANARY_ALLOWED.store(true, Ordering::Relaxed);
 }
 
 /// The page size (4096 on x86-64 Linux; asked of the kernel once).
@@ -146,11 +263,17 @@ static GUARDED_LIVE: AtomicUsize = AtomicUsize::new(0);
 static GUARDED_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// Sets how many guarded stacks may be alive at once, process-wide; stacks created beyond
-/// it use [`StackProtection::Canary`]. Stacks already alive keep their protection.
+/// it are chunk stacks ([`StackProtection::Userfault`], see the module docs). Stacks
+/// already alive keep their protection.
 ///
 /// The default is a quarter of `/proc/sys/vm/max_map_count` (16,382 on a default kernel),
 /// leaving three quarters of the process's memory maps to everything else. `0` makes every
-/// new stack a canary stack.
+/// new stack a chunk stack (tests use it to reach that code path without 16,382 stacks).
+///
+/// ```
+/// let limit = gmp_core::stack::guarded_stack_limit();
+/// gmp_core::stack::set_guarded_stack_limit(limit);
+/// ```
 pub fn set_guarded_stack_limit(limit: usize) {
     // Relaxed: an advisory limit read by `take_guard_budget`; no other data depends on it.
     GUARDED_LIMIT.store(limit.min(usize::MAX - 1), Ordering::Relaxed);
@@ -236,30 +359,80 @@ unsafe fn discard(p: *mut u8, len: usize) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Chunks of canary stacks.
+// Chunks: userfaultfd-watched ones (see `uffd.rs`) and canary ones (the unsafe opt-in).
 
-/// Free slots of one slot length. The `Vec` of classes is tiny (one per stack size in use).
+/// Free slots of one slot length and kind. The `Vec` of classes is tiny (one per stack
+/// size and kind in use).
 struct SizeClass {
     slot_len: usize,
+    userfault: bool,
     free: Vec<usize>,
 }
 
-/// Free canary slots, by size. A plain mutex: this is the slow path (the pool is in front).
+/// Free chunk slots, by size and kind. A plain mutex: this is the slow path (the pool is in
+/// front). The userfaultfd handler never takes it.
 static CHUNKS: Mutex<Vec<SizeClass>> = Mutex::new(Vec::new());
 
-fn canary_slot(slot_len: usize) -> io::Result<NonNull<u8>> {
-    let mut classes = CHUNKS.lock();
-    let idx = match classes.iter().position(|c| c.slot_len == slot_len) {
+fn class_of(classes: &mut Vec<SizeClass>, slot_len: usize, userfault: bool) -> &mut SizeClass {
+    let idx = match classes
+        .iter()
+        .position(|c| c.slot_len == slot_len && c.userfault == userfault)
+    {
         Some(i) => i,
         None => {
             classes.push(SizeClass {
                 slot_len,
+                userfault,
                 free: Vec::new(),
             });
             classes.len() - 1
         }
     };
-    let class = &mut classes[idx];
+    &mut classes[idx]
+}
+
+/// A slot of a userfaultfd chunk, marked taken, its top page populated. Returns the slot's
+/// base (its guard page) and its state cell.
+fn userfault_slot(slot_len: usize) -> io::Result<(NonNull<u8>, &'static AtomicUsize)> {
+    let mut classes = CHUNKS.lock();
+    let class = class_of(&mut classes, slot_len, true);
+    if class.free.is_empty() {
+        let chunk = crate::uffd::new_chunk(slot_len)?;
+        // Lowest first, so that `pop` hands out the highest slot first.
+        class
+            .free
+            .extend((0..chunk.nslots).map(|i| chunk.start + i * slot_len));
+    }
+    let base = class.free.pop().expect("a chunk has at least one slot");
+    drop(classes);
+    let chunk = crate::uffd::chunk_of(base).expect("a userfaultfd slot lies in a chunk");
+    let state = &chunk.slots[(base - chunk.start) / slot_len];
+    // Release: the handler reads the state (Acquire) when this slot's pages first fault.
+    state.store(crate::uffd::SLOT_TAKEN, Ordering::Release);
+    crate::uffd::prefill_top(base + slot_len);
+    Ok((
+        NonNull::new(base as *mut u8).expect("mmap never returns address 0"),
+        state,
+    ))
+}
+
+fn free_userfault_slot(base: *mut u8, slot_len: usize, state: &AtomicUsize) {
+    let page = page_size();
+    // SAFETY: the slot's usable range is ours alone (its Stack is being dropped); its
+    // contents are dead. Its pages go missing again: their next first touch reaches the
+    // handler. The guard page below was never populated and stays so.
+    unsafe { discard(base.wrapping_add(page), slot_len - page) };
+    // Release: orders the discard before a later taker's state store (via the lock too).
+    state.store(crate::uffd::SLOT_FREE, Ordering::Release);
+    let mut classes = CHUNKS.lock();
+    class_of(&mut classes, slot_len, true)
+        .free
+        .push(base as usize);
+}
+
+fn canary_slot(slot_len: usize) -> io::Result<NonNull<u8>> {
+    let mut classes = CHUNKS.lock();
+    let class = class_of(&mut classes, slot_len, false);
     if class.free.is_empty() {
         let page = page_size();
         let n = (CHUNK_BYTES / slot_len).max(1);
@@ -290,9 +463,9 @@ fn free_canary_slot(base: *mut u8, slot_len: usize) {
     // SAFETY: the slot is ours alone (its Stack is being dropped); its contents are dead.
     unsafe { discard(base, slot_len) };
     let mut classes = CHUNKS.lock();
-    if let Some(c) = classes.iter_mut().find(|c| c.slot_len == slot_len) {
-        c.free.push(base as usize);
-    }
+    class_of(&mut classes, slot_len, false)
+        .free
+        .push(base as usize);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -308,12 +481,34 @@ pub struct Stack {
     /// Usable bytes (a multiple of the page size).
     size: usize,
     protection: StackProtection,
+    /// A userfaultfd slot's state cell (see `uffd::SLOT_FREE`), else `None`.
+    slot_state: Option<&'static AtomicUsize>,
+    /// True when the pool gave the stack's pages back: its top page must be populated
+    /// again before use (userfaultfd stacks, see [`StackPool::get`]).
+    cold: bool,
 }
 
 // SAFETY: a Stack owns its memory range exclusively and has no thread affinity.
 unsafe impl Send for Stack {}
 // SAFETY: `&Stack` only exposes addresses and sizes.
 unsafe impl Sync for Stack {}
+
+/// The error of [`Stack::new`] when the guarded budget is spent and no other sound
+/// protection is available.
+fn no_guarded_stack(why: String) -> io::Error {
+    let max_maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    io::Error::other(format!(
+        "cannot create a guarded coroutine stack: {} stacks with guard pages are alive, the \
+         limit (a quarter of vm.max_map_count = {max_maps}; each uses 2 memory maps), and {why}. \
+         Raise the limit (`sysctl -w vm.max_map_count=4194304`; the default limit follows it), \
+         allow userfaultfd (run as root or with CAP_SYS_PTRACE, or `sysctl -w \
+         vm.unprivileged_userfaultfd=1`), or opt into unguarded stacks with the unsafe \
+         gmp_core::stack::allow_canary_stacks",
+        guarded_stacks_alive()
+    ))
+}
 
 fn check_size(size: usize) -> io::Result<usize> {
     if size < MIN_STACK_SIZE {
@@ -335,10 +530,19 @@ fn check_size(size: usize) -> io::Result<usize> {
 impl Stack {
     /// Reserves a stack with at least `size` usable bytes (rounded up to whole pages).
     ///
-    /// It gets a guard page while the process-wide budget of guarded stacks lasts (see
-    /// [`set_guarded_stack_limit`]), else a canary (see the module docs). Errors:
-    /// `InvalidInput` for a size outside [`MIN_STACK_SIZE`]`..=`[`MAX_STACK_SIZE`]; the OS
-    /// error (e.g. `ENOMEM`) when no memory or no mapping can be had.
+    /// It gets a `PROT_NONE` guard page while the process-wide budget of guarded stacks
+    /// lasts (see [`set_guarded_stack_limit`]), else a slot of a userfaultfd-watched chunk
+    /// (see the module docs). Errors: `InvalidInput` for a size outside
+    /// [`MIN_STACK_SIZE`]`..=`[`MAX_STACK_SIZE`]; the OS error (e.g. `ENOMEM`) when no
+    /// memory or no mapping can be had; beyond the budget without userfaultfd (and without
+    /// [`allow_canary_stacks`]), an error naming `vm.max_map_count` and the sysctls that
+    /// help.
+    ///
+    /// ```
+    /// let s = gmp_core::Stack::new(64 * 1024)?;
+    /// assert_eq!(s.size(), 64 * 1024);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new(size: usize) -> io::Result<Stack> {
         let size = check_size(size)?;
         let page = page_size();
@@ -350,6 +554,8 @@ impl Stack {
                         base,
                         size,
                         protection: StackProtection::GuardPage,
+                        slot_state: None,
+                        cold: false,
                     })
                 }
                 Err(e) => {
@@ -362,12 +568,61 @@ impl Stack {
                 }
             }
         }
-        let base = canary_slot(slot_len)?;
-        Ok(Stack {
-            base,
-            size,
-            protection: StackProtection::Canary,
-        })
+        // Relaxed: policy flags (see `set_userfaultfd`).
+        let refusal = if USERFAULTFD.load(Ordering::Relaxed) {
+            match userfault_slot(slot_len) {
+                Ok((base, state)) => {
+                    return Ok(Stack {
+                        base,
+                        size,
+                        protection: StackProtection::Userfault,
+                        slot_state: Some(state),
+                        cold: false,
+                    })
+                }
+                Err(e) => {
+                    // Only a userfaultfd that cannot be had falls back; other errors (out
+                    // of memory) are the caller's.
+                    if crate::uffd::available().is_ok() {
+                        return Err(e);
+                    }
+                    format!(
+                        "userfaultfd, which guards the stacks beyond them, is unavailable ({e})"
+                    )
+                }
+            }
+        } else {
+            "userfaultfd, which guards the stacks beyond them, is disabled \
+             (gmp_core::stack::set_userfaultfd)"
+                .to_string()
+        };
+        // Relaxed: see `allow_canary_stacks`.
+        if CANARY_ALLOWED.load(Ordering::Relaxed) {
+            let base = canary_slot(slot_len)?;
+            return Ok(Stack {
+                base,
+                size,
+                protection: StackProtection::Canary,
+                slot_state: None,
+                cold: false,
+            });
+        }
+        Err(no_guarded_stack(refusal))
+    }
+
+    /// Records the running coroutine's overflow label for the userfaultfd handler (null:
+    /// none). The info must stay valid, at the top of this stack, until replaced.
+    #[inline(always)]
+    pub(crate) fn set_owner(&self, info: *const crate::overflow::StackInfo) {
+        if let Some(state) = self.slot_state {
+            let v = if info.is_null() {
+                crate::uffd::SLOT_TAKEN
+            } else {
+                info as usize
+            };
+            // Release: the handler reads the label through this address (Acquire).
+            state.store(v, Ordering::Release);
+        }
     }
 
     fn new_guarded(slot_len: usize) -> io::Result<NonNull<u8>> {
@@ -405,10 +660,22 @@ impl Stack {
     }
 
     /// Gives the stack's committed pages back to the kernel (they read as zeros after).
-    fn release_memory(&self) {
+    fn release_memory(&mut self) {
         // SAFETY: the usable range is ours and, the stack not being in use (it is being
         // cached), its contents are dead.
         unsafe { discard(self.bottom(), self.size) };
+        self.cold = true;
+    }
+
+    /// Makes a stack taken from the pool ready: a userfaultfd stack whose pages were given
+    /// back gets its top page populated by this thread, not by the handler on first touch.
+    fn warm_up(&mut self) {
+        if self.cold {
+            self.cold = false;
+            if self.protection == StackProtection::Userfault {
+                crate::uffd::prefill_top(self.top() as usize);
+            }
+        }
     }
 }
 
@@ -421,6 +688,12 @@ impl Drop for Stack {
                 // this Stack owned alone.
                 unsafe { unmap(self.base.as_ptr(), slot_len) };
                 release_guard_budget();
+            }
+            StackProtection::Userfault => {
+                let state = self
+                    .slot_state
+                    .expect("a userfaultfd stack has a slot state");
+                free_userfault_slot(self.base.as_ptr(), slot_len, state);
             }
             StackProtection::Canary => free_canary_slot(self.base.as_ptr(), slot_len),
         }
@@ -495,7 +768,8 @@ impl StackPool {
     // Go: runtime.stackalloc (from the P's stackcache, else from the OS).
     #[inline]
     pub fn get(&self) -> io::Result<Stack> {
-        if let Some(s) = self.cache.lock().pop() {
+        if let Some(mut s) = self.cache.lock().pop() {
+            s.warm_up();
             return Ok(s);
         }
         Stack::new(self.stack_size)
@@ -507,7 +781,9 @@ impl StackPool {
     ///
     /// If the stack's size is not the pool's [`stack_size`](Self::stack_size).
     // Go: runtime.stackfree (into the cache; beyond it, back to the OS).
-    pub fn put(&self, stack: Stack) {
+    pub fn put(&self, mut stack: Stack) {
+        // The coroutine that ran on it is finished: its overflow label is dead.
+        stack.set_owner(std::ptr::null());
         assert_eq!(
             stack.size(),
             self.stack_size,

@@ -75,3 +75,36 @@ fn timeout_racing_unpark() {
         p.park(None);
     });
 }
+
+/// A goroutine dump borrows a parked waiter (`begin_capture`) while a waker unparks it
+/// and its timer fires: exactly one of them wakes it — never none (a lost wake-up),
+/// never two (a goroutine run twice).
+#[test]
+fn capture_racing_unpark_and_timeout_wakes_exactly_once() {
+    use gmp_core::park::ParkState;
+    use gmp_core::sync::atomic::AtomicUsize;
+    loom::model(|| {
+        let st = Arc::new(ParkState::new());
+        assert!(st.commit_park()); // the waiter is parked
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let (s1, w1) = (st.clone(), wakes.clone());
+        let waker = thread::spawn(move || {
+            if s1.unpark() {
+                w1.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let (s2, w2) = (st.clone(), wakes.clone());
+        let timer = thread::spawn(move || {
+            if s2.cancel_park() {
+                w2.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        if st.begin_capture() && !st.end_capture() {
+            // Woken while lent: the dumper wakes it.
+            wakes.fetch_add(1, Ordering::SeqCst);
+        }
+        waker.join().unwrap();
+        timer.join().unwrap();
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+    });
+}

@@ -50,7 +50,7 @@
 use crate::table::{self, GEN_MASK};
 use crate::wait::WaitWord;
 use crate::Inner;
-use gmp_core::park::{self, Unparker};
+use gmp_core::park::{self, Unparker, WaitReason};
 use gmp_core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use gmp_core::sync::Mutex;
 // The registration's refcount is plain std: it is not part of a modelled protocol.
@@ -303,8 +303,8 @@ impl PollDesc {
     fn wait_queued(&self, half: &Half, id: u64, deadline: Option<Instant>) -> io::Result<()> {
         loop {
             match earliest(half.deadline(), deadline) {
-                Some(t) => park::park_deadline(t),
-                None => park::park(),
+                Some(t) => park::park_deadline_for(t, WaitReason::IoWait),
+                None => park::park_for(WaitReason::IoWait),
             }
             let mut q = half.queue.lock();
             let Some(pos) = q.waiting.iter().position(|(i, _)| *i == id) else {

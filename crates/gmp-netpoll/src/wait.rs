@@ -68,7 +68,7 @@
 //! The loom models in `tests/loom_poll_desc.rs` check readiness racing the park, a
 //! deadline racing readiness, and a close racing both.
 
-use gmp_core::park::{self, Unparker};
+use gmp_core::park::{self, Unparker, WaitReason};
 use gmp_core::sync::atomic::{fence, AtomicUsize, Ordering::SeqCst};
 use gmp_core::sync::UnsafeCell;
 use std::fmt;
@@ -237,8 +237,8 @@ impl WaitWord {
         let mut claimed = false;
         loop {
             match (claimed, deadline) {
-                (false, Some(d)) => park::park_deadline(d),
-                _ => park::park(),
+                (false, Some(d)) => park::park_deadline_for(d, WaitReason::IoWait),
+                _ => park::park_for(WaitReason::IoWait),
             }
             match self.state.load(SeqCst) {
                 PARKED => {

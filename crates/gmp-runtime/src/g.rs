@@ -75,24 +75,38 @@ pub(crate) const TRANSITIONS: &[(Status, Status, &str)] = &[
     (Status::Running, Status::Dead, "goexit0"),
 ];
 
-/// Why a goroutine is parked (Go's `waitReason`), for deadlock reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum WaitReason {
-    None = 0,
-    /// `park()` or a channel, poller or join wait that went through the park hook.
-    Park = 1,
-    /// `sleep`.
-    Sleep = 2,
-}
+/// Why a goroutine is parked (Go's `waitReason`); `None` while it is not.
+pub(crate) type WaitReason = Option<gmp_core::park::WaitReason>;
 
-impl WaitReason {
-    pub(crate) fn describe(self) -> &'static str {
-        match self {
-            WaitReason::None => "running",
-            WaitReason::Park => "park (chan receive/send, select, join, IO wait)",
-            WaitReason::Sleep => "sleep",
-        }
+/// Every reason, in the order of their codes in `G::wait_reason` (code = index + 1).
+const REASONS: [gmp_core::park::WaitReason; 15] = {
+    use gmp_core::park::WaitReason as W;
+    [
+        W::Park,
+        W::ChanReceive,
+        W::ChanSend,
+        W::Select,
+        W::SelectNoCases,
+        W::Sleep,
+        W::IoWait,
+        W::MutexLock,
+        W::RwLockRead,
+        W::RwLockWrite,
+        W::Semacquire,
+        W::WaitGroupWait,
+        W::CondWait,
+        W::Join,
+        W::Future,
+    ]
+};
+
+fn reason_code(r: WaitReason) -> u8 {
+    match r {
+        None => 0,
+        Some(r) => REASONS
+            .iter()
+            .position(|x| *x == r)
+            .map_or(1, |i| i as u8 + 1),
     }
 }
 
@@ -106,7 +120,7 @@ pub(crate) enum Action {
     /// Park until unparked (or the deadline): Go's `gopark` + its commit function.
     Park {
         deadline: Option<Instant>,
-        reason: WaitReason,
+        reason: gmp_core::park::WaitReason,
     },
     /// Go to the back of the local queue: Go's `goyield`.
     Yield,
@@ -152,6 +166,15 @@ pub(crate) struct G {
     pub(crate) abort_mask: Cell<u32>,
     /// `goroutine_local!` values (local.rs): only the running goroutine touches them.
     pub(crate) locals: UnsafeCell<crate::local::Locals>,
+    /// Where it was spawned (`#[track_caller]`), for `created by` in dumps.
+    pub(crate) created_by: Cell<Option<&'static std::panic::Location<'static>>>,
+    /// When it last parked (timers.rs `nanos`), for the wait time in dumps.
+    pub(crate) parked_at: AtomicU64,
+    /// Set by a goroutine dump that has borrowed the parked goroutine to take its
+    /// backtrace (debug.rs; `ParkState::begin_capture` hands the G over).
+    pub(crate) capture: Cell<bool>,
+    /// The backtrace taken in capture mode, for the dump to collect.
+    pub(crate) captured: UnsafeCell<Option<std::backtrace::Backtrace>>,
 }
 
 pub(crate) const ABORT_NONE: u8 = 0;
@@ -184,7 +207,7 @@ impl G {
             park: ParkState::new(),
             park_seq: AtomicU64::new(0),
             status: AtomicU8::new(Status::Idle as u8),
-            wait_reason: AtomicU8::new(WaitReason::None as u8),
+            wait_reason: AtomicU8::new(0),
             action: Cell::new(Action::None),
             co: UnsafeCell::new(co),
             entry: UnsafeCell::new(entry),
@@ -194,6 +217,10 @@ impl G {
             abort: AtomicU8::new(ABORT_NONE),
             abort_mask: Cell::new(0),
             locals: UnsafeCell::new(crate::local::Locals::default()),
+            created_by: Cell::new(None),
+            parked_at: AtomicU64::new(0),
+            capture: Cell::new(false),
+            captured: UnsafeCell::new(None),
         })
     }
 
@@ -211,8 +238,8 @@ impl G {
         self.name = name.map(String::into_boxed_str);
         self.park = ParkState::new();
         self.status.store(Status::Idle as u8, Ordering::Relaxed);
-        self.wait_reason
-            .store(WaitReason::None as u8, Ordering::Relaxed);
+        self.wait_reason.store(0, Ordering::Relaxed);
+        self.created_by.set(None);
         self.action.set(Action::None);
         *self.co.get_mut() = co;
         *self.entry.get_mut() = entry;
@@ -246,15 +273,15 @@ impl G {
         self.status.store(to as u8, Ordering::Relaxed);
     }
 
+    /// Relaxed: informational (dumps, deadlock reports, metrics).
     pub(crate) fn set_wait_reason(&self, r: WaitReason) {
-        self.wait_reason.store(r as u8, Ordering::Relaxed);
+        self.wait_reason.store(reason_code(r), Ordering::Relaxed);
     }
 
     pub(crate) fn wait_reason(&self) -> WaitReason {
         match self.wait_reason.load(Ordering::Relaxed) {
-            1 => WaitReason::Park,
-            2 => WaitReason::Sleep,
-            _ => WaitReason::None,
+            0 => None,
+            c => REASONS.get(c as usize - 1).copied(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Goroutine handles: [`Goroutine`], [`GoroutineId`], [`JoinHandle`], and the
 //! `std::thread`-like free functions that act on the current goroutine.
 
-use crate::g::{WaitReason, G};
+use crate::g::G;
 use crate::proc;
 use gmp_core::park::Unparker;
 use gmp_core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -291,7 +291,7 @@ pub fn sleep_until(deadline: Instant) {
         // A sleep must not end early on an unpark meant for `park`: loop until the
         // deadline, leaving any permit for the next `park` as std does.
         let had_permit = g.park.try_acquire();
-        proc::park_current(g, Some(deadline), WaitReason::Sleep);
+        proc::park_current(g, Some(deadline), gmp_core::park::WaitReason::Sleep);
         if had_permit {
             // Give the permit back: a sleep does not consume it.
             gmp_core::park::Unpark::unpark(g);

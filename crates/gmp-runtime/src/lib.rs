@@ -1,21 +1,27 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), warn(missing_docs))]
 
+pub mod debug;
+pub mod fs;
 mod g;
 mod goroutine;
 pub mod guide;
+pub mod io;
 mod local;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod m;
+mod metrics;
 pub mod net;
 mod p;
 mod proc;
+pub mod process;
 mod registry;
 mod runtime;
 mod sched;
 mod schedule;
 mod scope;
+pub mod signal;
 mod spawn;
 mod sysmon;
 mod timers;
@@ -25,6 +31,7 @@ pub use goroutine::{
     GoroutineId, JoinHandle,
 };
 pub use local::LocalKey;
+pub use metrics::Metrics;
 pub use runtime::{gomaxprocs, num_goroutine, run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[doc(hidden)]

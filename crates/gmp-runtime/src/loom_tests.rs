@@ -31,6 +31,7 @@ fn sched(procs: usize) -> Arc<Sched> {
         procs,
         stack_size: gmp_core::stack::DEFAULT_STACK_SIZE,
         schedtrace_ms: None,
+        scheddetail: false,
         name: "loom".into(),
     }))
 }

@@ -20,6 +20,11 @@ use std::time::Instant;
 /// The part of an M other threads may touch.
 pub(crate) struct M {
     pub(crate) id: u64,
+    /// The id of the goroutine this M runs (0: none), for dumps and `scheddetail`.
+    /// Relaxed stores by the M at each switch: informational only.
+    pub(crate) curg_id: gmp_core::sync::atomic::AtomicU64,
+    /// The P this M holds (`usize::MAX`: none), for `scheddetail`; informational.
+    pub(crate) p_id: gmp_core::sync::atomic::AtomicUsize,
     note: Mutex<Note>,
     cvar: Condvar,
 }
@@ -44,6 +49,8 @@ impl M {
     pub(crate) fn new(id: u64) -> Arc<M> {
         Arc::new(M {
             id,
+            curg_id: gmp_core::sync::atomic::AtomicU64::new(0),
+            p_id: gmp_core::sync::atomic::AtomicUsize::new(usize::MAX),
             note: Mutex::new(Note::default()),
             cvar: Condvar::new(),
         })

@@ -144,6 +144,8 @@ pub(crate) struct P {
     /// Go: `syscalltick`, incremented at every `blocking` entry.
     pub(crate) syscalltick: AtomicU32,
     pub(crate) timers: Timers,
+    /// Counters for `Runtime::metrics`, written by the owner only.
+    pub(crate) stats: crate::metrics::PStats,
     /// Owner-only cache of free stacks.
     stacks: UnsafeCell<Vec<Stack>>,
     /// Owner-only cache of dead Gs to reuse (Go: `p.gFree`), saving an allocation per
@@ -169,6 +171,7 @@ impl P {
             schedtick: AtomicU32::new(0),
             syscalltick: AtomicU32::new(0),
             timers: Timers::new(),
+            stats: crate::metrics::PStats::default(),
             stacks: UnsafeCell::new(Vec::new()),
             gfree: UnsafeCell::new(Vec::new()),
         }
@@ -348,6 +351,7 @@ pub(crate) fn acquirep(c: &MCtx, id: usize) {
         "gmp: acquirep of a P that is not idle (P {id})"
     );
     c.p.set(Some(id));
+    c.m.p_id.store(id, Ordering::Relaxed);
     // A P starts running: sysmon must watch it (it may sleep while all Ps are idle).
     c.sched.wake_sysmon();
 }
@@ -355,6 +359,7 @@ pub(crate) fn acquirep(c: &MCtx, id: usize) {
 /// Go: `releasep`. The M gives up its P; the caller puts it on the idle list.
 pub(crate) fn releasep(c: &MCtx) -> usize {
     let id = c.p.take().expect("gmp: releasep without a P");
+    c.m.p_id.store(usize::MAX, Ordering::Relaxed);
     // Release: the next owner acquires our writes to the P.
     c.sched.allp[id].own.store(OWN_IDLE, Ordering::Release);
     id

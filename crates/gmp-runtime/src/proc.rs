@@ -4,7 +4,7 @@
 //! hook the runtime installs on its Ms; aborts; and the shutdown's forced unwind. The
 //! M side (the scheduling loop) is `schedule.rs`.
 
-use crate::g::{Action, Status, WaitReason, G};
+use crate::g::{Action, Status, G};
 use crate::m::{self, set_ctx};
 use crate::p::{acquirep, enter, own_word, OWN_USER};
 use crate::sched::Sched;
@@ -32,6 +32,10 @@ impl ParkHook for Hook {
     }
 
     fn park(&self, deadline: Option<Instant>) -> bool {
+        self.park_for(deadline, gmp_core::park::WaitReason::Park)
+    }
+
+    fn park_for(&self, deadline: Option<Instant>, reason: gmp_core::park::WaitReason) -> bool {
         match current_g() {
             Some(_) if std::thread::panicking() => {
                 // Unwinding: std's panic count is thread-local, so the goroutine must
@@ -41,7 +45,7 @@ impl ParkHook for Hook {
                 true
             }
             Some(g) => {
-                park_current(g, deadline, WaitReason::Park);
+                park_current(g, deadline, reason);
                 true
             }
             None => false,
@@ -141,19 +145,20 @@ pub(crate) fn without_abort<R>(f: impl FnOnce() -> R) -> R {
 
 /// Go: `gopark`. Parks the running goroutine `g` until its permit is available or
 /// `deadline` passes (or spuriously).
-pub(crate) fn park_current(g: &G, deadline: Option<Instant>, reason: WaitReason) {
+pub(crate) fn park_current(g: &G, deadline: Option<Instant>, reason: gmp_core::park::WaitReason) {
     check_abort(g);
     if g.park.try_acquire() {
         return;
     }
     // `sleep` has just checked its deadline itself: spare it a second clock read.
-    if reason != WaitReason::Sleep && deadline.is_some_and(|d| d <= Instant::now()) {
+    if reason != gmp_core::park::WaitReason::Sleep && deadline.is_some_and(|d| d <= Instant::now())
+    {
         return;
     }
     g.action.set(Action::Park { deadline, reason });
     suspend(g);
     g.park.finish_park();
-    g.set_wait_reason(WaitReason::None);
+    g.set_wait_reason(None);
     // Resumed, perhaps on another M: re-read nothing thread-local before this.
     check_abort(g);
 }
@@ -178,6 +183,13 @@ pub(crate) fn suspend(g: &G) {
     // SAFETY: the suspender lives on `g`'s own stack for the whole life of its body,
     // and we are running on that stack now.
     unsafe { (*s).suspend() };
+    // A goroutine dump may have borrowed us while parked, to take our backtrace here
+    // on our own stack (debug.rs): do that, and switch back to it.
+    while g.capture.get() {
+        crate::debug::capture_backtrace(g);
+        // SAFETY: as above.
+        unsafe { (*s).suspend() };
+    }
 }
 
 /// Go: `entersyscall` … `exitsyscall`, around `f`.
@@ -190,8 +202,17 @@ pub(crate) fn blocking_call<R>(f: impl FnOnce() -> R) -> R {
     }
     let sched = c.sched.clone();
     let owned = enter(c);
-    if let Some(p) = &owned {
-        p.p().syscalltick.fetch_add(1, Ordering::Relaxed);
+    match &owned {
+        // The P's counter (`Runtime::metrics` sums them).
+        Some(p) => {
+            p.p().syscalltick.fetch_add(1, Ordering::Relaxed);
+        }
+        None => {
+            sched
+                .stats
+                .blocking_calls_outside
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
     g.set_status(Status::Syscall);
     // With the status `Syscall`, the drop leaves the P in state SYSCALL (Release):

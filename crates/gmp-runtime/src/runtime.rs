@@ -139,18 +139,22 @@ impl RuntimeBuilder {
                 "gmp: Runtime::builder().stack_size({stack_size}): must be between {min} and {max} bytes"
             )));
         }
+        let (env_ms, scheddetail) = env_schedtrace()?;
         let schedtrace_ms = match self.schedtrace_ms {
             Some(ms) => Some(ms.max(1)),
-            None => env_schedtrace()?,
+            None => env_ms,
         };
         let config = Config {
             procs,
             stack_size,
             schedtrace_ms,
+            scheddetail,
             name: self.name.unwrap_or_else(|| "gmp".into()),
         };
         let sched = Arc::new(Sched::new(config));
         let sysmon = crate::sysmon::start(&sched)?;
+        crate::debug::register_runtime(&sched);
+        crate::debug::install_sigquit_dump_if_asked();
         Ok(Runtime {
             sched,
             sysmon: Some(sysmon),
@@ -178,16 +182,28 @@ pub(crate) fn default_procs() -> io::Result<usize> {
     }
 }
 
-fn env_schedtrace() -> io::Result<Option<u64>> {
+/// `GMP_SCHEDTRACE=ms[,detail]`: the period, and whether to add Go's `scheddetail`.
+fn env_schedtrace() -> io::Result<(Option<u64>, bool)> {
     match std::env::var("GMP_SCHEDTRACE") {
-        Ok(v) => match v.trim().parse::<u64>() {
-            Ok(0) => Ok(None),
-            Ok(n) => Ok(Some(n)),
-            Err(_) => Err(invalid(&format!(
-                "gmp: GMP_SCHEDTRACE={v:?}: expected milliseconds"
-            ))),
-        },
-        Err(_) => Ok(None),
+        Ok(v) => {
+            let (ms, detail) = match v.trim().split_once(',') {
+                Some((ms, "detail")) => (ms, true),
+                Some(_) => {
+                    return Err(invalid(&format!(
+                        "gmp: GMP_SCHEDTRACE={v:?}: expected milliseconds, optionally followed by \",detail\""
+                    )))
+                }
+                None => (v.trim(), false),
+            };
+            match ms.trim().parse::<u64>() {
+                Ok(0) => Ok((None, false)),
+                Ok(n) => Ok((Some(n), detail)),
+                Err(_) => Err(invalid(&format!(
+                    "gmp: GMP_SCHEDTRACE={v:?}: expected milliseconds, optionally followed by \",detail\""
+                ))),
+            }
+        }
+        Err(_) => Ok((None, false)),
     }
 }
 
@@ -255,6 +271,7 @@ impl Runtime {
     /// assert_eq!(sum, 60);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub unsafe fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,
@@ -311,6 +328,7 @@ impl Runtime {
     /// assert_eq!(h.join().unwrap(), 2);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub unsafe fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -347,6 +365,24 @@ impl Runtime {
     /// ```
     pub fn num_goroutine(&self) -> usize {
         self.sched.num_goroutine()
+    }
+
+    /// A snapshot of the scheduler: goroutines by state and wait reason, spawns,
+    /// run-queue lengths, steals, spinning and idle Ms, blocking calls, sysmon
+    /// retakes, timers, netpoll waiters, cached stack memory (see [`Metrics`]).
+    ///
+    /// ```
+    /// let rt = gmp_runtime::Runtime::builder().procs(2).build().unwrap();
+    /// // SAFETY: nothing thread-local is held across a suspension point.
+    /// unsafe { rt.block_on(|| gmp_runtime::go!(|| ()).join().unwrap()) };
+    /// let m = rt.metrics();
+    /// assert!(m.spawned >= 2); // the main goroutine and its child
+    /// assert_eq!(m.local_queues.len(), 2);
+    /// ```
+    ///
+    /// [`Metrics`]: crate::Metrics
+    pub fn metrics(&self) -> crate::Metrics {
+        crate::metrics::snapshot(&self.sched)
     }
 
     /// Stops the runtime: no goroutine is started or resumed after this; Ms finish the
@@ -500,6 +536,7 @@ pub(crate) fn default_sched() -> Arc<Sched> {
 /// };
 /// assert_eq!(squares, [1, 4, 9, 16]);
 /// ```
+#[track_caller]
 pub unsafe fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send,

@@ -61,6 +61,8 @@ pub(crate) struct Config {
     pub(crate) procs: usize,
     pub(crate) stack_size: usize,
     pub(crate) schedtrace_ms: Option<u64>,
+    /// `GMP_SCHEDTRACE=ms,detail`: Go's `scheddetail` lines too.
+    pub(crate) scheddetail: bool,
     pub(crate) name: String,
 }
 
@@ -117,6 +119,11 @@ pub(crate) struct Sched {
     /// After a deadlock the main goroutine may borrow from a `block_on` frame that is
     /// gone: its stack must never be unwound, so shutdown leaks instead.
     pub(crate) leak_on_drop: AtomicBool,
+    /// Every M ever started (Go: `allm`), for dumps and `scheddetail`; pruned of the
+    /// exited ones as it is read.
+    pub(crate) allm: Mutex<Vec<std::sync::Weak<M>>>,
+    /// Counters only sysmon or rare paths write (metrics.rs).
+    pub(crate) stats: crate::metrics::SchedStats,
 }
 
 impl fmt::Debug for Sched {
@@ -176,6 +183,8 @@ impl Sched {
             deadlocked: AtomicBool::new(false),
             main_waiters: Mutex::new(Vec::new()),
             leak_on_drop: AtomicBool::new(false),
+            allm: Mutex::new(Vec::new()),
+            stats: crate::metrics::SchedStats::default(),
         }
     }
 
@@ -226,12 +235,14 @@ impl Sched {
                 // The live-goroutine count, on our P's shard, without a second look
                 // at the thread-local M context.
                 self.ngoroutine[p.id()].fetch_add(1, Ordering::Relaxed);
+                crate::metrics::PStats::bump(&p.p().stats.spawned);
                 let g = make(p.take_g());
                 p.local().push_next(g.clone(), &self.global);
                 g
             }
             None => {
                 self.goroutine_started();
+                self.stats.spawned_outside.fetch_add(1, Ordering::Relaxed);
                 let g = make(None);
                 self.global.push(g.clone());
                 g

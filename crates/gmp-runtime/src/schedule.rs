@@ -31,6 +31,7 @@
 
 use crate::g::{Action, GRef, Status};
 use crate::m::{set_ctx, MCtx, M};
+use crate::metrics::PStats;
 use crate::p::{acquirep, enter, own_word, releasep, OwnedP, OWN_IDLE, OWN_USER};
 use crate::sched::{work_anywhere, Release, Sched};
 use crate::timers::{self, nanos};
@@ -42,6 +43,7 @@ use std::time::{Duration, Instant};
 
 /// Go: `mstart`. The body of every M thread.
 pub(crate) fn mstart(sched: Arc<Sched>, m: Arc<M>, p: Option<usize>, spinning: bool) {
+    sched.allm.lock().push(Arc::downgrade(&m));
     let ctx = MCtx::new(m, sched.clone());
     set_ctx(&ctx);
     let prev_hook = gmp_core::park::set_hook(Some(&crate::proc::HOOK));
@@ -88,6 +90,8 @@ fn execute(c: &MCtx, g: GRef, inherit: bool) {
     }
     g.set_status(Status::Running);
     c.curg.set(Arc::as_ptr(&g));
+    // Relaxed: read only by dumps and `scheddetail`.
+    c.m.curg_id.store(g.id, Ordering::Relaxed);
     // Release: the P may be retaken by sysmon from here on; it must see our writes.
     pp.own.store(own_word(c.m.id, OWN_USER), Ordering::Release);
     // SAFETY: we took `g` from a run queue (or re-run it after a failed park commit),
@@ -130,6 +134,7 @@ fn execute(c: &MCtx, g: GRef, inherit: bool) {
 fn back_in_scheduler(c: &MCtx) {
     let owned = enter(c);
     c.curg.set(std::ptr::null());
+    c.m.curg_id.store(0, Ordering::Relaxed);
     // With no goroutine running, the drop leaves the P in state RUNTIME: ours.
     drop(owned);
 }
@@ -145,7 +150,9 @@ fn after_suspend(c: &MCtx, g: GRef) {
                 let shard = c.p.get().unwrap_or(g.id as usize);
                 g.registry_slot.set(sched.registry.insert(shard, &g));
             }
-            g.set_wait_reason(reason);
+            g.set_wait_reason(Some(reason));
+            g.parked_at
+                .store(timers::nanos(Instant::now()), Ordering::Relaxed);
             g.set_status(Status::Waiting);
             // Release: a timer armed below with this seq is valid only if the G is
             // still in this park (timers.rs `fire` acquires it).
@@ -162,6 +169,12 @@ fn after_suspend(c: &MCtx, g: GRef) {
             // Committed: from here another M may already be running `g`.
             if let Some(d) = deadline {
                 let pi = c.p.get().unwrap_or(g.id as usize % sched.nprocs());
+                match enter(c) {
+                    Some(p) => PStats::bump(&p.p().stats.timers_armed),
+                    None => {
+                        sched.stats.timers_armed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 if sched.allp[pi].timers.add(d, seq, g) {
                     sched.wake_for_timer(nanos(d));
                 }
@@ -246,7 +259,8 @@ fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
         // 1. Our own timers.
         if pp.timers.next() != u64::MAX {
             let now = nanos(Instant::now());
-            pp.timers.run(now, |g| ready_from_timer(sched, local, g));
+            let fired = pp.timers.run(now, |g| ready_from_timer(sched, local, g));
+            count_fired(pp, fired);
         }
         // 2. Fairness: every 61st tick, the global queue first.
         if pp.schedtick.load(Ordering::Relaxed) % 61 == 0 && !sched.global.is_empty() {
@@ -271,6 +285,7 @@ fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
         // 6. Steal.
         if sched.transition_to_spinning(c) {
             if let Some(g) = steal_work(c, &owned) {
+                PStats::bump(&pp.stats.steals);
                 return Some((g, false));
             }
         }
@@ -308,6 +323,14 @@ fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
 }
 
 /// A goroutine woken by a timer joins the tail of the queue that ran the timer.
+/// Adds `n` fired timers to the counters of P `pp`, which the caller owns.
+fn count_fired(pp: &crate::p::P, n: usize) {
+    if n > 0 {
+        let c = &pp.stats.timers_fired;
+        c.store(c.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
+    }
+}
+
 fn ready_from_timer(sched: &Arc<Sched>, local: &gmp_queue::Local<GRef>, g: GRef) {
     g.set_status(Status::Runnable);
     local.push(g, &sched.global);
@@ -364,7 +387,8 @@ fn steal_work(c: &MCtx, owned: &OwnedP<'_>) -> Option<GRef> {
             }
             let vp = &sched.allp[v];
             if last && vp.timers.next() <= now {
-                vp.timers.run(now, |g| ready_from_timer(sched, local, g));
+                let fired = vp.timers.run(now, |g| ready_from_timer(sched, local, g));
+                count_fired(owned.p(), fired);
                 if let Some((g, _)) = local.pop() {
                     return Some(g);
                 }

@@ -125,6 +125,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// });
     /// assert_eq!(lens, [2, 4, 3]);
     /// ```
+    #[track_caller]
     pub unsafe fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
@@ -139,6 +140,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     ///
     /// # Safety
     /// As [`spawn`](crate::spawn()).
+    #[track_caller]
     pub(crate) unsafe fn spawn_with<F, T>(
         &'scope self,
         name: Option<String>,

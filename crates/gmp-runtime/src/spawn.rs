@@ -67,6 +67,7 @@ use std::sync::Arc;
 /// let h = unsafe { spawn(|| (1..=10u64).product::<u64>()) };
 /// assert_eq!(h.join().unwrap(), 3_628_800);
 /// ```
+#[track_caller]
 pub unsafe fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -136,6 +137,7 @@ impl __GoPermit {
 /// The expansion of [`go!`]: [`spawn`], with its contract accepted by whoever made
 /// `permit` (an `unsafe` call).
 #[doc(hidden)]
+#[track_caller]
 pub fn __go_unchecked<F, T>(permit: __GoPermit, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -220,6 +222,7 @@ impl Builder {
     /// });
     /// assert_eq!(total, 5); // the scoped goroutine borrowed `total`
     /// ```
+    #[track_caller]
     pub unsafe fn spawn_scoped<'scope, 'env, F, T>(
         self,
         scope: &'scope crate::Scope<'scope, 'env>,
@@ -245,6 +248,7 @@ impl Builder {
     /// assert_eq!(h.join().unwrap(), "done");
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub unsafe fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -275,6 +279,7 @@ pub(crate) fn current_sched() -> Arc<Sched> {
 /// # Safety
 /// Everything `f` borrows outlives the goroutine (its run and the drop of its stack),
 /// and `f` holds no thread-local state across a suspension point.
+#[track_caller]
 pub(crate) unsafe fn spawn_in<F, T>(
     sched: &Arc<Sched>,
     name: Option<String>,
@@ -294,6 +299,7 @@ where
         ));
     }
     let id = next_goid();
+    let created_by = std::panic::Location::caller();
     let job: Arc<Job<F, T>> = Arc::new(Job {
         f: UnsafeCell::new(Some(f)),
         id,
@@ -330,6 +336,7 @@ where
             },
             None => G::new(id, name, sched.clone(), co, entry),
         };
+        g.created_by.set(Some(created_by));
         g.set_status(Status::Runnable);
         g
     });

@@ -44,7 +44,7 @@ pub(crate) fn start(sched: &Arc<Sched>) -> std::io::Result<std::thread::JoinHand
     let name = format!("{}-sysmon", sched.config.name);
     // Counted before the thread exists and uncounted when it ends (or was never
     // made), so the deadlock detector never sees it as an unknown thread.
-    ALL_SYSMON.fetch_add(1, StdOrdering::SeqCst);
+    ALL_SERVICE_THREADS.fetch_add(1, StdOrdering::SeqCst);
     let spawned = std::thread::Builder::new()
         .name(name)
         .stack_size(128 * 1024)
@@ -52,21 +52,21 @@ pub(crate) fn start(sched: &Arc<Sched>) -> std::io::Result<std::thread::JoinHand
             struct Count;
             impl Drop for Count {
                 fn drop(&mut self) {
-                    ALL_SYSMON.fetch_sub(1, StdOrdering::SeqCst);
+                    ALL_SERVICE_THREADS.fetch_sub(1, StdOrdering::SeqCst);
                 }
             }
             let _count = Count;
             sysmon(weak)
         });
     if spawned.is_err() {
-        ALL_SYSMON.fetch_sub(1, StdOrdering::SeqCst);
+        ALL_SERVICE_THREADS.fetch_sub(1, StdOrdering::SeqCst);
     }
     spawned
 }
 
 /// sysmon threads alive in the process (all runtimes). Plain std: a process-wide
 /// count read only by the deadlock detector.
-pub(crate) static ALL_SYSMON: std::sync::atomic::AtomicUsize =
+pub(crate) static ALL_SERVICE_THREADS: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
 
 /// Threads blocked in `block_on` (all runtimes), waiting for their main goroutine.
@@ -89,7 +89,7 @@ fn process_threads() -> Option<usize> {
 /// such a thread alive is reported as a warning, never as a fatal deadlock.
 fn only_known_threads() -> bool {
     let known = ALL_M.load(StdOrdering::SeqCst)
-        + ALL_SYSMON.load(StdOrdering::SeqCst)
+        + ALL_SERVICE_THREADS.load(StdOrdering::SeqCst)
         + ALL_MAIN_WAITERS.load(StdOrdering::SeqCst);
     process_threads().is_some_and(|n| n <= known)
 }
@@ -115,7 +115,11 @@ fn sysmon(weak: Weak<Sched>) {
         if let Some(ms) = trace {
             if now.duration_since(last_trace) >= Duration::from_millis(ms) {
                 last_trace = now;
-                eprintln!("{}", schedtrace_line(&sched, now.duration_since(start)));
+                let mut line = schedtrace_line(&sched, now.duration_since(start));
+                if sched.config.scheddetail {
+                    scheddetail(&sched, &mut line);
+                }
+                eprintln!("{line}");
             }
         }
         // Deadlock watch and deep sleep when nothing runs.
@@ -207,6 +211,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                         .is_ok()
                     {
                         w.schedwhen = None;
+                        sched.stats.retakes_hog.fetch_add(1, Ordering::Relaxed);
                         sched.handoffp(i);
                         took = true;
                     }
@@ -243,6 +248,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                     .is_ok()
                 {
                     w.syscallwhen = None;
+                    sched.stats.retakes_blocking.fetch_add(1, Ordering::Relaxed);
                     sched.handoffp(i);
                     took = true;
                 }
@@ -380,19 +386,12 @@ fn deadlock_policy() -> Policy {
     }
 }
 
-/// The report a deadlocked `block_on` panics with.
-pub(crate) fn deadlock_report(sched: &Sched) -> String {
-    let mut s = String::from("all goroutines are asleep - deadlock!\n");
-    let mut gs = sched.registry.all();
-    gs.sort_by_key(|g| g.id);
-    for g in gs {
-        let _ = write!(s, "\ngoroutine {}", g.id);
-        if let Some(n) = &g.name {
-            let _ = write!(s, " ('{n}')");
-        }
-        let _ = writeln!(s, " [{}]", g.wait_reason().describe());
-    }
-    s
+/// The report a deadlocked `block_on` panics with: Go's message, then every
+/// goroutine with its stack (debug.rs).
+pub(crate) fn deadlock_report(sched: &Arc<Sched>) -> String {
+    let mut out = b"all goroutines are asleep - deadlock!\n\n".to_vec();
+    let _ = crate::debug::dump_one_runtime(&mut out, sched);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Go's `schedtrace` line.
@@ -415,4 +414,46 @@ pub(crate) fn schedtrace_line(sched: &Sched, since_start: Duration) -> String {
     }
     s.push(']');
     s
+}
+
+/// Go's `scheddetail` lines (after the `SCHED` line): one per P, M and G.
+pub(crate) fn scheddetail(sched: &Sched, s: &mut String) {
+    for (i, pp) in sched.allp.iter().enumerate() {
+        let own = pp.own.load(Ordering::Relaxed);
+        let m = own >> 8;
+        let _ = write!(
+            s,
+            "\n  P{i}: status={} schedtick={} syscalltick={} m={} runqsize={} timers={}",
+            own & 0xff,
+            pp.schedtick.load(Ordering::Relaxed),
+            pp.syscalltick.load(Ordering::Relaxed),
+            if own & 0xff == OWN_IDLE { -1 } else { m as i64 },
+            pp.stealer.len(),
+            if pp.timers.next() == u64::MAX {
+                "none"
+            } else {
+                "armed"
+            },
+        );
+    }
+    let ms: Vec<_> = sched.allm.lock().iter().filter_map(Weak::upgrade).collect();
+    for m in ms {
+        let p = m.p_id.load(Ordering::Relaxed);
+        let g = m.curg_id.load(Ordering::Relaxed);
+        let _ = write!(
+            s,
+            "\n  M{}: p={} curg={}",
+            m.id,
+            if p == usize::MAX { -1 } else { p as i64 },
+            if g == 0 { -1 } else { g as i64 },
+        );
+    }
+    let mut gs = sched.registry.all();
+    gs.sort_by_key(|g| g.id);
+    for g in gs {
+        let _ = write!(s, "\n  G{}: status={}", g.id, g.status() as u8);
+        if let Some(r) = g.wait_reason() {
+            let _ = write!(s, "({r})");
+        }
+    }
 }

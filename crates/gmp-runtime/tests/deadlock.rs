@@ -57,6 +57,9 @@ fn true_deadlock() {
         "{msg}"
     );
     assert!(msg.contains("('main')"), "{msg}");
+    // The report carries each goroutine's stack and creator (debug.rs).
+    assert!(msg.contains("true_deadlock"), "{msg}");
+    assert!(msg.contains("created by "), "{msg}");
     // The runtime still works for a new main goroutine.
     assert_eq!(
         block_on_msg(&rt, || {

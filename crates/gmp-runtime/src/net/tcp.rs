@@ -12,7 +12,7 @@
 //!   writability, then read `SO_ERROR` (Go: `netFD.connect`). On a plain thread it is
 //!   `std`'s blocking connect, which gives exactly `std`'s errors by construction.
 
-use super::io::Io;
+use super::io::{deadline_methods, Io};
 use gmp_netpoll::Direction;
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 /// Resolves `addr` (a DNS lookup may block: in a goroutine it runs as a [`crate::blocking`]
 /// call) and tries `f` on each address in turn, returning the first success or the last
 /// error, as `std` does.
-fn each_addr<A: ToSocketAddrs, T>(
+pub(super) fn each_addr<A: ToSocketAddrs, T>(
     addr: A,
     mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
@@ -49,7 +49,7 @@ fn each_addr<A: ToSocketAddrs, T>(
 }
 
 /// The listen backlog: the kernel's maximum, as Go's `maxListenerBacklog`.
-fn max_backlog() -> i32 {
+pub(super) fn max_backlog() -> i32 {
     static BACKLOG: OnceLock<i32> = OnceLock::new();
     *BACKLOG.get_or_init(|| {
         std::fs::read_to_string("/proc/sys/net/core/somaxconn")
@@ -259,6 +259,14 @@ impl TcpListener {
     /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.io.get().take_error()
+    }
+
+    /// Sets an absolute deadline for `accept` (Go's `TCPListener.SetDeadline`): once it
+    /// has passed, `accept` — including one already waiting — fails with
+    /// `ErrorKind::TimedOut`; `None` clears it.
+    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.io.opts.set_deadline(Direction::Read, deadline);
+        Ok(())
     }
 }
 
@@ -665,6 +673,8 @@ impl TcpStream {
         Ok(())
     }
 }
+
+deadline_methods!(TcpStream);
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

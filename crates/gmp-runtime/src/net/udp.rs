@@ -1,7 +1,7 @@
 //! `UdpSocket`: `std::net`'s, over a non-blocking socket (see `io.rs`). Every datagram
 //! operation is one syscall in the loop of `io.rs`; everything else is `std`'s own.
 
-use super::io::Io;
+use super::io::{deadline_methods, Io};
 use gmp_netpoll::Direction;
 use std::fmt;
 use std::io;
@@ -512,6 +512,8 @@ impl UdpSocket {
         self.io.get().take_error()
     }
 }
+
+deadline_methods!(UdpSocket);
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
