@@ -164,6 +164,7 @@ fn ci_all(ci: &mut Ci) {
 /// step therefore packages a scratch copy of the sources (git's tracked and untracked,
 /// not ignored, files) in which only `[workspace.package] publish` is flipped to `true`;
 /// the checkout is never modified. `--offline`: earlier steps fetched every dependency.
+/// The `.crate` files land in `target/package-check/package/`.
 fn package(ci: &mut Ci) {
     let copy = env::temp_dir().join(format!("gmp-xtask-package-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&copy);
@@ -205,9 +206,61 @@ fn package(ci: &mut Ci) {
         root.replace("\npublish = false\n", "\npublish = true\n"),
     )
     .expect("write the copied Cargo.toml");
+    // A target directory of its own (as the loom models have): cargo takes a registry
+    // crate's build to be current whenever its name and version match, so the
+    // verification builds of our unchanged-version crates must be removed before each
+    // run — which must not touch the normal build's artifacts. Dependencies stay cached.
     let target = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| env::current_dir().expect("cwd").join("target"));
+        .unwrap_or_else(|| env::current_dir().expect("cwd").join("target"))
+        .join("package-check");
+    for dir in ["debug/.fingerprint", "debug/deps"] {
+        for entry in std::fs::read_dir(target.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("gmp-") || name.starts_with("gmp_") || name.starts_with("libgmp_") {
+                let p = entry.path();
+                let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+            }
+        }
+    }
+    // Cargo unpacks the overlay's crates into `$CARGO_HOME/registry/src/<local registry>/`
+    // and, a registry crate being immutable per version, reuses a copy unpacked by an
+    // earlier run: with our unchanged version numbers each crate would be verified
+    // against stale siblings. Remove those copies (local registries' directories are
+    // named `-<hash>`; only our crates' `<name>-<version>` directories go).
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let registries = cargo_home.map(|h| h.join("registry/src"));
+    for reg in registries
+        .iter()
+        .flat_map(std::fs::read_dir)
+        .flatten()
+        .flatten()
+    {
+        if !reg.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for unpacked in std::fs::read_dir(reg.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = unpacked.file_name().to_string_lossy().into_owned();
+            let ours = CRATES.iter().any(|c| {
+                name.strip_prefix(c)
+                    .and_then(|v| v.strip_prefix('-'))
+                    .is_some_and(|v| v.starts_with(|ch: char| ch.is_ascii_digit()))
+            });
+            if ours {
+                let _ = std::fs::remove_dir_all(unpacked.path());
+            }
+        }
+    }
     let mut cmd = cargo();
     cmd.current_dir(&copy)
         .args(["package", "--workspace", "--exclude", "xtask", "--offline"])
