@@ -19,6 +19,7 @@ COMMANDS:
                         the criterion benches, then the peer comparison suite
     soak [OPTIONS]      a randomized mixed workload, checked for loss, hangs and leaks
     sanitize [OPTIONS]  tests under AddressSanitizer and ThreadSanitizer (nightly), or Valgrind
+    package             `cargo package --workspace` on a scratch copy, each crate verified alone
     help [COMMAND]      this text, or a command's
 
 `cargo xtask <COMMAND> --help` prints a command's options. Every cargo invocation honours
@@ -133,6 +134,28 @@ pub fn wants_help(args: &[String]) -> bool {
 }
 
 /// `ci` takes no arguments.
+/// `package` (no options).
+pub const PACKAGE_USAGE: &str = "\
+cargo xtask package: packages every library crate (on a scratch copy with publish = true;
+the checkout keeps publish = false) and builds each package on its own
+
+USAGE:
+    cargo xtask package
+";
+
+/// `package`: no arguments.
+pub fn parse_package(args: &[String]) {
+    if wants_help(args) {
+        help(PACKAGE_USAGE);
+    }
+    if let Some(a) = args.first() {
+        bad(
+            PACKAGE_USAGE,
+            &format!("`package` takes no arguments, got `{a}`"),
+        );
+    }
+}
+
 pub fn parse_ci(args: &[String]) {
     if wants_help(args) {
         help(CI_USAGE);
@@ -287,6 +310,7 @@ pub fn help_for(args: &[String]) -> ! {
         Some("bench") => help(BENCH_USAGE),
         Some("soak") => help(SOAK_USAGE),
         Some("sanitize") => help(SANITIZE_USAGE),
+        Some("package") => help(PACKAGE_USAGE),
         Some(c) => bad(USAGE, &format!("no command `{c}`")),
     }
 }

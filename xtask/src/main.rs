@@ -2,8 +2,10 @@
 //!
 //! - `cargo xtask ci` is the whole of CI (`.ci/run` calls exactly this): formatting,
 //!   clippy, the test suite, docs, the loom models, `cargo bench --no-run`, every
-//!   example run briefly, and the gmp side of the peer workloads at a small size. It prints a timed summary; a failing step names itself and
-//!   stops the run with a non-zero exit.
+//!   example run briefly, `cargo package` of every crate (verified), and the gmp side
+//!   of the peer workloads at a small size. It prints a timed summary; a failing step
+//!   names itself and stops the run with a non-zero exit.
+//! - `cargo xtask package` runs the package step alone.
 //! - `cargo xtask loom [crate]` runs the loom models alone (all crates, or one).
 //! - `cargo xtask bench [args]` runs the criterion benches, then the comparison suite
 //!   against Go, tokio, may and threads (`benches/peers/`, see its README).
@@ -45,6 +47,10 @@ fn main() {
         Some("loom") => loom(&mut ci, cli::parse_loom(rest, CRATES)),
         Some("bench") => bench(&mut ci, &cli::parse_bench(rest)),
         Some("soak") => soak::soak(&mut ci, &cli::parse_soak(rest)),
+        Some("package") => {
+            cli::parse_package(rest);
+            package(&mut ci)
+        }
         Some("sanitize") => sanitize::sanitize(&mut ci, &cli::parse_sanitize(rest)),
         Some("help") => cli::help_for(rest),
         Some("-h" | "--help") => cli::help(cli::USAGE),
@@ -199,6 +205,7 @@ fn ci_all(ci: &mut Ci) {
         cargo().args(["bench", "--workspace", "--no-run"]),
     );
     examples(ci);
+    package(ci);
     // The gmp side of every comparison workload at 1/100 size, each result checked
     // (no Go, no wrk, no other peer is built).
     ci.step(
@@ -235,6 +242,121 @@ fn ci_hardening(ci: &mut Ci) {
              `rustup toolchain install nightly` enables them"
         );
     }
+}
+
+/// `cargo package` of every library crate, verified: cargo builds each packaged crate on
+/// its own from its `.crate` file, against its packaged siblings (a local registry
+/// overlay), so a missing file, an unversioned path dependency or a README doctest path
+/// that only exists in the workspace fails here.
+///
+/// The crates say `publish = false` (publishing is a person's decision), and cargo keeps
+/// unpublishable crates out of that overlay, so their dependents could not resolve. The
+/// step therefore packages a scratch copy of the sources (git's tracked and untracked,
+/// not ignored, files) in which only `[workspace.package] publish` is flipped to `true`;
+/// the checkout is never modified. `--offline`: earlier steps fetched every dependency.
+/// The `.crate` files land in `target/package-check/package/`.
+fn package(ci: &mut Ci) {
+    let copy = env::temp_dir().join(format!("gmp-xtask-package-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    let files = Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .output()
+        .unwrap_or_else(|e| ci.fail("package", &format!("cannot run git ls-files: {e}")));
+    for rel in files.stdout.split(|&b| b == 0).filter(|p| !p.is_empty()) {
+        let rel = Path::new(std::str::from_utf8(rel).expect("UTF-8 file names"));
+        let (from, to) = (Path::new(".").join(rel), copy.join(rel));
+        let copied =
+            std::fs::create_dir_all(to.parent().expect("a file has a parent")).and_then(|()| {
+                match std::fs::read_link(&from) {
+                    Ok(target) => std::os::unix::fs::symlink(target, &to),
+                    Err(_) if !from.exists() => Ok(()), // deleted but not yet committed
+                    Err(_) => std::fs::copy(&from, &to).map(drop),
+                }
+            });
+        if let Err(e) = copied {
+            ci.fail("package", &format!("cannot copy {}: {e}", rel.display()));
+        }
+    }
+    let manifest = copy.join("Cargo.toml");
+    let root = std::fs::read_to_string(&manifest).expect("the copied Cargo.toml");
+    if root.matches("\npublish = false\n").count() != 1 {
+        ci.fail(
+            "package",
+            "expected one `publish = false` line, in [workspace.package], in Cargo.toml",
+        );
+    }
+    std::fs::write(
+        &manifest,
+        root.replace("\npublish = false\n", "\npublish = true\n"),
+    )
+    .expect("write the copied Cargo.toml");
+    // A target directory of its own (as the loom models have): cargo takes a registry
+    // crate's build to be current whenever its name and version match, so the
+    // verification builds of our unchanged-version crates must be removed before each
+    // run — which must not touch the normal build's artifacts. Dependencies stay cached.
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env::current_dir().expect("cwd").join("target"))
+        .join("package-check");
+    for dir in ["debug/.fingerprint", "debug/deps"] {
+        for entry in std::fs::read_dir(target.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("gmp-") || name.starts_with("gmp_") || name.starts_with("libgmp_") {
+                let p = entry.path();
+                let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+            }
+        }
+    }
+    // Cargo unpacks the overlay's crates into `$CARGO_HOME/registry/src/<local registry>/`
+    // and, a registry crate being immutable per version, reuses a copy unpacked by an
+    // earlier run: with our unchanged version numbers each crate would be verified
+    // against stale siblings. Remove those copies (local registries' directories are
+    // named `-<hash>`; only our crates' `<name>-<version>` directories go).
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let registries = cargo_home.map(|h| h.join("registry/src"));
+    for reg in registries
+        .iter()
+        .flat_map(std::fs::read_dir)
+        .flatten()
+        .flatten()
+    {
+        if !reg.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for unpacked in std::fs::read_dir(reg.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = unpacked.file_name().to_string_lossy().into_owned();
+            let ours = CRATES.iter().any(|c| {
+                name.strip_prefix(c)
+                    .and_then(|v| v.strip_prefix('-'))
+                    .is_some_and(|v| v.starts_with(|ch: char| ch.is_ascii_digit()))
+            });
+            if ours {
+                let _ = std::fs::remove_dir_all(unpacked.path());
+            }
+        }
+    }
+    let mut cmd = cargo();
+    cmd.current_dir(&copy)
+        .args(["package", "--workspace", "--exclude", "xtask", "--offline"])
+        .env("CARGO_TARGET_DIR", target);
+    ci.step("package (verified, each crate built alone)", &mut cmd);
+    let _ = std::fs::remove_dir_all(&copy);
 }
 
 /// The loom models: release, `--cfg loom`, in their own target dir so the normal

@@ -7,15 +7,9 @@
 //! word (`ParkState`) found it `PARKED`. That exclusivity is what makes the unsynchronised
 //! access to the coroutine (`G::co`) sound; every access below names it.
 //!
-//! Status follows Go's `_G*` states with only Go's legal transitions (`casgstatus`),
-//! checked in debug builds:
-//!
-//! ```text
-//!   Idle ─▶ Runnable ─▶ Running ─▶ Waiting ─▶ Runnable
-//!                        │  ▲  └──▶ Syscall ──┘ (back to Running)
-//!                        │  └───── Runnable (yield, exitsyscall without a P)
-//!                        └──▶ Dead
-//! ```
+//! Status follows Go's `_G*` states with only Go's legal transitions (`casgstatus`):
+//! the table [`TRANSITIONS`], which debug builds check every [`G::set_status`] against
+//! and from which the guide's diagram (`src/guide/g-status.svg`) is drawn.
 
 use crate::sched::Sched;
 use gmp_core::coroutine::{Coroutine, Suspender};
@@ -56,24 +50,30 @@ impl Status {
         }
     }
 
-    /// Go's legal transitions (`casgstatus` and its callers).
+    /// One of Go's legal transitions ([`TRANSITIONS`]).
     #[cfg_attr(not(debug_assertions), allow(dead_code))]
     fn can_become(self, to: Status) -> bool {
-        use Status::*;
-        matches!(
-            (self, to),
-            (Idle, Runnable)
-                | (Runnable, Running)
-                | (Running, Waiting)
-                | (Running, Runnable)
-                | (Running, Syscall)
-                | (Syscall, Running)
-                | (Syscall, Runnable)
-                | (Running, Dead)
-                | (Waiting, Runnable)
-        )
+        TRANSITIONS
+            .iter()
+            .any(|&(from, into, _)| (from, into) == (self, to))
     }
 }
+
+/// Go's legal goroutine status transitions (`casgstatus` and its callers), each with the
+/// Go function that makes it. Debug builds check every [`G::set_status`] against this
+/// table; the guide's G state diagram is generated from it (`guide::render` tests).
+#[cfg_attr(not(any(debug_assertions, test)), allow(dead_code))]
+pub(crate) const TRANSITIONS: &[(Status, Status, &str)] = &[
+    (Status::Idle, Status::Runnable, "newproc"),
+    (Status::Runnable, Status::Running, "execute"),
+    (Status::Running, Status::Waiting, "gopark"),
+    (Status::Waiting, Status::Runnable, "goready"),
+    (Status::Running, Status::Runnable, "goyield / lost P"),
+    (Status::Running, Status::Syscall, "entersyscall"),
+    (Status::Syscall, Status::Running, "exitsyscall"),
+    (Status::Syscall, Status::Runnable, "exitsyscall0"),
+    (Status::Running, Status::Dead, "goexit0"),
+];
 
 /// Why a goroutine is parked (Go's `waitReason`); `None` while it is not.
 pub(crate) type WaitReason = Option<gmp_core::park::WaitReason>;

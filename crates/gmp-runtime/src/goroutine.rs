@@ -21,6 +21,11 @@ pub struct GoroutineId(NonZeroU64);
 
 impl GoroutineId {
     /// The id as a number (Go prints goroutine ids as plain integers).
+    ///
+    /// ```
+    /// let id = gmp_runtime::current().id();
+    /// assert_eq!(id.as_u64().to_string(), id.to_string());
+    /// ```
     pub fn as_u64(&self) -> NonZeroU64 {
         self.0
     }
@@ -63,6 +68,16 @@ impl Goroutine {
     }
 
     /// The goroutine's unique id.
+    ///
+    /// ```
+    /// use gmp_runtime::{current, spawn};
+    ///
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let h = unsafe { spawn(|| current().id()) };
+    /// let id = h.goroutine().id();
+    /// assert_eq!(h.join().unwrap(), id); // the goroutine sees the id its handle shows
+    /// assert_ne!(id, current().id()); // and this thread has an id of its own
+    /// ```
     pub fn id(&self) -> GoroutineId {
         match &self.inner {
             Inner::G(g) => GoroutineId(NonZeroU64::new(g.id).expect("goroutine ids start at 1")),
@@ -72,6 +87,17 @@ impl Goroutine {
 
     /// The goroutine's name, if it was given one with [`Builder::name`](crate::Builder::name)
     /// (for a plain thread, the thread's name).
+    ///
+    /// ```
+    /// use gmp_runtime::{current, Builder};
+    ///
+    /// let builder = Builder::new().name("worker".to_string());
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let h = unsafe { builder.spawn(|| current().name().map(String::from)) }?;
+    /// assert_eq!(h.goroutine().name(), Some("worker"));
+    /// assert_eq!(h.join().unwrap().as_deref(), Some("worker"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn name(&self) -> Option<&str> {
         match &self.inner {
             Inner::G(g) => g.name.as_deref(),
@@ -81,6 +107,28 @@ impl Goroutine {
 
     /// Makes the goroutine's park permit available, waking it if it is parked in
     /// [`park`] or [`park_timeout`] (as [`std::thread::Thread::unpark`]).
+    ///
+    /// An unpark that comes before the park is not lost: the permit waits for it.
+    ///
+    /// ```
+    /// use gmp_runtime::{current, park, spawn};
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let (me, d) = (current(), done.clone()); // here: a handle to this thread
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let h = unsafe {
+    ///     spawn(move || {
+    ///         d.store(true, Ordering::Release);
+    ///         me.unpark();
+    ///     })
+    /// };
+    /// while !done.load(Ordering::Acquire) {
+    ///     park(); // may return spuriously: re-check the condition
+    /// }
+    /// h.join().unwrap();
+    /// ```
     pub fn unpark(&self) {
         match &self.inner {
             Inner::G(g) => gmp_core::park::Unpark::unpark(&**g),
@@ -113,6 +161,16 @@ impl fmt::Debug for Goroutine {
 }
 
 /// A handle to the caller: the running goroutine, or the calling plain thread.
+///
+/// ```
+/// use gmp_runtime::current;
+///
+/// let me = current(); // on a plain thread: this thread
+/// assert_eq!(me.id(), current().id());
+/// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+/// let main = unsafe { gmp_runtime::run(|| current()) }; // in a goroutine: that goroutine
+/// assert_ne!(main.id(), me.id());
+/// ```
 pub fn current() -> Goroutine {
     if let Some(g) = proc::running_g() {
         return Goroutine::from_g(G::arc(g));
@@ -132,6 +190,28 @@ std::thread_local! {
 
 /// Cooperatively gives up the processor (Go: `runtime.Gosched`): the goroutine goes
 /// to the back of its P's run queue. On a plain thread, [`std::thread::yield_now`].
+///
+/// ```
+/// use gmp_runtime::{spawn, yield_now, Runtime};
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// let rt = Runtime::builder().procs(1).build()?;
+/// // SAFETY: the goroutines hold no thread-local state across a suspension point.
+/// unsafe {
+///     rt.block_on(|| {
+///         let ran = Arc::new(AtomicBool::new(false));
+///         let r = ran.clone();
+///         let h = spawn(move || r.store(true, Ordering::Release));
+///         // One P: the new goroutine runs only when this one gives the P up.
+///         while !ran.load(Ordering::Acquire) {
+///             yield_now();
+///         }
+///         h.join().unwrap();
+///     })
+/// };
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn yield_now() {
     if std::thread::panicking() {
         // A goroutine must not move to another thread while it unwinds: std keeps the
@@ -149,6 +229,30 @@ pub fn yield_now() {
 
 /// Puts the current goroutine to sleep for at least `dur` (a scheduler timer: the M
 /// goes on running other goroutines). On a plain thread, [`std::thread::sleep`].
+///
+/// An [`unpark`](Goroutine::unpark) does not end a sleep early (the permit is left for
+/// the next [`park`]).
+///
+/// ```
+/// use gmp_runtime::{sleep, spawn, Runtime};
+/// use std::time::{Duration, Instant};
+///
+/// let rt = Runtime::builder().procs(1).build()?;
+/// let start = Instant::now();
+/// // SAFETY: the goroutines hold no thread-local state across a suspension point.
+/// unsafe {
+///     rt.block_on(|| {
+///         // 100 goroutines sleep at once on one P: each waits on a timer, and no
+///         // thread is blocked while they do.
+///         let hs: Vec<_> = (0..100)
+///             .map(|_| spawn(|| sleep(Duration::from_millis(20))))
+///             .collect();
+///         hs.into_iter().for_each(|h| h.join().unwrap());
+///     })
+/// };
+/// assert!(start.elapsed() >= Duration::from_millis(20));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn sleep(dur: Duration) {
     match Instant::now().checked_add(dur) {
         Some(deadline) => sleep_until(deadline),
@@ -159,7 +263,17 @@ pub fn sleep(dur: Duration) {
     }
 }
 
-/// Sleeps until `deadline`.
+/// Sleeps until `deadline` (returns at once if it has passed); see [`sleep`].
+///
+/// ```
+/// use gmp_runtime::sleep_until;
+/// use std::time::{Duration, Instant};
+///
+/// let deadline = Instant::now() + Duration::from_millis(10);
+/// // SAFETY: the main goroutine holds no thread-local state across a suspension point.
+/// unsafe { gmp_runtime::run(|| sleep_until(deadline)) };
+/// assert!(Instant::now() >= deadline);
+/// ```
 pub fn sleep_until(deadline: Instant) {
     loop {
         let Some(g) = proc::current_g() else {
@@ -187,11 +301,52 @@ pub fn sleep_until(deadline: Instant) {
 
 /// Blocks the current goroutine until its permit is available (see
 /// [`Goroutine::unpark`]); may wake spuriously, as [`std::thread::park`].
+///
+/// ```
+/// use gmp_runtime::{current, park, spawn};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::sync::Arc;
+///
+/// // SAFETY: the goroutines hold no thread-local state across a suspension point.
+/// let got = unsafe {
+///     gmp_runtime::run(|| {
+///         let slot = Arc::new(AtomicU32::new(0));
+///         let (me, s) = (current(), slot.clone());
+///         spawn(move || {
+///             s.store(42, Ordering::Release);
+///             me.unpark();
+///         });
+///         // The main goroutine parks (its thread runs others) until unparked.
+///         while slot.load(Ordering::Acquire) == 0 {
+///             park();
+///         }
+///         slot.load(Ordering::Acquire)
+///     })
+/// };
+/// assert_eq!(got, 42);
+/// ```
 pub fn park() {
     gmp_core::park::park();
 }
 
 /// Like [`park`], for at most `dur`.
+///
+/// ```
+/// use gmp_runtime::park_timeout;
+/// use std::time::{Duration, Instant};
+///
+/// // Nobody unparks: wait out a deadline, re-parking after spurious wake-ups.
+/// let deadline = Instant::now() + Duration::from_millis(10);
+/// // SAFETY: the main goroutine holds no thread-local state across a suspension point.
+/// unsafe {
+///     gmp_runtime::run(|| {
+///         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+///             park_timeout(left);
+///         }
+///     })
+/// };
+/// assert!(Instant::now() >= deadline);
+/// ```
 pub fn park_timeout(dur: Duration) {
     gmp_core::park::park_timeout(dur);
 }
@@ -203,6 +358,27 @@ pub fn park_timeout(dur: Duration) {
 /// another M after 20 µs, so the other goroutines keep running. When `f` returns the
 /// goroutine takes its P back if it is still free, else any idle P, else it waits in
 /// the global queue. On a plain thread, `blocking(f)` is just `f()`.
+///
+/// ```
+/// use gmp_runtime::{blocking, spawn, Runtime};
+/// use std::time::Duration;
+///
+/// let rt = Runtime::builder().procs(1).build()?;
+/// // SAFETY: the goroutines hold no thread-local state across a suspension point.
+/// let n = unsafe {
+///     rt.block_on(|| {
+///         // Blocks its OS thread in a system call for 50 ms; with one P, the P is
+///         // handed to another thread meanwhile so the goroutines below keep running.
+///         let slow = spawn(|| blocking(|| std::thread::sleep(Duration::from_millis(50))));
+///         let quick: Vec<_> = (0..10u64).map(|i| spawn(move || i)).collect();
+///         let n: u64 = quick.into_iter().map(|h| h.join().unwrap()).sum();
+///         slow.join().unwrap();
+///         n
+///     })
+/// };
+/// assert_eq!(n, 45);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn blocking<F, R>(f: F) -> R
 where
     F: FnOnce() -> R,
@@ -323,16 +499,47 @@ impl<T> JoinHandle<T> {
     /// Waits for the goroutine to finish and returns its result; a panic in it comes
     /// back as `Err(payload)`, exactly as with threads. Inside a goroutine this parks
     /// the goroutine; on a plain thread it blocks the thread.
+    ///
+    /// ```
+    /// use gmp_runtime::spawn;
+    ///
+    /// // SAFETY: the goroutines hold no thread-local state across a suspension point.
+    /// let (ok, bad) = unsafe { (spawn(|| 6 * 7), spawn(|| -> u32 { panic!("boom") })) };
+    /// assert_eq!(ok.join().unwrap(), 42);
+    /// let payload = bad.join().unwrap_err(); // the panic, as with threads
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+    /// ```
     pub fn join(self) -> std::thread::Result<T> {
         self.packet.packet().join()
     }
 
     /// True once the goroutine has finished running its closure.
+    ///
+    /// ```
+    /// use gmp_runtime::{spawn, yield_now};
+    ///
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let h = unsafe { spawn(|| 1 + 1) };
+    /// while !h.is_finished() {
+    ///     yield_now(); // here a plain thread: std::thread::yield_now
+    /// }
+    /// assert_eq!(h.join().unwrap(), 2); // returns at once
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.packet.packet().is_done()
     }
 
     /// The handle of the goroutine.
+    ///
+    /// ```
+    /// use gmp_runtime::{current, park, spawn};
+    ///
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let h = unsafe { spawn(|| { park(); current().id() }) };
+    /// let g = h.goroutine().clone();
+    /// g.unpark(); // wakes it (or leaves it the permit if it has not parked yet)
+    /// assert_eq!(h.join().unwrap(), g.id());
+    /// ```
     pub fn goroutine(&self) -> &Goroutine {
         &self.goroutine
     }
@@ -344,7 +551,7 @@ impl<T> JoinHandle<T> {
     ///
     /// - A goroutine that never suspends again is not interrupted.
     /// - One inside [`blocking`] unwinds when the call returns.
-    /// - One inside [`scope`](crate::scope) waits for its scoped goroutines first, and
+    /// - One inside [`scope`](crate::scope()) waits for its scoped goroutines first, and
     ///   unwinds once the scope's wait is over; nested `block_on` likewise.
     /// - A value a goroutine parked in `recv` had not yet taken stays in the channel.
     /// - Aborting twice is aborting once; aborting a finished goroutine does nothing;

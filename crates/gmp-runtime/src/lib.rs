@@ -1,67 +1,4 @@
-//! gmp-runtime: Go's G-M-P scheduler for Rust — goroutines that mirror `std::thread`.
-//!
-//! ```
-//! use gmp_runtime::chan;
-//!
-//! let rt = gmp_runtime::Runtime::builder().procs(2).build().unwrap();
-//! // SAFETY: no goroutine holds thread-local state across a suspension point.
-//! let total = unsafe {
-//!     rt.block_on(|| {
-//!         let (tx, rx) = chan::bounded::<u64>(0); // Go's unbuffered channel
-//!         for i in 1..=100 {
-//!             let tx = tx.clone();
-//!             gmp_runtime::go!(move || tx.send(i).unwrap());
-//!         }
-//!         drop(tx);
-//!         rx.iter().sum::<u64>()
-//!     })
-//! };
-//! assert_eq!(total, 5050);
-//! ```
-//!
-//! # The model (go-runtime.md; the study note in `shared/seed/`)
-//!
-//! - **G** (`g.rs`): a goroutine — a stackful coroutine from gmp-core, its status, its
-//!   park permit.
-//! - **M** (`m.rs`): an OS thread that runs goroutines while it holds a P.
-//! - **P** (`p.rs`): one of `procs` processor tokens, with a local run queue and
-//!   `runnext` (gmp-queue), a timer heap and a stack cache.
-//! - **sched** (`sched.rs`): the global queue, the idle P and M lists, and the wake-up
-//!   protocol (`wakep`/`startm`/`stopm`/`handoffp`) with Go's spinning Ms.
-//! - `proc.rs`: the scheduling loop, `findRunnable` in Go's order, work stealing,
-//!   the park/commit protocol; `timers.rs`; `sysmon.rs` (retake from blocking calls
-//!   and from goroutines that run 10 ms without a scheduling point; deadlock check;
-//!   `GMP_SCHEDTRACE`).
-//!
-//! # Blocking
-//!
-//! Every blocking operation parks whatever runs it: in a goroutine, the goroutine is
-//! switched out and its M runs others; on a plain thread, the thread blocks. Channels
-//! ([`chan`], a re-export of gmp-chan) and the network types ([`net`]) block through
-//! gmp-core's park hook, so goroutines and plain threads can share them.
-//!
-//! # Preemption
-//!
-//! Rust has no preemption points. Goroutines switch at runtime calls (channels, sleep,
-//! I/O, spawn, [`yield_now`], [`park`], [`blocking`]); a goroutine that runs for 10 ms
-//! without one has its P taken away by sysmon and given to another M, so the other
-//! goroutines and timers keep running (it gets a P back at its next scheduling point).
-//!
-//! # Deadlock detection
-//!
-//! When every goroutine of a runtime is parked and nothing can wake one — no runnable
-//! goroutine, no timer, no network waiter, no blocking call, no plain thread parked on
-//! a gmp primitive — for 250 ms, [`Runtime::block_on`] panics with Go's
-//! `all goroutines are asleep - deadlock!` and the list of parked goroutines. A plain
-//! thread that holds a channel and will use it later, without being parked on a gmp
-//! primitive meanwhile, cannot be seen: a program that relies on one for more than
-//! 250 ms can be misreported.
-//!
-//! # Why spawning is `unsafe`
-//!
-//! A goroutine may resume on a different OS thread after any suspension point; see
-//! [`spawn`]'s `# Safety`.
-
+#![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), warn(missing_docs))]
 
 pub mod context;
@@ -70,6 +7,7 @@ pub mod fs;
 pub mod future;
 mod g;
 mod goroutine;
+pub mod guide;
 pub mod io;
 mod local;
 #[cfg(all(test, loom))]
@@ -107,7 +45,7 @@ pub use spawn::{spawn, Builder};
 /// True if a panic payload is the forced unwind with which the runtime unwinds a
 /// parked goroutine at shutdown. Code that catches panics around a call that can
 /// suspend (a channel operation, `sleep`, I/O) must rethrow such a payload with
-/// [`std::panic::resume_unwind`]; see [`spawn`]'s docs.
+/// [`std::panic::resume_unwind`]; see [`spawn`](spawn())'s docs.
 ///
 /// ```
 /// let r = std::panic::catch_unwind(|| panic!("an ordinary panic"));

@@ -164,6 +164,21 @@ impl<T: 'static> LocalKey<T> {
 impl<T: 'static> LocalKey<Cell<T>> {
     /// Sets the value (initialising it with `value`, without running the initialiser,
     /// if it was absent).
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// gmp_runtime::goroutine_local! { static N: Cell<u32> = Cell::new(1); }
+    /// // SAFETY: nothing thread-local is held across a suspension point.
+    /// let h = unsafe {
+    ///     gmp_runtime::spawn(|| {
+    ///         N.set(5);
+    ///         gmp_runtime::yield_now(); // may resume on another thread: the value moves along
+    ///         N.get()
+    ///     })
+    /// };
+    /// assert_eq!(h.join().unwrap(), 5);
+    /// assert_eq!(N.get(), 1); // this thread has its own
+    /// ```
     pub fn set(&'static self, value: T) {
         let mut value = Some(value);
         let p = self.get_or_insert_with(|| Cell::new(value.take().expect("set once")));
@@ -174,6 +189,12 @@ impl<T: 'static> LocalKey<Cell<T>> {
     }
 
     /// A copy of the value.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// gmp_runtime::goroutine_local! { static ID: Cell<u64> = Cell::new(7); }
+    /// assert_eq!(ID.get(), 7);
+    /// ```
     pub fn get(&'static self) -> T
     where
         T: Copy,
@@ -182,6 +203,13 @@ impl<T: 'static> LocalKey<Cell<T>> {
     }
 
     /// Takes the value, leaving `Default::default()`.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// gmp_runtime::goroutine_local! { static HITS: Cell<u32> = Cell::new(3); }
+    /// assert_eq!(HITS.take(), 3);
+    /// assert_eq!(HITS.get(), 0);
+    /// ```
     pub fn take(&'static self) -> T
     where
         T: Default,
@@ -190,6 +218,13 @@ impl<T: 'static> LocalKey<Cell<T>> {
     }
 
     /// Replaces the value, returning the old one.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// gmp_runtime::goroutine_local! { static STATE: Cell<u8> = Cell::new(1); }
+    /// assert_eq!(STATE.replace(2), 1);
+    /// assert_eq!(STATE.get(), 2);
+    /// ```
     pub fn replace(&'static self, value: T) -> T {
         self.with(|c| c.replace(value))
     }
@@ -201,6 +236,13 @@ impl<T: 'static> LocalKey<RefCell<T>> {
     ///
     /// # Panics
     /// If the value is currently borrowed.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// gmp_runtime::goroutine_local! { static LOG: RefCell<Vec<u32>> = RefCell::new(Vec::new()); }
+    /// LOG.set(vec![1, 2]);
+    /// assert_eq!(LOG.with_borrow(|v| v.len()), 2);
+    /// ```
     pub fn set(&'static self, value: T) {
         let mut value = Some(value);
         let p = self.get_or_insert_with(|| RefCell::new(value.take().expect("set once")));
@@ -214,6 +256,13 @@ impl<T: 'static> LocalKey<RefCell<T>> {
     ///
     /// # Panics
     /// If the value is currently borrowed.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// gmp_runtime::goroutine_local! { static BUF: RefCell<String> = RefCell::new("abc".into()); }
+    /// assert_eq!(BUF.take(), "abc");
+    /// assert_eq!(BUF.with_borrow(|s| s.len()), 0);
+    /// ```
     pub fn take(&'static self) -> T
     where
         T: Default,
@@ -225,6 +274,13 @@ impl<T: 'static> LocalKey<RefCell<T>> {
     ///
     /// # Panics
     /// If the value is currently borrowed.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// gmp_runtime::goroutine_local! { static NAME: RefCell<String> = RefCell::new("a".into()); }
+    /// assert_eq!(NAME.replace("b".into()), "a");
+    /// assert_eq!(NAME.with_borrow(|s| s.clone()), "b");
+    /// ```
     pub fn replace(&'static self, value: T) -> T {
         self.with(|c| c.replace(value))
     }
@@ -233,6 +289,12 @@ impl<T: 'static> LocalKey<RefCell<T>> {
     ///
     /// # Panics
     /// If the value is currently mutably borrowed.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// gmp_runtime::goroutine_local! { static SEEN: RefCell<Vec<u32>> = RefCell::new(vec![4, 5]); }
+    /// assert_eq!(SEEN.with_borrow(|v| v.iter().sum::<u32>()), 9);
+    /// ```
     pub fn with_borrow<F, R>(&'static self, f: F) -> R
     where
         F: FnOnce(&T) -> R,
@@ -244,6 +306,21 @@ impl<T: 'static> LocalKey<RefCell<T>> {
     ///
     /// # Panics
     /// If the value is currently borrowed.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// gmp_runtime::goroutine_local! { static STACK: RefCell<Vec<u32>> = RefCell::new(Vec::new()); }
+    /// // SAFETY: nothing thread-local is held across a suspension point.
+    /// let h = unsafe {
+    ///     gmp_runtime::spawn(|| {
+    ///         STACK.with_borrow_mut(|v| v.push(1));
+    ///         gmp_runtime::yield_now();
+    ///         STACK.with_borrow_mut(|v| v.push(2));
+    ///         STACK.take()
+    ///     })
+    /// };
+    /// assert_eq!(h.join().unwrap(), [1, 2]);
+    /// ```
     pub fn with_borrow_mut<F, R>(&'static self, f: F) -> R
     where
         F: FnOnce(&mut T) -> R,

@@ -46,6 +46,14 @@ pub struct RuntimeBuilder {
 impl RuntimeBuilder {
     /// The number of Ps (Go's `GOMAXPROCS`): how many goroutines run in parallel.
     /// Default: `GMP_MAXPROCS` if set, else [`std::thread::available_parallelism`].
+    ///
+    /// ```
+    /// let rt = gmp_runtime::Runtime::builder().procs(3).build()?;
+    /// assert_eq!(rt.procs(), 3);
+    /// // SAFETY: the main goroutine holds no thread-local state across a suspension point.
+    /// assert_eq!(unsafe { rt.block_on(gmp_runtime::gomaxprocs) }, 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn procs(mut self, n: usize) -> Self {
         self.procs = Some(n);
         self
@@ -53,12 +61,29 @@ impl RuntimeBuilder {
 
     /// The stack size of each goroutine, in bytes (default
     /// [`gmp_core::stack::DEFAULT_STACK_SIZE`]); only touched pages cost memory.
+    ///
+    /// ```
+    /// // 2 MiB stacks: room for a 512 KiB local array (the default 256 KiB is not).
+    /// let rt = gmp_runtime::Runtime::builder().stack_size(2 << 20).build()?;
+    /// // SAFETY: the main goroutine holds no thread-local state across a suspension point.
+    /// let first = unsafe { rt.block_on(|| std::hint::black_box([9u8; 512 << 10])[0]) };
+    /// assert_eq!(first, 9);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
     }
 
     /// A name for the runtime's threads (default `gmp`).
+    ///
+    /// ```
+    /// let rt = gmp_runtime::Runtime::builder().thread_name("worker").build()?;
+    /// // SAFETY: the main goroutine holds no thread-local state across a suspension point.
+    /// let thread = unsafe { rt.block_on(|| std::thread::current().name().map(String::from)) };
+    /// assert!(thread.unwrap().starts_with("worker-m")); // the M that ran it
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -66,6 +91,14 @@ impl RuntimeBuilder {
 
     /// Prints Go's `schedtrace` line to stderr every `ms` milliseconds (also
     /// enabled by the environment variable `GMP_SCHEDTRACE=<ms>`).
+    ///
+    /// ```
+    /// // Prints `SCHED <t>ms: gomaxprocs=2 idleprocs=... threads=...` every 10 ms.
+    /// let rt = gmp_runtime::Runtime::builder().procs(2).schedtrace(10).build()?;
+    /// // SAFETY: the main goroutine holds no thread-local state across a suspension point.
+    /// unsafe { rt.block_on(|| gmp_runtime::sleep(std::time::Duration::from_millis(25))) };
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn schedtrace(mut self, ms: u64) -> Self {
         self.schedtrace_ms = Some(ms);
         self
@@ -73,6 +106,17 @@ impl RuntimeBuilder {
 
     /// Builds the runtime. Errors: `procs(0)`, a zero stack size, a bad
     /// `GMP_MAXPROCS`/`GMP_SCHEDTRACE`, or no thread for sysmon.
+    ///
+    /// ```
+    /// use gmp_runtime::Runtime;
+    ///
+    /// let rt = Runtime::builder().procs(2).build()?;
+    /// assert_eq!(rt.procs(), 2);
+    /// // A mistake is an error naming it, not a panic.
+    /// let err = Runtime::builder().procs(0).build().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn build(self) -> io::Result<Runtime> {
         let procs = match self.procs {
             Some(0) => {
@@ -165,11 +209,24 @@ fn env_schedtrace() -> io::Result<(Option<u64>, bool)> {
 
 impl Runtime {
     /// A builder for a runtime.
+    ///
+    /// ```
+    /// let rt = gmp_runtime::Runtime::builder().procs(1).thread_name("one").build()?;
+    /// assert_eq!(rt.procs(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder::default()
     }
 
     /// A runtime with the default options.
+    ///
+    /// ```
+    /// // `GMP_MAXPROCS` Ps if set, else one per CPU.
+    /// let rt = gmp_runtime::Runtime::new()?;
+    /// assert!(rt.procs() >= 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> io::Result<Runtime> {
         Runtime::builder().build()
     }
@@ -192,8 +249,28 @@ impl Runtime {
     ///   caller's stack while this one's main goroutine borrows from it).
     ///
     /// # Safety
-    /// As [`spawn`](crate::spawn): `f` must not hold thread-local state across a
+    /// As [`spawn`](crate::spawn()): `f` must not hold thread-local state across a
     /// suspension point.
+    ///
+    /// ```
+    /// let rt = gmp_runtime::Runtime::builder().procs(2).build()?;
+    /// let data = vec![1u64, 2, 3];
+    /// // SAFETY: the goroutines hold no thread-local state across a suspension point.
+    /// let sum = unsafe {
+    ///     // The main goroutine may borrow from the caller: `block_on` waits for it.
+    ///     rt.block_on(|| {
+    ///         let (tx, rx) = gmp_runtime::chan::unbounded();
+    ///         for &x in &data {
+    ///             let tx = tx.clone();
+    ///             gmp_runtime::go!(move || tx.send(x * 10).unwrap());
+    ///         }
+    ///         drop(tx);
+    ///         rx.iter().sum::<u64>()
+    ///     })
+    /// };
+    /// assert_eq!(sum, 60);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub unsafe fn block_on<F, T>(&self, f: F) -> T
     where
@@ -241,7 +318,16 @@ impl Runtime {
     /// Starts a goroutine on this runtime (from any thread).
     ///
     /// # Safety
-    /// As [`spawn`](crate::spawn).
+    /// As [`spawn`](crate::spawn()).
+    ///
+    /// ```
+    /// let rt = gmp_runtime::Runtime::builder().procs(2).build()?;
+    /// // From a plain thread, onto this runtime (not the default one).
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let h = unsafe { rt.spawn(|| gmp_runtime::gomaxprocs()) };
+    /// assert_eq!(h.join().unwrap(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub unsafe fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
@@ -254,11 +340,29 @@ impl Runtime {
     }
 
     /// The number of Ps.
+    ///
+    /// ```
+    /// let rt = gmp_runtime::Runtime::builder().procs(4).build()?;
+    /// assert_eq!(rt.procs(), 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn procs(&self) -> usize {
         self.sched.nprocs()
     }
 
     /// Live goroutines of this runtime.
+    ///
+    /// ```
+    /// let rt = gmp_runtime::Runtime::builder().procs(1).build()?;
+    /// assert_eq!(rt.num_goroutine(), 0);
+    /// let (tx, rx) = gmp_runtime::chan::bounded::<()>(0);
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let h = unsafe { rt.spawn(move || rx.recv().unwrap()) };
+    /// assert_eq!(rt.num_goroutine(), 1); // counted from spawn until it ends
+    /// tx.send(()).unwrap();
+    /// h.join().unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn num_goroutine(&self) -> usize {
         self.sched.num_goroutine()
     }
@@ -287,6 +391,33 @@ impl Runtime {
     /// destructors run. An M still busy after `timeout` (a goroutine that never
     /// reaches a scheduling point) is left to finish on its own and its goroutine is
     /// leaked, not unwound.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// struct SetOnDrop(Arc<AtomicBool>);
+    /// impl Drop for SetOnDrop {
+    ///     fn drop(&mut self) {
+    ///         self.0.store(true, SeqCst);
+    ///     }
+    /// }
+    /// let rt = gmp_runtime::Runtime::builder().procs(1).build()?;
+    /// let dropped = Arc::new(AtomicBool::new(false));
+    /// let guard = SetOnDrop(dropped.clone());
+    /// let (_tx, rx) = gmp_runtime::chan::bounded::<()>(0); // nobody will send
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let _h = unsafe {
+    ///     rt.spawn(move || {
+    ///         let _guard = guard;
+    ///         let _ = rx.recv();
+    ///     })
+    /// };
+    /// rt.shutdown_timeout(Duration::from_secs(1)); // unwinds the waiting goroutine
+    /// assert!(dropped.load(SeqCst)); // its destructors ran
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) {
         self.shutdown(timeout);
     }
@@ -399,7 +530,19 @@ pub(crate) fn default_sched() -> Arc<Sched> {
 /// `main`), starting that runtime if needed.
 ///
 /// # Safety
-/// As [`spawn`](crate::spawn).
+/// As [`spawn`](crate::spawn()).
+///
+/// ```
+/// // Go's `main`: the default runtime, started on first use.
+/// // SAFETY: the goroutines hold no thread-local state across a suspension point.
+/// let squares = unsafe {
+///     gmp_runtime::run(|| {
+///         let hs: Vec<_> = (1..=4u64).map(|i| gmp_runtime::go!(move || i * i)).collect();
+///         hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+///     })
+/// };
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// ```
 #[track_caller]
 pub unsafe fn run<F, T>(f: F) -> T
 where
@@ -414,6 +557,28 @@ where
 
 /// The number of live goroutines of the caller's runtime (the default runtime's from
 /// a plain thread; 0 if it has not started). Go: `runtime.NumGoroutine`.
+///
+/// ```
+/// use gmp_runtime::num_goroutine;
+///
+/// // SAFETY: the goroutines hold no thread-local state across a suspension point.
+/// let n = unsafe {
+///     gmp_runtime::run(|| {
+///         let (tx, rx) = gmp_runtime::chan::bounded::<()>(0);
+///         let hs: Vec<_> = (0..3)
+///             .map(|_| {
+///                 let rx = rx.clone();
+///                 gmp_runtime::go!(move || assert!(rx.recv().is_err())) // until closed
+///             })
+///             .collect();
+///         let n = num_goroutine(); // main + the three waiters
+///         drop(tx);
+///         hs.into_iter().for_each(|h| h.join().unwrap());
+///         n
+///     })
+/// };
+/// assert_eq!(n, 4);
+/// ```
 pub fn num_goroutine() -> usize {
     match m::ctx() {
         Some(c) => c.sched.num_goroutine(),
@@ -423,6 +588,14 @@ pub fn num_goroutine() -> usize {
 
 /// The number of Ps of the caller's runtime (from a plain thread: the default
 /// runtime's, as configured even if it has not started). Go: `runtime.GOMAXPROCS(0)`.
+///
+/// ```
+/// let rt = gmp_runtime::Runtime::builder().procs(2).build()?;
+/// // SAFETY: the main goroutine holds no thread-local state across a suspension point.
+/// assert_eq!(unsafe { rt.block_on(gmp_runtime::gomaxprocs) }, 2);
+/// assert!(gmp_runtime::gomaxprocs() >= 1); // from a plain thread: the default runtime's
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn gomaxprocs() -> usize {
     match m::ctx() {
         Some(c) => c.sched.nprocs(),

@@ -112,8 +112,19 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// If a stack cannot be allocated.
     ///
     /// # Safety
-    /// As [`spawn`](crate::spawn): `f` must not hold thread-local state across a
+    /// As [`spawn`](crate::spawn()): `f` must not hold thread-local state across a
     /// suspension point.
+    ///
+    /// ```
+    /// let words = ["go", "rust", "gmp"];
+    /// let mut lens = Vec::new();
+    /// gmp_runtime::scope(|s| {
+    ///     // SAFETY: the goroutines hold no thread-local state across a suspension point.
+    ///     let hs: Vec<_> = words.iter().map(|w| unsafe { s.spawn(move || w.len()) }).collect();
+    ///     lens = hs.into_iter().map(|h| h.join().unwrap()).collect();
+    /// });
+    /// assert_eq!(lens, [2, 4, 3]);
+    /// ```
     #[track_caller]
     pub unsafe fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
@@ -128,7 +139,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// `spawn` with a name and stack size (`Builder::spawn_scoped`).
     ///
     /// # Safety
-    /// As [`spawn`](crate::spawn).
+    /// As [`spawn`](crate::spawn()).
     #[track_caller]
     pub(crate) unsafe fn spawn_with<F, T>(
         &'scope self,
@@ -158,21 +169,62 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 
 impl<T> ScopedJoinHandle<'_, T> {
     /// Waits for the goroutine and returns its result (`Err(payload)` on panic).
+    ///
+    /// ```
+    /// gmp_runtime::scope(|s| {
+    ///     // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    ///     let h = unsafe { s.spawn(|| 6 * 7) };
+    ///     assert_eq!(h.join().unwrap(), 42);
+    /// });
+    /// ```
     pub fn join(self) -> std::thread::Result<T> {
         self.inner.join()
     }
 
     /// True once the goroutine has finished.
+    ///
+    /// ```
+    /// gmp_runtime::scope(|s| {
+    ///     // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    ///     let h = unsafe { s.spawn(|| 1) };
+    ///     while !h.is_finished() {
+    ///         gmp_runtime::yield_now();
+    ///     }
+    ///     assert_eq!(h.join().unwrap(), 1);
+    /// });
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.inner.is_finished()
     }
 
     /// The goroutine's handle.
+    ///
+    /// ```
+    /// gmp_runtime::scope(|s| {
+    ///     // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    ///     let h = unsafe { s.spawn(|| gmp_runtime::current().id()) };
+    ///     let id = h.goroutine().id();
+    ///     assert_eq!(h.join().unwrap(), id);
+    /// });
+    /// ```
     pub fn goroutine(&self) -> &Goroutine {
         self.inner.goroutine()
     }
 
     /// Ends the goroutine from outside, as [`JoinHandle::abort`].
+    ///
+    /// ```
+    /// use gmp_runtime::Aborted;
+    /// use std::time::Duration;
+    ///
+    /// gmp_runtime::scope(|s| {
+    ///     let hour = Duration::from_secs(3600);
+    ///     // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    ///     let h = unsafe { s.spawn(move || gmp_runtime::sleep(hour)) };
+    ///     h.abort(); // it unwinds from its sleep (or its first suspension point)
+    ///     assert!(h.join().unwrap_err().is::<Aborted>());
+    /// });
+    /// ```
     pub fn abort(&self) {
         self.inner.abort()
     }

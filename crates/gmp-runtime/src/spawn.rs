@@ -59,6 +59,14 @@ use std::sync::Arc;
 /// swallows it instead, the unwind is raised again at its next suspension point, and
 /// after the 100th time the process aborts with a message naming the goroutine
 /// (rather than leaving the shutdown waiting forever).
+///
+/// ```
+/// use gmp_runtime::spawn;
+///
+/// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+/// let h = unsafe { spawn(|| (1..=10u64).product::<u64>()) };
+/// assert_eq!(h.join().unwrap(), 3_628_800);
+/// ```
 #[track_caller]
 pub unsafe fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
@@ -151,12 +159,30 @@ pub struct Builder {
 
 impl Builder {
     /// A builder with no name and the runtime's stack size.
+    ///
+    /// ```
+    /// let b = gmp_runtime::Builder::new();
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let h = unsafe { b.spawn(|| 1) }?;
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> Builder {
         Builder::default()
     }
 
     /// Names the goroutine (shown by [`Goroutine::name`], panic messages of the
     /// runtime, stack-overflow reports and deadlock reports).
+    ///
+    /// ```
+    /// use gmp_runtime::{current, Builder};
+    ///
+    /// let b = Builder::new().name("fetcher".to_string());
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let h = unsafe { b.spawn(|| current().name().map(str::to_owned)) }?;
+    /// assert_eq!(h.join().unwrap().as_deref(), Some("fetcher"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn name(mut self, name: String) -> Builder {
         self.name = Some(name);
         self
@@ -165,16 +191,37 @@ impl Builder {
     /// The goroutine's stack size in bytes (rounded up to whole pages). The default
     /// is the runtime's (`Runtime::builder().stack_size`), itself
     /// [`gmp_core::stack::DEFAULT_STACK_SIZE`] unless set.
+    ///
+    /// ```
+    /// let b = gmp_runtime::Builder::new().stack_size(4 << 20); // 4 MiB, committed as touched
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let h = unsafe { b.spawn(|| std::hint::black_box([7u8; 1 << 20])[0]) }?;
+    /// assert_eq!(h.join().unwrap(), 7);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stack_size(mut self, size: usize) -> Builder {
         self.stack_size = Some(size);
         self
     }
 
-    /// Starts a scoped goroutine (see [`scope`](crate::scope)) with these options, as
+    /// Starts a scoped goroutine (see [`scope`](crate::scope())) with these options, as
     /// [`std::thread::Builder::spawn_scoped`].
     ///
     /// # Safety
     /// As [`spawn`]: `f` must not hold thread-local state across a suspension point.
+    ///
+    /// ```
+    /// use gmp_runtime::{scope, Builder};
+    ///
+    /// let mut total = 0;
+    /// scope(|s| {
+    ///     let b = Builder::new().name("adder".to_string());
+    ///     // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    ///     let h = unsafe { b.spawn_scoped(s, || total += 5) }.unwrap();
+    ///     h.join().unwrap();
+    /// });
+    /// assert_eq!(total, 5); // the scoped goroutine borrowed `total`
+    /// ```
     #[track_caller]
     pub unsafe fn spawn_scoped<'scope, 'env, F, T>(
         self,
@@ -194,6 +241,13 @@ impl Builder {
     ///
     /// # Safety
     /// As [`spawn`]: `f` must not hold thread-local state across a suspension point.
+    ///
+    /// ```
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let h = unsafe { gmp_runtime::Builder::new().spawn(|| "done") }?; // Err if no stack
+    /// assert_eq!(h.join().unwrap(), "done");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub unsafe fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where

@@ -91,6 +91,14 @@ pub struct TcpListener {
 impl TcpListener {
     /// Binds to `addr` (each resolved address in turn, as `std`) and listens with the
     /// kernel's maximum backlog.
+    ///
+    /// ```
+    /// use gmp_runtime::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// assert_ne!(listener.local_addr()?.port(), 0); // port 0: the kernel picked one
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         each_addr(addr, |a| {
             let l = std::net::TcpListener::bind(a)?;
@@ -103,6 +111,16 @@ impl TcpListener {
     }
 
     /// Wraps a `std` listener (put in non-blocking mode).
+    ///
+    /// ```
+    /// use gmp_runtime::net::TcpListener;
+    ///
+    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = std_listener.local_addr()?;
+    /// let listener = TcpListener::from_std(std_listener)?;
+    /// assert_eq!(listener.local_addr()?, addr);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
         Ok(TcpListener {
@@ -112,22 +130,74 @@ impl TcpListener {
 
     /// Accepts a connection, waiting for one (parking the goroutine, or blocking the
     /// thread). Go: `netFD.accept`.
+    ///
+    /// ```
+    /// use gmp_runtime::net::{TcpListener, TcpStream};
+    /// use std::io::{Read, Write};
+    ///
+    /// // SAFETY: the goroutines hold no thread-local state across a suspension point.
+    /// let got = unsafe {
+    ///     gmp_runtime::run(|| -> std::io::Result<String> {
+    ///         let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///         let addr = listener.local_addr()?;
+    ///         let client = gmp_runtime::go!(move || TcpStream::connect(addr)?.write_all(b"hi"));
+    ///         let (mut conn, _) = listener.accept()?; // parks this goroutine until it connects
+    ///         let mut s = String::new();
+    ///         conn.read_to_string(&mut s)?;
+    ///         client.join().unwrap()?;
+    ///         Ok(s)
+    ///     })
+    /// }?;
+    /// assert_eq!(got, "hi");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (s, addr) = self.io.io(Direction::Read, |l| l.accept())?;
         Ok((TcpStream::from_std(s)?, addr))
     }
 
     /// An iterator over incoming connections: `accept` forever, never `None`.
+    ///
+    /// ```
+    /// use gmp_runtime::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let clients: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(addr)).collect();
+    /// for conn in listener.incoming().take(2) {
+    ///     let conn = conn?;
+    ///     assert_eq!(conn.local_addr()?, addr);
+    /// }
+    /// # drop(clients);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
     }
 
     /// The local address the listener is bound to.
+    ///
+    /// ```
+    /// use gmp_runtime::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// assert!(listener.local_addr()?.ip().is_loopback());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get().local_addr()
     }
 
     /// A new handle to the same socket (a `dup`); the clones share their options.
+    ///
+    /// ```
+    /// use gmp_runtime::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let other = listener.try_clone()?;
+    /// assert_eq!(other.local_addr()?, listener.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn try_clone(&self) -> io::Result<TcpListener> {
         let l = self.io.get().try_clone()?;
         Ok(TcpListener {
@@ -136,22 +206,57 @@ impl TcpListener {
     }
 
     /// In non-blocking mode, `accept` returns `ErrorKind::WouldBlock` instead of waiting.
+    ///
+    /// ```
+    /// use gmp_runtime::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_nonblocking(true)?;
+    /// let err = listener.accept().unwrap_err(); // nobody is connecting
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.io.opts.set_nonblocking(nonblocking);
         Ok(())
     }
 
     /// Sets `IP_TTL`.
+    ///
+    /// ```
+    /// use gmp_runtime::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_ttl(42)?;
+    /// assert_eq!(listener.ttl()?, 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.get().set_ttl(ttl)
     }
 
     /// `IP_TTL`.
+    ///
+    /// ```
+    /// use gmp_runtime::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// assert!(listener.ttl()? > 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get().ttl()
     }
 
     /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// ```
+    /// use gmp_runtime::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// assert!(listener.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.io.get().take_error()
     }
@@ -211,12 +316,45 @@ pub struct TcpStream {
 
 impl TcpStream {
     /// Connects to `addr` (each resolved address in turn, as `std`).
+    ///
+    /// ```
+    /// use gmp_runtime::net::{TcpListener, TcpStream};
+    /// use std::io::{Read, Write};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// // SAFETY: the goroutine holds no thread-local state across a suspension point.
+    /// let client = unsafe {
+    ///     gmp_runtime::spawn(move || -> std::io::Result<Vec<u8>> {
+    ///         let mut s = TcpStream::connect(addr)?; // in a goroutine: parks while connecting
+    ///         let mut reply = Vec::new();
+    ///         s.read_to_end(&mut reply)?;
+    ///         Ok(reply)
+    ///     })
+    /// };
+    /// listener.accept()?.0.write_all(b"welcome")?;
+    /// assert_eq!(client.join().unwrap()?, b"welcome");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
         each_addr(addr, |a| TcpStream::connect_addr(a, None))
     }
 
     /// Connects to `addr`, giving up after `timeout` (`ErrorKind::TimedOut`). A zero
     /// timeout is an `InvalidInput` error, as in `std`.
+    ///
+    /// ```
+    /// use gmp_runtime::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    /// assert_eq!(s.peer_addr()?, addr);
+    /// let zero = TcpStream::connect_timeout(&addr, Duration::ZERO).unwrap_err();
+    /// assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
             return Err(io::Error::new(
@@ -262,6 +400,16 @@ impl TcpStream {
     }
 
     /// Wraps a `std` stream (put in non-blocking mode).
+    ///
+    /// ```
+    /// use gmp_runtime::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let std_stream = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// let stream = TcpStream::from_std(std_stream)?;
+    /// assert_eq!(stream.peer_addr()?, listener.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
         Ok(TcpStream {
@@ -270,22 +418,69 @@ impl TcpStream {
     }
 
     /// The remote address.
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// assert_eq!(stream.peer_addr()?, listener.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.io.get().peer_addr()
     }
 
     /// The local address.
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// assert_eq!(stream.local_addr()?, peer.peer_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get().local_addr()
     }
 
     /// Shuts down the read half, the write half, or both.
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// use std::io::Read;
+    /// use gmp_runtime::net::Shutdown;
+    ///
+    /// stream.shutdown(Shutdown::Write)?;
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!((&peer).read(&mut buf)?, 0); // the peer sees the end of the stream
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.get().shutdown(how)
     }
 
     /// A new handle to the same connection (a `dup`); the clones share their timeouts and
     /// non-blocking mode, as `std`'s do.
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// use std::io::{Read, Write};
+    ///
+    /// let mut writer = stream.try_clone()?;
+    /// writer.write_all(b"x")?;
+    /// let mut buf = [0u8; 1];
+    /// (&peer).read_exact(&mut buf)?;
+    /// assert_eq!(&buf, b"x");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         let s = self.io.get().try_clone()?;
         Ok(TcpStream {
@@ -296,56 +491,183 @@ impl TcpStream {
     /// Bounds each read: after `dur` without data a read fails with `ErrorKind::WouldBlock`
     /// (`EAGAIN`, as `std` on Unix). `None` removes the bound; `Some(Duration::ZERO)` is an
     /// `InvalidInput` error.
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    ///
+    /// stream.set_read_timeout(Some(Duration::from_millis(10)))?;
+    /// let mut buf = [0u8; 1];
+    /// let err = (&stream).read(&mut buf).unwrap_err(); // the peer sends nothing
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.io.opts.set_timeout(Direction::Read, dur)
     }
 
     /// Bounds each write; as [`TcpStream::set_read_timeout`].
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// use std::time::Duration;
+    ///
+    /// stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+    /// assert_eq!(stream.write_timeout()?, Some(Duration::from_secs(1)));
+    /// stream.set_write_timeout(None)?;
+    /// assert_eq!(stream.write_timeout()?, None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.io.opts.set_timeout(Direction::Write, dur)
     }
 
     /// The read timeout (whole microseconds, as `std` stores a `timeval`).
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(stream.read_timeout()?, None);
+    /// stream.set_read_timeout(Some(Duration::from_millis(250)))?;
+    /// assert_eq!(stream.read_timeout()?, Some(Duration::from_millis(250)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.io.opts.timeout(Direction::Read))
     }
 
     /// The write timeout.
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// assert_eq!(stream.write_timeout()?, None); // no bound by default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.io.opts.timeout(Direction::Write))
     }
 
     /// Reads without consuming (`MSG_PEEK`), waiting for data like `read`.
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// use std::io::{Read, Write};
+    ///
+    /// (&peer).write_all(b"hi")?;
+    /// let mut buf = [0u8; 2];
+    /// assert_eq!(stream.peek(&mut buf)?, 2); // the data stays queued
+    /// (&stream).read_exact(&mut buf)?;
+    /// assert_eq!(&buf, b"hi");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.io(Direction::Read, |s| s.peek(buf))
     }
 
     /// Sets `TCP_NODELAY`.
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// stream.set_nodelay(true)?;
+    /// assert!(stream.nodelay()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.io.get().set_nodelay(nodelay)
     }
 
     /// `TCP_NODELAY`.
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// assert!(!stream.nodelay()?); // Nagle is on by default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn nodelay(&self) -> io::Result<bool> {
         self.io.get().nodelay()
     }
 
     /// Sets `IP_TTL`.
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// stream.set_ttl(33)?;
+    /// assert_eq!(stream.ttl()?, 33);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.get().set_ttl(ttl)
     }
 
     /// `IP_TTL`.
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// assert!(stream.ttl()? > 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get().ttl()
     }
 
     /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// assert!(stream.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.io.get().take_error()
     }
 
     /// In non-blocking mode, operations that would wait return `ErrorKind::WouldBlock`.
+    ///
+    /// ```
+    /// # use gmp_runtime::net::{TcpListener, TcpStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// # let (peer, _) = listener.accept()?;
+    /// use std::io::Read;
+    ///
+    /// stream.set_nonblocking(true)?;
+    /// let mut buf = [0u8; 1];
+    /// let err = (&stream).read(&mut buf).unwrap_err(); // nothing to read yet
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.io.opts.set_nonblocking(nonblocking);
         Ok(())
