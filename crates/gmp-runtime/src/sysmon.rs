@@ -191,10 +191,58 @@ fn deep_sleep(sched: &Sched, timeout: Option<Duration>) {
     sched.sysmon_sleeping.store(false, Ordering::SeqCst);
 }
 
+/// How late a P's earliest timer may be before sysmon takes the P from the goroutine
+/// that holds it (its owner runs timers only at its scheduling points).
+const TIMER_OVERDUE_NS: u64 = 1_000_000;
+
+/// A P whose timers are overdue is held by a goroutine that reaches no scheduling
+/// point — a hog, or a loop of short `blocking` calls whose P sysmon never sees idle
+/// long enough. Go's sysmon starts an M for overdue timers ("perhaps because there is
+/// an unpreemptible P"); we take the P (state USER or SYSCALL, retried a few times
+/// since such a loop flips between them) and hand it to an M that runs the timers.
+fn retake_for_timers(sched: &Arc<Sched>, i: usize) -> bool {
+    let pp = &sched.allp[i];
+    for _ in 0..64 {
+        let own = pp.own.load(Ordering::Acquire);
+        let st = own & 0xff;
+        if st != OWN_USER && st != OWN_SYSCALL {
+            // Idle (an M will look at its timers) or in scheduler code (running them).
+            if st == OWN_IDLE || st == crate::p::OWN_RUNTIME {
+                return false;
+            }
+            continue;
+        }
+        if pp
+            .own
+            .compare_exchange(own, OWN_IDLE, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            let stat = if st == OWN_USER {
+                &sched.stats.retakes_hog
+            } else {
+                &sched.stats.retakes_blocking
+            };
+            stat.fetch_add(1, Ordering::Relaxed);
+            sched.handoffp(i);
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    false
+}
+
 /// Go: `retake`. Returns true if it took any P.
 fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
     let mut took = false;
+    let now_ns = crate::timers::nanos(now);
     for (i, pp) in sched.allp.iter().enumerate() {
+        if pp.timers.next().saturating_add(TIMER_OVERDUE_NS) <= now_ns
+            && retake_for_timers(sched, i)
+        {
+            watch[i] = PWatch::default();
+            took = true;
+            continue;
+        }
         let own = pp.own.load(Ordering::Acquire);
         let w = &mut watch[i];
         match own & 0xff {
