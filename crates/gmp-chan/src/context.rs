@@ -28,7 +28,7 @@
 //! loom.
 
 use crate::utils;
-use gmp_core::park::{self, Unparker};
+use gmp_core::park::{self, Unparker, WaitReason};
 use gmp_core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use gmp_core::sync::Arc;
 use std::ptr;
@@ -220,19 +220,19 @@ impl Context {
 
     /// Blocks until the outcome is decided or `deadline` passes; in the latter case tries
     /// to decide `Aborted` itself. Returns the outcome (never `Waiting`).
-    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Selected {
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>, reason: WaitReason) -> Selected {
         loop {
             let sel = self.selected();
             if sel != Selected::Waiting {
                 return sel;
             }
             match deadline {
-                None => park::park(),
+                None => park::park_for(reason),
                 Some(d) => {
                     if utils::passed(d) {
                         return self.abort();
                     }
-                    park::park_deadline(d);
+                    park::park_deadline_for(d, reason);
                     // Under loom a timed park returns at once, modelling a timeout that
                     // races with whatever a peer is doing right now.
                     if cfg!(loom) {

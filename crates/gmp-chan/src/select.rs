@@ -261,7 +261,7 @@ fn run_select(
             }
         }
         if sel == Selected::Waiting {
-            sel = cx.wait_until(earliest_deadline(arms, timeout));
+            sel = cx.wait_until(earliest_deadline(arms, timeout), WaitReason::Select);
             waited = true;
         }
         guard.disarm();
@@ -346,7 +346,7 @@ fn run_ready(arms: &mut [SelectArm<'_>], timeout: Timeout, biased: bool) -> Opti
             }
         }
         if sel == Selected::Waiting {
-            sel = cx.wait_until(earliest_deadline(arms, timeout));
+            sel = cx.wait_until(earliest_deadline(arms, timeout), WaitReason::Select);
             waited = true;
         }
         guard.disarm();

@@ -50,6 +50,7 @@ use crate::select::Token;
 use crate::utils::{self, Backoff};
 use crate::waker::SyncWaker;
 use crossbeam_utils::CachePadded;
+use gmp_core::park::WaitReason;
 use gmp_core::sync::atomic::{self, AtomicUsize, Ordering};
 use gmp_core::sync::UnsafeCell;
 use std::mem::MaybeUninit;
@@ -363,7 +364,7 @@ impl<T> Channel<T> {
             if !self.is_full() || self.is_disconnected() {
                 cx.abort();
             }
-            let sel = cx.wait_until(deadline);
+            let sel = cx.wait_until(deadline, WaitReason::ChanSend);
             guard.disarm();
             waited = true;
             match sel {
@@ -422,7 +423,7 @@ impl<T> Channel<T> {
             if !self.is_empty() || self.is_disconnected() {
                 cx.abort();
             }
-            let sel = cx.wait_until(deadline);
+            let sel = cx.wait_until(deadline, WaitReason::ChanReceive);
             guard.disarm();
             waited = true;
             match sel {

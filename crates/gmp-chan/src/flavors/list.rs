@@ -30,6 +30,7 @@ use crate::err::{RecvTimeoutError, TryRecvError};
 use crate::select::Token;
 use crate::utils::{self, Backoff};
 use crate::waker::Waker;
+use gmp_core::park::WaitReason;
 use gmp_core::sync::Mutex;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -186,7 +187,7 @@ impl<T> Channel<T> {
                 inner.receivers.register(oper, &cx);
             }
             let guard = OnUnwind::new(|| self.abandon(oper, &cx));
-            let sel = cx.wait_until(deadline);
+            let sel = cx.wait_until(deadline, WaitReason::ChanReceive);
             guard.disarm();
             waited = true;
             match sel {

@@ -78,7 +78,7 @@ use crate::err::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError}
 use crate::select::Token;
 use crate::utils;
 use crate::waker::Waker;
-use gmp_core::park::{self, Unparker};
+use gmp_core::park::{self, Unparker, WaitReason};
 use gmp_core::sync::atomic::{self, AtomicU8, AtomicUsize, Ordering};
 use gmp_core::sync::{Mutex, UnsafeCell};
 use std::alloc::{self, Layout};
@@ -642,7 +642,7 @@ impl<T> Channel<T> {
             let p = unsafe { Packet::<T>::from_header(packet) };
 
             let guard = OnUnwind::new(|| self.abandon(oper, &cx, packet, true));
-            let res = match cx.wait_until(deadline) {
+            let res = match cx.wait_until(deadline, WaitReason::ChanSend) {
                 Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
                 sel @ (Selected::Aborted | Selected::Disconnected) => {
                     // Nobody chose us, so our entry is still queued and the packet is ours.
@@ -733,7 +733,7 @@ impl<T> Channel<T> {
             let p = unsafe { Packet::<T>::from_header(packet) };
 
             let guard = OnUnwind::new(|| self.abandon(oper, &cx, packet, false));
-            let res = match cx.wait_until(deadline) {
+            let res = match cx.wait_until(deadline, WaitReason::ChanReceive) {
                 Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
                 sel @ (Selected::Aborted | Selected::Disconnected) => {
                     let entry = self.inner.lock().receivers.unregister(oper, &cx);

@@ -8,7 +8,7 @@
 //! Go has no barrier in `sync`; this mirrors `std::sync::Barrier`.
 
 use super::waiter::{wake_all, Queue, WaitQueue, Waiter, GRANTED};
-use gmp_core::park::Unparker;
+use gmp_core::park::{Unparker, WaitReason};
 use std::fmt;
 
 /// Makes `n` goroutines (or threads) wait until all of them have reached it.
@@ -117,7 +117,7 @@ impl Barrier {
                 }
                 Vec::new()
             });
-        w.wait(None);
+        w.wait(None, WaitReason::Semacquire);
         reg.disarm();
         BarrierWaitResult(false)
     }

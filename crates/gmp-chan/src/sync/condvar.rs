@@ -13,7 +13,7 @@
 
 use super::waiter::{wake_all, Queue, WaitQueue, Waiter, GRANTED};
 use super::MutexGuard;
-use gmp_core::park::Unparker;
+use gmp_core::park::{Unparker, WaitReason};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -251,7 +251,7 @@ impl Condvar {
         let reg = super::waiter::Registration::new(&self.queue, &w, |q, queued, decision| {
             abandon(q, queued, decision)
         });
-        let decision = MutexGuard::unlocked(guard, || w.wait(deadline));
+        let decision = MutexGuard::unlocked(guard, || w.wait(deadline, WaitReason::CondWait));
         reg.disarm();
         if decision == GRANTED {
             return true;

@@ -42,7 +42,7 @@
 //! Go: sync.Mutex.Lock / lockSlow / Unlock / unlockSlow, runtime.semacquire1 / semrelease1.
 
 use super::waiter::{wake_all, Queue, WaitQueue, Waiter, GRANTED, WOKEN};
-use gmp_core::park::Unparker;
+use gmp_core::park::{Unparker, WaitReason};
 use gmp_core::sync::atomic::{AtomicU8, Ordering};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -316,7 +316,7 @@ impl RawMutex {
             let reg = super::waiter::Registration::new(&self.queue, &w, |q, queued, decision| {
                 self.abandon(q, queued, decision)
             });
-            let decision = w.wait(deadline);
+            let decision = w.wait(deadline, WaitReason::MutexLock);
             reg.disarm();
             match decision {
                 GRANTED => return self.take_handoff(since),

@@ -11,7 +11,7 @@
 //! Go: sync.Once (doSlow), with std's poisoning.
 
 use super::waiter::{wake_all, Queue, WaitQueue, Waiter, WOKEN};
-use gmp_core::park::Unparker;
+use gmp_core::park::{Unparker, WaitReason};
 use gmp_core::sync::atomic::{AtomicU8, Ordering};
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -205,7 +205,7 @@ impl Once {
                 super::waiter::Registration::new(&self.queue, &w, |_: &mut Queue<()>, _, _| {
                     Vec::new()
                 });
-            w.wait(None);
+            w.wait(None, WaitReason::Semacquire);
             reg.disarm();
         }
     }
@@ -260,7 +260,7 @@ impl Once {
         drop(q);
         let reg =
             super::waiter::Registration::new(&self.queue, &w, |_: &mut Queue<()>, _, _| Vec::new());
-        w.wait(None);
+        w.wait(None, WaitReason::Semacquire);
         reg.disarm();
     }
 }

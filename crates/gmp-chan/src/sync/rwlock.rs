@@ -30,7 +30,7 @@
 //! [`grant`]: RawRwLock
 
 use super::waiter::{wake_all, Queue, WaitQueue, Waiter, GRANTED};
-use gmp_core::park::Unparker;
+use gmp_core::park::{Unparker, WaitReason};
 use gmp_core::sync::atomic::{AtomicUsize, Ordering};
 use std::fmt;
 #[cfg(not(loom))]
@@ -400,7 +400,14 @@ impl RawRwLock {
         let reg = super::waiter::Registration::new(&self.queue, &w, |q, queued, decision| {
             self.abandon(q, queued, decision, kind)
         });
-        let decision = w.wait(deadline);
+        let decision = w.wait(
+            deadline,
+            if kind == WRITE {
+                WaitReason::RwLockWrite
+            } else {
+                WaitReason::RwLockRead
+            },
+        );
         reg.disarm();
         if decision == GRANTED {
             return true;

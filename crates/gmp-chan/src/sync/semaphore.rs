@@ -13,7 +13,7 @@
 //! Go: golang.org/x/sync/semaphore.Weighted (FIFO, hand-out in order).
 
 use super::waiter::{wake_all, Queue, WaitQueue, Waiter, GRANTED};
-use gmp_core::park::Unparker;
+use gmp_core::park::{Unparker, WaitReason};
 use gmp_core::sync::atomic::{AtomicUsize, Ordering};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -281,7 +281,7 @@ impl Semaphore {
                 Vec::new()
             }
         });
-        let decision = w.wait(deadline);
+        let decision = w.wait(deadline, WaitReason::Semacquire);
         reg.disarm();
         if decision == GRANTED {
             return true;

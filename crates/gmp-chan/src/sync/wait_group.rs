@@ -13,7 +13,7 @@
 //! Go: sync.(*WaitGroup).Add / Wait.
 
 use super::waiter::{wake_all, Queue, WaitQueue, Waiter};
-use gmp_core::park::Unparker;
+use gmp_core::park::{Unparker, WaitReason};
 use gmp_core::sync::atomic::{AtomicU64, Ordering};
 use std::fmt;
 
@@ -181,7 +181,7 @@ impl WaitGroup {
             self.abandon(q, queued)
         });
         // Never times out: returns only once decided.
-        w.wait(None);
+        w.wait(None, WaitReason::WaitGroupWait);
         reg.disarm();
     }
 

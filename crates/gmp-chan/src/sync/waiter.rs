@@ -20,7 +20,7 @@
 //! (the state word it changed for the waiter) and read with `Acquire`, so a waiter that sees
 //! `GRANTED` sees the state the releaser left. Everything else is under the queue lock.
 
-use gmp_core::park::{self, Unparker};
+use gmp_core::park::{self, Unparker, WaitReason};
 use gmp_core::sync::atomic::{AtomicU8, Ordering};
 use gmp_core::sync::{Arc, Mutex, MutexGuard};
 use std::collections::VecDeque;
@@ -71,19 +71,19 @@ impl Waiter {
 
     /// Parks until decided or `deadline`; returns the decision, `WAITING` if it timed out
     /// still undecided (the caller then settles it under the queue lock).
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> u8 {
+    pub(crate) fn wait(&self, deadline: Option<Instant>, reason: WaitReason) -> u8 {
         loop {
             let s = self.state();
             if s != WAITING {
                 return s;
             }
             match deadline {
-                None => park::park(),
+                None => park::park_for(reason),
                 Some(d) => {
                     if Instant::now() >= d {
                         return WAITING;
                     }
-                    park::park_deadline(d);
+                    park::park_deadline_for(d, reason);
                     // Under loom a timed park returns at once: the timeout fires here,
                     // racing whatever the releasers do.
                     if cfg!(loom) {
