@@ -261,7 +261,10 @@ fn run_select(
             }
         }
         if sel == Selected::Waiting {
-            sel = cx.wait_until(earliest_deadline(arms, timeout), WaitReason::Select);
+            sel = cx.wait_until(
+                earliest_deadline(arms, timeout),
+                gmp_core::park::WaitReason::Select,
+            );
             waited = true;
         }
         guard.disarm();
@@ -346,7 +349,10 @@ fn run_ready(arms: &mut [SelectArm<'_>], timeout: Timeout, biased: bool) -> Opti
             }
         }
         if sel == Selected::Waiting {
-            sel = cx.wait_until(earliest_deadline(arms, timeout), WaitReason::Select);
+            sel = cx.wait_until(
+                earliest_deadline(arms, timeout),
+                gmp_core::park::WaitReason::Select,
+            );
             waited = true;
         }
         guard.disarm();

@@ -136,8 +136,8 @@ fn dump_lists_every_parked_goroutine_with_its_stack_and_creator() {
     let (ids, text) = text;
     let expect = [
         (ids[0], "[sleep]", "parks_in_sleep_here"),
-        (ids[1], "[", "parks_in_recv_here"),
-        (ids[2], "[", "parks_in_select_here"),
+        (ids[1], "[chan receive]", "parks_in_recv_here"),
+        (ids[2], "[select]", "parks_in_select_here"),
         (ids[3], "[IO wait]", "parks_in_net_read_here"),
     ];
     for (id, state, func) in expect {
