@@ -46,7 +46,10 @@ fn host_triple() -> String {
 fn suite(ci: bool) -> Vec<(&'static str, Vec<&'static str>)> {
     if ci {
         return vec![
-            ("gmp-core", vec!["basic", "interleave", "stack", "overflow"]),
+            // Not `overflow`: its stack-overflow tests probe raw stack layout, which
+            // ASan changes (large locals move to its fake stack), so they cannot hold
+            // under the sanitizer; they run in the normal test step.
+            ("gmp-core", vec!["basic", "interleave", "stack"]),
             ("gmp-chan", vec!["behaviour"]),
         ];
     }
