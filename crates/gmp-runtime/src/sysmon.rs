@@ -200,7 +200,7 @@ const TIMER_OVERDUE_NS: u64 = 1_000_000;
 /// long enough. Go's sysmon starts an M for overdue timers ("perhaps because there is
 /// an unpreemptible P"); we take the P (state USER or SYSCALL, retried a few times
 /// since such a loop flips between them) and hand it to an M that runs the timers.
-fn retake_for_timers(sched: &Arc<Sched>, i: usize) -> bool {
+fn retake_held(sched: &Arc<Sched>, i: usize) -> bool {
     let pp = &sched.allp[i];
     for _ in 0..64 {
         let own = pp.own.load(Ordering::Acquire);
@@ -236,9 +236,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
     let mut took = false;
     let now_ns = crate::timers::nanos(now);
     for (i, pp) in sched.allp.iter().enumerate() {
-        if pp.timers.next().saturating_add(TIMER_OVERDUE_NS) <= now_ns
-            && retake_for_timers(sched, i)
-        {
+        if pp.timers.next().saturating_add(TIMER_OVERDUE_NS) <= now_ns && retake_held(sched, i) {
             watch[i] = PWatch::default();
             took = true;
             continue;
@@ -267,6 +265,21 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                 }
             }
             OWN_SYSCALL => {
+                // The same goroutine has held the P for 10 ms (its scheduling tick is
+                // frozen) while other work waits: a loop of short blocking calls, which
+                // the per-call rule below never catches. Take the P as from a hog.
+                let st = pp.schedtick.load(Ordering::Relaxed);
+                if w.schedwhen.is_none() || st != w.schedtick {
+                    w.schedtick = st;
+                    w.schedwhen = Some(now);
+                } else if now.duration_since(w.schedwhen.unwrap_or(now)) >= FORCE_PREEMPT
+                    && (!pp.stealer.is_empty() || !sched.global.is_empty())
+                    && retake_held(sched, i)
+                {
+                    *w = PWatch::default();
+                    took = true;
+                    continue;
+                }
                 // A due timer on this P is run only by the P's owner: a goroutine that
                 // loops on short blocking calls keeps the P for itself and would starve
                 // it (Go's sysmon starts an M for overdue timers, "perhaps because there
@@ -303,10 +316,13 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                     took = true;
                 }
             }
-            _ => {
+            // In scheduler code (RUNTIME) the tick tells whether a new goroutine ran;
+            // only an idle P starts the watch afresh.
+            OWN_IDLE => {
                 w.schedwhen = None;
                 w.syscallwhen = None;
             }
+            _ => {}
         }
     }
     took
