@@ -21,7 +21,7 @@ HIGHER_IS_BETTER = {"rt/s", "req/s"}
 # Figures that depend on the size of the run (a total, or a lateness that grows with
 # the number of sleepers): a peer run at a smaller N cannot be compared on them at all.
 # Per-item figures (ns/task, B/task) of such a peer are shown, marked.
-SIZE_BOUND = {"skynet", "timers-wall", "timers-late"}
+SIZE_BOUND = {"skynet", "timers-wall", "timers-late", "park1m-time"}
 WHAT = {
     "spawn": "start 1,000,000 tasks, each an atomic add, and wait for all",
     "skynet": "skynet: 1,111,111 tasks summing 1,000,000 leaves through channels",
@@ -32,6 +32,8 @@ WHAT = {
     "timers-wall": "100,000 tasks each sleep 1 ms ten times: wall time",
     "timers-late": "100,000 tasks each sleep 1 ms ten times: mean lateness of a sleep",
     "idlemem": "RSS growth per blocked task, 100,000 tasks",
+    "park1m-time": "1,000,000 tasks each block on their own channel: time until all started",
+    "park1m-mem": "1,000,000 tasks each block on their own channel: RSS growth per task",
     "starve": "worst lateness of a 10 ms sleep while a tight loop hogs the only proc",
     "mutex": "1,000 tasks each lock one mutex 1,000 times around an increment",
     "echo": "TCP echo, 100 connections x 10,000 round trips of 64 bytes",

@@ -49,6 +49,7 @@ mpmc      2  5  30
 mpmc0     2  5  30
 timers    2  5  30
 idlemem   2  5  30
+park1m    2  5  60
 starve    1  5  30
 mutex     2  5  30
 echo      2  5  60
@@ -68,7 +69,7 @@ if [ -n "${QUICK:-}" ] || [ -n "${SMALL:-}" ]; then
 fi
 if [ -n "${QUICK:-}" ]; then
     RUNS=${RUNS:-1}
-    BENCHES=${BENCHES:-spawn skynet pingpong yield mpmc mpmc0 timers idlemem starve mutex}
+    BENCHES=${BENCHES:-spawn skynet pingpong yield mpmc mpmc0 timers idlemem park1m starve mutex}
 fi
 [ -z "${SMALL:-}" ] || SIZE_FLAG=(--small)
 TMP=$ROOT/bench-results/tmp

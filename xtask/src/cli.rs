@@ -20,6 +20,9 @@ COMMANDS:
     soak [OPTIONS]      a randomized mixed workload, checked for loss, hangs and leaks
     sanitize [OPTIONS]  tests under AddressSanitizer and ThreadSanitizer (nightly), or Valgrind
     package             `cargo package --workspace` on a scratch copy, each crate verified alone
+    profile BENCH [OPTIONS]
+                        perf-record one peer on one workload: a flame graph and a flat
+                        profile in bench-results/profiles/
     help [COMMAND]      this text, or a command's
 
 `cargo xtask <COMMAND> --help` prints a command's options. Every cargo invocation honours
@@ -114,6 +117,66 @@ address and thread need a nightly toolchain (cargo +nightly, -Zsanitizer=...) an
 into <target>/sanitize-<kind>; valgrind runs release test binaries built with the
 `valgrind` feature of gmp-core (stack registration) under valgrind.
 ";
+
+/// Usage of `profile`.
+pub const PROFILE_USAGE: &str = "\
+cargo xtask profile: records one peer on one comparison workload with perf and writes
+bench-results/profiles/<bench>-<peer>.svg (a flame graph, rendered by inferno) and
+<bench>-<peer>.txt (the frames with the most self and total samples).
+Runs benches/peers/profile.sh; it needs perf and, like the suite, a quiet machine.
+
+USAGE:
+    cargo xtask profile <BENCH> [--peer P] [--procs N] [--seconds S] [--syscalls]
+
+ARGS:
+    BENCH    spawn, skynet, pingpong, yield, mpmc, mpmc0, timers, idlemem, starve, mutex,
+             park1m, conns, echo, http
+
+OPTIONS:
+    --peer P       gmp (default), go, tokio, may, threads
+    --procs N      the parallelism (default: the suite's for that bench)
+    --seconds S    how long wrk drives the http server (default 5)
+    --syscalls     also count system calls (strace -c -f, a second run); for echo, the
+                   calls per round trip
+    -h, --help     this text
+";
+
+/// The workloads `benches/peers/profile.sh` knows.
+const BENCHES: &[&str] = &[
+    "spawn", "skynet", "pingpong", "yield", "mpmc", "mpmc0", "timers", "idlemem", "starve",
+    "mutex", "park1m", "conns", "echo", "http",
+];
+
+/// `profile BENCH [OPTIONS]`: checked here so that a mistake gets the usage; passed on
+/// to the script as given.
+pub fn parse_profile(args: &[String]) -> Vec<String> {
+    if wants_help(args) {
+        help(PROFILE_USAGE);
+    }
+    let Some(bench) = args.first() else {
+        bad(PROFILE_USAGE, "`profile` needs a BENCH")
+    };
+    if !BENCHES.contains(&bench.as_str()) {
+        bad(PROFILE_USAGE, &format!("unknown bench `{bench}`"));
+    }
+    let mut it = args[1..].iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--syscalls" => {}
+            "--peer" => match it.next() {
+                Some(p) if PEERS.contains(&p.as_str()) => {}
+                Some(p) => bad(PROFILE_USAGE, &format!("unknown peer `{p}`")),
+                None => bad(PROFILE_USAGE, "`--peer` needs a value"),
+            },
+            "--procs" | "--seconds" => match it.next() {
+                Some(n) if n.parse::<u32>().is_ok_and(|n| n > 0) => {}
+                _ => bad(PROFILE_USAGE, &format!("`{a}` needs a positive integer")),
+            },
+            x => bad(PROFILE_USAGE, &format!("unexpected argument `{x}`")),
+        }
+    }
+    args.to_vec()
+}
 
 /// Prints `usage` and exits 0 (asked for help).
 pub fn help(usage: &str) -> ! {
@@ -311,6 +374,7 @@ pub fn help_for(args: &[String]) -> ! {
         Some("soak") => help(SOAK_USAGE),
         Some("sanitize") => help(SANITIZE_USAGE),
         Some("package") => help(PACKAGE_USAGE),
+        Some("profile") => help(PROFILE_USAGE),
         Some(c) => bad(USAGE, &format!("no command `{c}`")),
     }
 }

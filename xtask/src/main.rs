@@ -12,6 +12,8 @@
 //! - `cargo xtask soak [--minutes N | --seconds N]` runs the randomized soak
 //!   (`crates/gmp-runtime/examples/soak.rs`).
 //! - `cargo xtask sanitize [address|thread|valgrind]` runs tests under the sanitizers.
+//! - `cargo xtask profile <bench> [--peer P]` records one comparison workload with perf
+//!   and writes a flame graph (`benches/peers/profile.sh`).
 //!
 //! `cargo xtask --help` (or `<command> --help`) prints the usage (`cli.rs`).
 
@@ -50,6 +52,15 @@ fn main() {
         Some("package") => {
             cli::parse_package(rest);
             package(&mut ci)
+        }
+        Some("profile") => {
+            let args = cli::parse_profile(rest);
+            ci.step(
+                "profile",
+                Command::new("bash")
+                    .arg("benches/peers/profile.sh")
+                    .args(args),
+            );
         }
         Some("sanitize") => sanitize::sanitize(&mut ci, &cli::parse_sanitize(rest)),
         Some("help") => cli::help_for(rest),

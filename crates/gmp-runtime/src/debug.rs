@@ -32,7 +32,6 @@ use gmp_core::sync::atomic::Ordering;
 use std::backtrace::Backtrace;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
 
 /// Held for the whole of a dump (see [`dump`]).
 static DUMPING: Mutex<()> = Mutex::new(());
@@ -96,7 +95,7 @@ pub(crate) fn dump_one_runtime<W: Write>(w: &mut W, sched: &Arc<Sched>) -> io::R
 
 /// One runtime's goroutines; the caller holds `DUMPING`.
 fn dump_runtime<W: Write>(w: &mut W, sched: &Arc<Sched>, me: Option<u64>) -> io::Result<()> {
-    let now = crate::timers::nanos(Instant::now());
+    let now = crate::timers::coarse_nanos();
     let mut listed = 0usize;
     // Running goroutines: from the Ms, by id only (they are not ours to touch).
     let mut running: Vec<u64> = sched

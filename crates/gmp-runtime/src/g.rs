@@ -168,7 +168,7 @@ pub(crate) struct G {
     pub(crate) locals: UnsafeCell<crate::local::Locals>,
     /// Where it was spawned (`#[track_caller]`), for `created by` in dumps.
     pub(crate) created_by: Cell<Option<&'static std::panic::Location<'static>>>,
-    /// When it last parked (timers.rs `nanos`), for the wait time in dumps.
+    /// When it last parked (timers.rs `coarse_nanos`), for the wait time in dumps.
     pub(crate) parked_at: AtomicU64,
     /// Set by a goroutine dump that has borrowed the parked goroutine to take its
     /// backtrace (debug.rs; `ParkState::begin_capture` hands the G over).

@@ -132,6 +132,11 @@ pub(crate) const STACK_CACHE: usize = 64;
 /// Dead Gs a P keeps for reuse (Go: 64 per P).
 pub(crate) const G_CACHE: usize = 64;
 
+/// Dead Gs the runtime keeps beyond the Ps' caches. Go never frees a G; we keep
+/// enough for the spawn/exit churn of a busy runtime and free the rest, so a burst of
+/// a million goroutines does not pin a million Gs' memory afterwards.
+pub(crate) const G_GLOBAL_MAX: usize = 8192;
+
 pub(crate) struct P {
     pub(crate) id: usize,
     /// Owner-only (module docs).
@@ -265,22 +270,44 @@ impl<'a> OwnedP<'a> {
         }
     }
 
-    /// A dead G to reuse (Go: `gfget`).
+    /// A dead G to reuse (Go: `gfget`): from the P's cache, refilled with up to half
+    /// a cache from the runtime's list when empty.
     pub(crate) fn take_g(&self) -> Option<GRef> {
         // SAFETY: as in `take_stack`.
-        unsafe { (*self.p.gfree.get()).pop() }
+        if let Some(g) = unsafe { (*self.p.gfree.get()).pop() } {
+            return Some(g);
+        }
+        let mut global = self.c.sched.gfree.lock();
+        if global.is_empty() {
+            return None;
+        }
+        let keep = global.len().saturating_sub(G_CACHE / 2);
+        let batch = global.split_off(keep);
+        drop(global);
+        // SAFETY: as in `take_stack` (no other code runs while the cell is borrowed).
+        let cache = unsafe { &mut *self.p.gfree.get() };
+        cache.extend(batch);
+        cache.pop()
     }
 
-    /// Keeps a dead G for reuse (Go: `gfput`); gives it back if the cache is full
-    /// (the caller drops it, outside the cell).
-    pub(crate) fn cache_g(&self, g: GRef) -> Result<(), GRef> {
+    /// Keeps a dead G for reuse (Go: `gfput`): in the P's cache, and when that is full,
+    /// half of it moves to the runtime's list (where a spawning P finds it).
+    pub(crate) fn cache_g(&self, g: GRef) {
         // SAFETY: as in `take_stack`.
         let cache = unsafe { &mut *self.p.gfree.get() };
-        if cache.len() < G_CACHE {
-            cache.push(g);
-            Ok(())
-        } else {
-            Err(g)
+        cache.push(g);
+        if cache.len() >= G_CACHE {
+            let batch = cache.split_off(G_CACHE / 2);
+            // Locks the runtime's list with the cell borrowed: the lock runs no code
+            // of ours, so nothing can reach the cell meanwhile.
+            let mut global = self.c.sched.gfree.lock();
+            if global.len() < G_GLOBAL_MAX {
+                global.extend(batch);
+            } else {
+                drop(global);
+                // Freed outside the lock (a dead G's fields are empty: no user code).
+                drop(batch);
+            }
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct Sizes {
     pub timer_tasks: usize,
     /// idlemem: blocked tasks.
     pub idle: usize,
+    /// park1m: blocked tasks (idlemem at a million, timed).
+    pub park1m: usize,
     /// starve: how long the hog spins.
     pub starve_hog: Duration,
     /// mutex: lock + unlock round trips per task ([`MUTEX_TASKS`] tasks).
@@ -69,6 +71,7 @@ impl Sizes {
         mpmc: 10_000_000,
         timer_tasks: 100_000,
         idle: 100_000,
+        park1m: 1_000_000,
         starve_hog: Duration::from_secs(2),
         mutex_ops: 1000,
     };
@@ -81,6 +84,7 @@ impl Sizes {
         mpmc: 100_000,
         timer_tasks: 1_000,
         idle: 1_000,
+        park1m: 10_000,
         starve_hog: Duration::from_millis(500),
         mutex_ops: 10,
     };
@@ -173,7 +177,7 @@ impl Args {
     pub fn unknown_bench(&self) -> ! {
         eprintln!(
             "peer-{}: unknown bench {:?} (spawn skynet pingpong yield mpmc mpmc0 timers \
-             idlemem starve echo http)",
+             idlemem park1m starve echo http)",
             self.peer, self.bench
         );
         std::process::exit(2)
@@ -192,6 +196,18 @@ impl Args {
         } else {
             String::new()
         }
+    }
+}
+
+/// The RESULT lines of idlemem and park1m: idlemem reports the RSS growth per task;
+/// park1m reports the time until all `n` tasks had started (`park1m-time`, ms) and the RSS
+/// growth per task (`park1m-mem`).
+pub fn report_idle(a: &Args, bench: &str, all_started: Duration, per_task: f64, note: &str) {
+    if bench == "park1m" {
+        a.report("park1m-time", ms(all_started), "ms", note);
+        a.report("park1m-mem", per_task, "B/task", note);
+    } else {
+        a.report(bench, per_task, "B/task", note);
     }
 }
 

@@ -40,6 +40,7 @@ var (
 	mpmcN        = int64(10_000_000)
 	timerTasks   = 100_000
 	idleN        = 100_000
+	park1mN      = 1_000_000
 	starveHog    = 2 * time.Second
 	mutexOps     = 1000 // per task; mutexTasks tasks
 )
@@ -60,13 +61,14 @@ func main() {
 	if small {
 		spawnN, skynetLeaves, pingpongN, yieldN = 10_000, 10_000, 10_000, 50_000
 		mpmcN, timerTasks, idleN, starveHog = 100_000, 1_000, 1_000, 500*time.Millisecond
-		mutexOps = 10
+		mutexOps, park1mN = 10, 10_000
 	}
 	runtime.GOMAXPROCS(procs)
 	benches := map[string]func(){
 		"spawn": spawn, "skynet": skynet, "pingpong": pingpong, "yield": yield,
 		"mpmc": func() { mpmc("mpmc", mpmcCap) }, "mpmc0": func() { mpmc("mpmc0", 0) },
-		"timers": timers, "idlemem": idlemem, "starve": starve, "mutex": mutexBench,
+		"timers": timers, "starve": starve, "mutex": mutexBench,
+		"idlemem": func() { idle("idlemem", idleN) }, "park1m": func() { idle("park1m", park1mN) },
 		"echo": func() { serve(echoConn) }, "http": func() { serve(httpConn) },
 	}
 	b, ok := benches[bench]
@@ -273,12 +275,14 @@ func rssKiB() int64 {
 	panic("no VmRSS")
 }
 
-func idlemem() {
+// idle is idlemem and park1m: n goroutines each block receiving on their own channel.
+func idle(bench string, n int) {
 	var started atomic.Int64
 	var wg sync.WaitGroup
-	wg.Add(idleN)
+	wg.Add(n)
 	before := rssKiB()
-	chans := make([]chan struct{}, idleN)
+	t := time.Now()
+	chans := make([]chan struct{}, n)
 	for i := range chans {
 		ch := make(chan struct{})
 		chans[i] = ch
@@ -288,15 +292,22 @@ func idlemem() {
 			<-ch
 		}()
 	}
-	for started.Load() < int64(idleN) {
+	for started.Load() < int64(n) {
 		time.Sleep(time.Millisecond)
 	}
+	allStarted := time.Since(t)
 	after := rssKiB()
 	for _, ch := range chans {
 		close(ch) // releases every task
 	}
 	wg.Wait()
-	report("idlemem", float64((after-before)*1024)/float64(idleN), "B/task", "")
+	perTask := float64((after-before)*1024) / float64(n)
+	if bench == "park1m" {
+		report("park1m-time", ms(allStarted), "ms", "")
+		report("park1m-mem", perTask, "B/task", "")
+	} else {
+		report(bench, perTask, "B/task", "")
+	}
 }
 
 // hog is the starve hog: a tight arithmetic loop, no calls and no yields, until stop.

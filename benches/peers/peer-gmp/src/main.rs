@@ -41,7 +41,8 @@ fn run(a: &Args) {
         "mpmc0" => mpmc(a, 0),
         "timers" => timers(a),
         "mutex" => mutex(a),
-        "idlemem" => idlemem(a),
+        "idlemem" => idle(a, "idlemem", a.sizes.idle),
+        "park1m" => idle(a, "park1m", a.sizes.park1m),
         "starve" => starve(a),
         "echo" => serve(a, echo_conn::<TcpStream>),
         "http" => serve(a, http_conn::<TcpStream>),
@@ -229,11 +230,14 @@ fn mutex(a: &Args) {
     a.report("mutex", ns_per(el, total), "ns/lock", "");
 }
 
-fn idlemem(a: &Args) {
-    let n = a.sizes.idle;
+/// idlemem and park1m: `n` goroutines each block receiving on their own channel.
+/// Reports the RSS growth per goroutine once all have started, and for park1m also the
+/// time from the first spawn until the last has started (and so is about to park).
+fn idle(a: &Args, bench: &str, n: usize) {
     let started = Arc::new(AtomicUsize::new(0));
     let g = Group::new(n);
     let before = rss_kib();
+    let t = Instant::now();
     let senders: Vec<_> = (0..n)
         .map(|_| {
             let (tx, rx) = bounded::<()>(0);
@@ -249,11 +253,12 @@ fn idlemem(a: &Args) {
     while started.load(Relaxed) < n {
         sleep(Duration::from_millis(1));
     }
+    let all_started = t.elapsed();
     let after = rss_kib();
     drop(senders); // closes every channel: releases every goroutine
     g.wait();
     let per_task = (after.saturating_sub(before) * 1024) as f64 / n as f64;
-    a.report("idlemem", per_task, "B/task", "");
+    report_idle(a, bench, all_started, per_task, "");
 }
 
 fn starve(a: &Args) {

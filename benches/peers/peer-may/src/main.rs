@@ -39,7 +39,8 @@ fn run(a: &Args) {
         "mpmc0" => mpmc_bench(a, 0),
         "timers" => timers(a),
         "mutex" => mutex(a),
-        "idlemem" => idlemem(a),
+        "idlemem" => idle(a, "idlemem", a.sizes.idle),
+        "park1m" => idle(a, "park1m", a.sizes.park1m),
         "starve" => starve(a),
         "echo" => serve(a, echo_conn::<may::net::TcpStream>),
         "http" => serve(a, http_conn::<may::net::TcpStream>),
@@ -239,11 +240,12 @@ fn timers(a: &Args) {
     a.report("timers-late", late_ns.load(Relaxed) as f64 / sleeps / 1e3, "us", &note);
 }
 
-fn idlemem(a: &Args) {
-    let n = a.sizes.idle.min(LIVE_CAP);
+fn idle(a: &Args, bench: &str, full: usize) {
+    let n = full.min(LIVE_CAP);
     let started = Arc::new(AtomicUsize::new(0));
     let g = Group::new(n);
     let before = rss_kib();
+    let t = Instant::now();
     let senders: Vec<_> = (0..n)
         .map(|_| {
             let (tx, rx) = mpsc::channel::<()>();
@@ -259,14 +261,16 @@ fn idlemem(a: &Args) {
     while started.load(Relaxed) < n {
         coroutine::sleep(Duration::from_millis(1));
     }
+    let all_started = t.elapsed();
     let after = rss_kib();
     drop(senders); // releases every task
     g.wait();
     let per_task = (after.saturating_sub(before) * 1024) as f64 / n as f64;
     let stack = may::config().get_stack_size() * std::mem::size_of::<usize>();
-    let cap = a.capped("N", n as u64, a.sizes.idle as u64, CAP_NOTE);
+    let cap = a.capped("N", n as u64, full as u64, CAP_NOTE);
     let sep = if cap.is_empty() { "" } else { ";" };
-    a.report("idlemem", per_task, "B/task", &format!("{cap}{sep}stack={}KiB", stack / 1024));
+    let note = format!("{cap}{sep}stack={}KiB", stack / 1024);
+    report_idle(a, bench, all_started, per_task, &note);
 }
 
 fn starve(a: &Args) {

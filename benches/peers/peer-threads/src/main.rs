@@ -36,7 +36,8 @@ fn main() {
         "mpmc0" => mpmc(&a, 0),
         "timers" => timers(&a),
         "mutex" => mutex(&a),
-        "idlemem" => idlemem(&a),
+        "idlemem" => idle(&a, "idlemem", a.sizes.idle),
+        "park1m" => idle(&a, "park1m", a.sizes.park1m),
         "starve" => starve(&a),
         "echo" => serve(&a, echo_conn::<TcpStream>),
         "http" => serve(&a, http_conn::<TcpStream>),
@@ -233,11 +234,12 @@ fn timers(a: &Args) {
     a.report("timers-late", late_ns.load(Relaxed) as f64 / sleeps / 1e3, "us", &note);
 }
 
-fn idlemem(a: &Args) {
-    let n = a.sizes.idle.min(IDLE_N_THREADS);
+fn idle(a: &Args, bench: &str, full: usize) {
+    let n = full.min(IDLE_N_THREADS);
     let started = Arc::new(AtomicUsize::new(0));
     let g = Group::new(n);
     let before = rss_kib();
+    let t = Instant::now();
     let senders: Vec<_> = (0..n)
         .map(|_| {
             let (tx, rx) = bounded::<()>(0);
@@ -253,11 +255,13 @@ fn idlemem(a: &Args) {
     while started.load(Relaxed) < n {
         thread::sleep(Duration::from_millis(1));
     }
+    let all_started = t.elapsed();
     let after = rss_kib();
     drop(senders); // releases every thread
     g.wait();
     let per_task = (after.saturating_sub(before) * 1024) as f64 / n as f64;
-    a.report("idlemem", per_task, "B/task", &a.capped("N", n as u64, a.sizes.idle as u64, ""));
+    let note = a.capped("N", n as u64, full as u64, "");
+    report_idle(a, bench, all_started, per_task, &note);
 }
 
 fn starve(a: &Args) {

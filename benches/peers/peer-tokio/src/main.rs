@@ -35,7 +35,8 @@ async fn run(a: Args) {
         "mpmc0" => mpmc(&a, 0).await,
         "timers" => timers(&a).await,
         "mutex" => mutex(&a).await,
-        "idlemem" => idlemem(&a).await,
+        "idlemem" => idle(&a, "idlemem", a.sizes.idle).await,
+        "park1m" => idle(&a, "park1m", a.sizes.park1m).await,
         "starve" => starve(&a).await,
         "echo" => serve(&a, |s| tokio::spawn(echo_conn(s))).await,
         "http" => serve(&a, |s| tokio::spawn(http_conn(s))).await,
@@ -234,11 +235,11 @@ async fn timers(a: &Args) {
     a.report("timers-late", late_ns.load(Relaxed) as f64 / sleeps / 1e3, "us", "");
 }
 
-async fn idlemem(a: &Args) {
-    let n = a.sizes.idle;
+async fn idle(a: &Args, bench: &str, n: usize) {
     let started = Arc::new(AtomicUsize::new(0));
     let g = Group::new(n);
     let before = rss_kib();
+    let t = Instant::now();
     let senders: Vec<_> = (0..n)
         .map(|_| {
             let (tx, rx) = oneshot::channel::<()>();
@@ -254,11 +255,12 @@ async fn idlemem(a: &Args) {
     while started.load(Relaxed) < n {
         sleep(Duration::from_millis(1)).await;
     }
+    let all_started = t.elapsed();
     let after = rss_kib();
     drop(senders); // releases every task
     g.wait().await;
     let per_task = (after.saturating_sub(before) * 1024) as f64 / n as f64;
-    a.report("idlemem", per_task, "B/task", "oneshot");
+    report_idle(a, bench, all_started, per_task, "oneshot");
 }
 
 async fn starve(a: &Args) {
