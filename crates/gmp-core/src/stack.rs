@@ -732,7 +732,28 @@ pub struct StackPool {
     stack_size: usize,
     max_cached: usize,
     hot_cached: usize,
-    cache: Mutex<Vec<Stack>>,
+    /// Put stacks keep their pages until [`scavenge`](Self::scavenge) (the runtime's
+    /// mode); otherwise `put` gives them back at once beyond the hot set.
+    deferred: bool,
+    cache: Mutex<Cache>,
+    /// `hot.len() - hot_cached` (or 0), for [`excess`](Self::excess) without the lock.
+    /// Relaxed: a hint; `scavenge` rechecks under the lock.
+    excess: AtomicUsize,
+}
+
+/// The pool's stacks: `hot` ones still have their committed pages (taken first, most
+/// recently put first), `cold` ones gave them back.
+#[derive(Default)]
+struct Cache {
+    /// A deque: `get` and `put` work at the back, `scavenge` takes from the front.
+    hot: std::collections::VecDeque<Stack>,
+    cold: Vec<Stack>,
+}
+
+impl Cache {
+    fn len(&self) -> usize {
+        self.hot.len() + self.cold.len()
+    }
 }
 
 impl StackPool {
@@ -754,13 +775,43 @@ impl StackPool {
     /// A runtime that creates and ends goroutines in bursts wants a large hot set:
     /// each `madvise` is a system call that also flushes TLBs on every CPU, and each
     /// stack freed beyond `max_cached` is an `munmap` (the same, plus the mmap lock).
+    /// Or it wants [`deferred`](Self::deferred): the memory is given back later, in the
+    /// background, and not at all for stacks reused before then.
     pub fn with_limits(stack_size: usize, max_cached: usize, hot_cached: usize) -> StackPool {
         let rounded = check_size(stack_size).unwrap_or(stack_size);
         StackPool {
             stack_size: rounded,
             max_cached,
             hot_cached: hot_cached.min(max_cached),
-            cache: Mutex::new(Vec::new()),
+            deferred: false,
+            cache: Mutex::new(Cache::default()),
+            excess: AtomicUsize::new(0),
+        }
+    }
+
+    /// As [`with_limits`](Self::with_limits), except that `put` never makes a system
+    /// call for a cached stack: stacks beyond the hot set keep their pages until
+    /// [`scavenge`](Self::scavenge) gives them back (Go's background scavenger, in
+    /// spirit). A burst of goroutines that ends then costs no `madvise` (and no TLB
+    /// flush on every CPU) on the threads that ran them, and a stack reused before it
+    /// is scavenged costs none at all. Whoever owns the pool calls `scavenge`.
+    ///
+    /// ```
+    /// use gmp_core::stack::StackPool;
+    ///
+    /// let pool = StackPool::deferred(64 * 1024, 100, 1);
+    /// let (a, b) = (pool.get()?, pool.get()?);
+    /// pool.put(a);
+    /// pool.put(b);
+    /// assert_eq!(pool.excess(), 1); // two committed stacks, a hot set of one
+    /// assert_eq!(pool.scavenge(usize::MAX), 1); // one `madvise`
+    /// assert_eq!((pool.excess(), pool.cached()), (0, 2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn deferred(stack_size: usize, max_cached: usize, hot_cached: usize) -> StackPool {
+        StackPool {
+            deferred: true,
+            ..Self::with_limits(stack_size, max_cached, hot_cached)
         }
     }
 
@@ -768,11 +819,23 @@ impl StackPool {
     // Go: runtime.stackalloc (from the P's stackcache, else from the OS).
     #[inline]
     pub fn get(&self) -> io::Result<Stack> {
-        if let Some(mut s) = self.cache.lock().pop() {
+        let mut cache = self.cache.lock();
+        if let Some(s) = cache.hot.pop_back() {
+            self.note_excess(&cache);
+            return Ok(s);
+        }
+        if let Some(mut s) = cache.cold.pop() {
+            drop(cache);
             s.warm_up();
             return Ok(s);
         }
+        drop(cache);
         Stack::new(self.stack_size)
+    }
+
+    fn note_excess(&self, cache: &Cache) {
+        let excess = cache.hot.len().saturating_sub(self.hot_cached);
+        self.excess.store(excess, Ordering::Relaxed);
     }
 
     /// Returns a stack to the pool (or frees it if the pool is full).
@@ -792,22 +855,55 @@ impl StackPool {
             self.stack_size
         );
         let mut cache = self.cache.lock();
-        let n = cache.len();
-        if n >= self.max_cached {
+        if cache.len() >= self.max_cached {
             drop(cache);
             drop(stack);
             return;
         }
-        if n < self.hot_cached {
-            cache.push(stack);
+        if self.deferred || cache.hot.len() < self.hot_cached {
+            cache.hot.push_back(stack);
+            self.note_excess(&cache);
             return;
         }
         drop(cache);
         stack.release_memory();
         let mut cache = self.cache.lock();
         if cache.len() < self.max_cached {
-            cache.push(stack);
+            cache.cold.push(stack);
         }
+    }
+
+    /// How many cached stacks beyond the hot set still hold their pages (what
+    /// [`scavenge`](Self::scavenge) would give back). Lock-free; a hint.
+    pub fn excess(&self) -> usize {
+        self.excess.load(Ordering::Relaxed)
+    }
+
+    /// Gives back the memory of up to `budget` cached stacks beyond the hot set, the
+    /// least recently put first (one `madvise` each, made outside the pool's lock).
+    /// Returns how many it released. For a [`deferred`](Self::deferred) pool; on
+    /// another it finds nothing to do.
+    pub fn scavenge(&self, budget: usize) -> usize {
+        let mut cache = self.cache.lock();
+        let n = cache.hot.len().saturating_sub(self.hot_cached).min(budget);
+        if n == 0 {
+            return 0;
+        }
+        // The oldest first: the most recently put are the likeliest to be cache-warm.
+        let mut batch: Vec<Stack> = cache.hot.drain(..n).collect();
+        self.note_excess(&cache);
+        drop(cache);
+        for s in &mut batch {
+            s.release_memory();
+        }
+        let mut cache = self.cache.lock();
+        let room = self.max_cached.saturating_sub(cache.len());
+        let extra = batch.len().saturating_sub(room);
+        let over: Vec<Stack> = batch.drain(batch.len() - extra..).collect();
+        cache.cold.extend(batch);
+        drop(cache);
+        drop(over);
+        n
     }
 
     /// The usable size of this pool's stacks (the requested size rounded up to pages).

@@ -173,6 +173,11 @@ pub(crate) struct G {
     /// Set by a goroutine dump that has borrowed the parked goroutine to take its
     /// backtrace (debug.rs; `ParkState::begin_capture` hands the G over).
     pub(crate) capture: Cell<bool>,
+    /// Set by the timer of the current park when it readies the G (timers.rs `fire`),
+    /// cleared by `sleep_until` before it parks: a sleep woken by its timer knows its
+    /// deadline has passed without reading the clock again. Relaxed: the run queue's
+    /// Release/Acquire hand-off of the G publishes it.
+    pub(crate) timer_fired: gmp_core::sync::atomic::AtomicBool,
     /// The backtrace taken in capture mode, for the dump to collect.
     pub(crate) captured: UnsafeCell<Option<std::backtrace::Backtrace>>,
 }
@@ -220,6 +225,7 @@ impl G {
             created_by: Cell::new(None),
             parked_at: AtomicU64::new(0),
             capture: Cell::new(false),
+            timer_fired: gmp_core::sync::atomic::AtomicBool::new(false),
             captured: UnsafeCell::new(None),
         })
     }

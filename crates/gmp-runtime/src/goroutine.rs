@@ -42,7 +42,7 @@ pub(crate) fn next_goid() -> u64 {
     // not part of any protocol a model checks.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     // Relaxed: uniqueness only needs the RMW's atomicity.
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    NEXT.fetch_add(1, gmp_core::sync::atomic::Ordering::Relaxed)
 }
 
 /// A handle to a goroutine (or, from a plain thread, to that thread), like
@@ -254,8 +254,12 @@ pub fn yield_now() {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn sleep(dur: Duration) {
+    if dur.is_zero() {
+        return;
+    }
     match Instant::now().checked_add(dur) {
-        Some(deadline) => sleep_until(deadline),
+        // The deadline is in the future: no need to read the clock again.
+        Some(deadline) => sleep_until_inner(deadline, true),
         // Practically forever.
         None => loop {
             sleep(Duration::from_secs(86400 * 365));
@@ -275,6 +279,13 @@ pub fn sleep(dur: Duration) {
 /// assert!(Instant::now() >= deadline);
 /// ```
 pub fn sleep_until(deadline: Instant) {
+    sleep_until_inner(deadline, false)
+}
+
+/// `sleep_until`; `in_future` says the caller has just seen `deadline` ahead of the
+/// clock (so the first look at the clock is skipped). One clock read per sleep (in
+/// `sleep`) is all a sleep woken by its own timer costs.
+fn sleep_until_inner(deadline: Instant, mut in_future: bool) {
     loop {
         let Some(g) = proc::current_g() else {
             proc::reraise_if_unwinding();
@@ -285,16 +296,26 @@ pub fn sleep_until(deadline: Instant) {
             // thread-local): sleep the M, as a blocking call so its P is handed on.
             return proc::blocking_call(|| proc::thread_sleep_until(deadline));
         }
-        if Instant::now() >= deadline {
+        if !std::mem::take(&mut in_future) && Instant::now() >= deadline {
             return;
         }
         // A sleep must not end early on an unpark meant for `park`: loop until the
         // deadline, leaving any permit for the next `park` as std does.
         let had_permit = g.park.try_acquire();
+        // Relaxed: only this goroutine and the timer of the park below write it, and
+        // that timer is armed after we have switched out.
+        g.timer_fired
+            .store(false, gmp_core::sync::atomic::Ordering::Relaxed);
         proc::park_current(g, Some(deadline), gmp_core::park::WaitReason::Sleep);
         if had_permit {
             // Give the permit back: a sleep does not consume it.
             gmp_core::park::Unpark::unpark(g);
+        }
+        if g.timer_fired
+            .load(gmp_core::sync::atomic::Ordering::Relaxed)
+        {
+            // Our timer readied us: it ran at or after the deadline.
+            return;
         }
     }
 }

@@ -153,10 +153,13 @@ impl Sched {
         Sched {
             id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             // Go keeps freed stacks for reuse rather than returning them to the OS at
-            // once; so do we: up to a million cached (address space only), the most
-            // recent 8,192 with their pages (unmapping or `madvise` flush every CPU's
-            // TLB — measured as the largest kernel cost of bursts of goroutines).
-            stack_pool: StackPool::with_limits(config.stack_size, STACK_POOL_MAX, STACK_POOL_HOT),
+            // once; so do we: up to a million cached (address space only), 8,192 with
+            // their pages. The memory of the others goes back in the background
+            // (sysmon's `scavenge_stacks`), never on the M that ended the goroutine:
+            // each `madvise` flushes every CPU's TLB, and done inline they were 17% of
+            // the timers workload's samples (`smp_call_function_many_cond`,
+            // `native_write_msr` under `StackPool::put` in `gdestroy`).
+            stack_pool: StackPool::deferred(config.stack_size, STACK_POOL_MAX, STACK_POOL_HOT),
             gfree: Mutex::new(Vec::new()),
             config,
             allp,

@@ -101,6 +101,7 @@ fn sysmon(weak: Weak<Sched>) {
     let start = Instant::now();
     let mut last_trace = start;
     let mut frozen: Option<(u64, Instant)> = None;
+    let mut last_scavenge = start;
     loop {
         std::thread::sleep(delay);
         let Some(sched) = weak.upgrade() else { return };
@@ -131,6 +132,9 @@ fn sysmon(weak: Weak<Sched>) {
             sched.wakep();
         }
         if all_idle {
+            // Nothing runs: give back all the stack memory beyond the hot set now,
+            // before a long sleep, on a CPU nobody else wants.
+            sched.stack_pool.scavenge(usize::MAX);
             if check_dead(&sched, &mut frozen) {
                 continue;
             }
@@ -151,6 +155,7 @@ fn sysmon(weak: Weak<Sched>) {
         }
         let retook = retake(&sched, &mut watch, now);
         sysmon_poll(&sched, now);
+        scavenge_stacks(&sched, now, &mut last_scavenge);
         drop(sched);
         if retook {
             idle_rounds = 0;
@@ -166,6 +171,24 @@ fn sysmon(weak: Weak<Sched>) {
             delay = delay.min(Duration::from_millis(1));
         }
     }
+}
+
+/// Stacks given back per scavenging round while goroutines run.
+const SCAVENGE_BATCH: usize = 32;
+/// Time between scavenging rounds while goroutines run: at most 32,000 stacks a
+/// second, a few percent of one CPU (a `madvise` with its TLB flush costs ~2–5 µs).
+const SCAVENGE_EVERY: Duration = Duration::from_millis(1);
+
+/// Go: `bgscavenge`, for stacks. Gives back, a batch at a time, the memory of cached
+/// stacks beyond the pool's hot set (`StackPool::deferred`), paced so that a burst of
+/// ended goroutines costs the running program little; when every P is idle, sysmon
+/// gives back the rest at once.
+fn scavenge_stacks(sched: &Sched, now: Instant, last: &mut Instant) {
+    if sched.stack_pool.excess() == 0 || now.duration_since(*last) < SCAVENGE_EVERY {
+        return;
+    }
+    *last = now;
+    sched.stack_pool.scavenge(SCAVENGE_BATCH);
 }
 
 /// Go: `sysmon`'s `notetsleep(&sched.sysmonnote)`.

@@ -160,7 +160,12 @@ impl Timers {
 fn fire(e: &Entry) -> bool {
     // Acquire: pairs with the Release increment in the parking path, so that a
     // matching seq means the park that armed us is the current one.
-    e.g.park_seq.load(Ordering::Acquire) == e.seq && e.g.park.cancel_park()
+    let fired = e.g.park_seq.load(Ordering::Acquire) == e.seq && e.g.park.cancel_park();
+    if fired {
+        // Relaxed: the G cannot run until we ready it; the run queue publishes this.
+        e.g.timer_fired.store(true, Ordering::Relaxed);
+    }
+    fired
 }
 
 fn sweep(h: &mut Heap) {
