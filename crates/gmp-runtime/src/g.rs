@@ -13,7 +13,7 @@
 
 use crate::sched::Sched;
 use gmp_core::coroutine::{Coroutine, Suspender};
-use gmp_core::park::{ParkState, Unpark, Unparker};
+use gmp_core::park::{ParkState, Unpark};
 use gmp_core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
@@ -311,10 +311,6 @@ impl G {
         unsafe { (*self.entry.get()).take() }
     }
 
-    /// An [`Unparker`] for this G (a refcount increment, no allocation).
-    pub(crate) fn unparker(self: &Arc<G>) -> Unparker {
-        Unparker::new(self.clone() as Arc<dyn Unpark>)
-    }
 }
 
 impl Unpark for G {

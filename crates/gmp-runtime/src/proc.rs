@@ -24,7 +24,10 @@ impl ParkHook for Hook {
     fn current(&self) -> Option<Unparker> {
         // While unwinding, a goroutine waits as its thread does (see `park`).
         let g = current_g().filter(|_| !std::thread::panicking())?;
-        Some(G::arc(g).unparker())
+        // One strong-count increment (`G::arc` then `unparker` would take three atomic
+        // read-modify-writes: increment, clone, drop; every blocking channel operation
+        // makes one of these).
+        Some(Unparker::new(G::arc(g)))
     }
 
     fn in_goroutine(&self) -> bool {
