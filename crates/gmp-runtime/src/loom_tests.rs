@@ -17,6 +17,17 @@
 //!    while the last M goes to sleep having seen no timer. The M must not sleep past the
 //!    timer: either it saw it, or `wake_for_timer` nudges an idle M (it, or another that
 //!    will serve the timer). A lost nudge leaves the sleeper blocked: loom reports it.
+//! 5. `context_cancel_vs_select`: a plain thread blocks in a `select!` over
+//!    `ctx.done()` and another channel while another thread drops the `Cancel`: the select
+//!    returns from the done arm and `err()` is `Canceled` (a lost disconnect wake-up is a
+//!    deadlock, which loom reports).
+//! 6. `context_parent_cancel_vs_child_select`: a child is created under a parent while
+//!    another thread cancels the parent, then a `select!` waits on the child's `done()`:
+//!    whichever wins the parent's lock (the child links itself, or sees the parent ended),
+//!    the child ends with the parent's error and the select returns.
+//!
+//!    The context models use cancel contexts only: a deadline's timer lives on the
+//!    runtime's per-P heaps (`time::callback_at`), which no loom thread here runs.
 
 use crate::g::{Status, G};
 use crate::m::{Wake, M};
@@ -236,5 +247,45 @@ fn timer_insert_vs_sleeping_m() {
                     .any(|m| Arc::ptr_eq(m, &sleeper_m))
         );
         teardown(&s);
+    });
+}
+
+/// The other arm of the context selects: a channel that stays empty and connected.
+fn quiet() -> (gmp_chan::Sender<u32>, gmp_chan::Receiver<u32>) {
+    gmp_chan::bounded(1)
+}
+
+#[test]
+fn context_cancel_vs_select() {
+    use crate::context::{Context, ContextError};
+    loom::model(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let (_tx, rx) = quiet();
+        let t = loom::thread::spawn(move || drop(cancel));
+        gmp_chan::select! {
+            recv(ctx.done()) -> r => assert!(r.is_err(), "done() never carries a value"),
+            recv(rx) -> _ => unreachable!("nothing is sent on the other channel"),
+        }
+        assert_eq!(ctx.err(), Some(ContextError::Canceled));
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn context_parent_cancel_vs_child_select() {
+    use crate::context::{Context, ContextError};
+    loom::model(|| {
+        let (parent, cancel) = Context::background().with_cancel();
+        let (_tx, rx) = quiet();
+        let t = loom::thread::spawn(move || cancel.cancel());
+        // Races the cancel: linked into the parent's children, or born ended.
+        let (child, _child_cancel) = parent.with_cancel();
+        gmp_chan::select! {
+            recv(child.done()) -> r => assert!(r.is_err(), "done() never carries a value"),
+            recv(rx) -> _ => unreachable!("nothing is sent on the other channel"),
+        }
+        assert_eq!(child.err(), Some(ContextError::Canceled));
+        t.join().unwrap();
+        assert_eq!(parent.err(), Some(ContextError::Canceled));
     });
 }
