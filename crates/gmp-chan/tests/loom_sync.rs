@@ -6,9 +6,11 @@
 //! out", racing whatever the others do), and the mutex's starvation threshold is zero, so
 //! every waiter that is woken and loses switches the lock to hand-off mode. Critical
 //! sections touch a loom `UnsafeCell`, so loom itself reports two threads inside at once.
+//! `Mutex` is, under loom, a stand-in with lock_api's shape over the same `RawMutex` (see
+//! `sync/mutex.rs`), so the `Condvar` models run the real condition variable.
 #![cfg(loom)]
 
-use gmp_chan::sync::{Barrier, Once, RawMutex, RawRwLock, Semaphore, WaitGroup};
+use gmp_chan::sync::{Barrier, Condvar, Mutex, Once, RawMutex, RawRwLock, Semaphore, WaitGroup};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -357,5 +359,106 @@ fn barrier_two_parties() {
         };
         let me = b.wait().is_leader();
         assert!(me != t.join().unwrap());
+    });
+}
+
+/// `wait` in the usual predicate loop racing a notifier that sets the flag under the
+/// mutex and calls `notify_one` after releasing it: no lost wake-up (the waiter queues
+/// before it releases the mutex; a lost wake-up is a deadlock, which loom reports).
+#[test]
+fn condvar_wait_vs_notify_one() {
+    model(|| {
+        let pair = Arc::new((Mutex::new(false), Condvar::new()));
+        let t = {
+            let pair = pair.clone();
+            thread::spawn(move || {
+                *pair.0.lock() = true;
+                pair.1.notify_one()
+            })
+        };
+        let (m, c) = &*pair;
+        let mut ready = m.lock();
+        let mut waits = 0;
+        while !*ready {
+            c.wait(&mut ready);
+            waits += 1;
+        }
+        drop(ready);
+        let woke = t.join().unwrap();
+        // No spurious wake-ups: the waiter waited at most once, and only if notified.
+        assert!(waits <= 1);
+        assert_eq!(woke, waits == 1);
+    });
+}
+
+/// A timed wait (its park returns at once under loom: the timeout fires, racing the
+/// notifier) followed by a plain wait if the flag is still unset. A notification that
+/// reached the timed waiter is reported as such (and `notify_one` counts it); a timed-out
+/// waiter leaves the queue, so the one `notify_one` reaches the plain wait instead of a
+/// stale entry (a stale entry would swallow it: deadlock).
+#[test]
+fn condvar_wait_until_vs_notify_one() {
+    model(|| {
+        let pair = Arc::new((Mutex::new(false), Condvar::new()));
+        let t = {
+            let pair = pair.clone();
+            thread::spawn(move || {
+                *pair.0.lock() = true;
+                pair.1.notify_one()
+            })
+        };
+        let (m, c) = &*pair;
+        let mut ready = m.lock();
+        let mut timed_out = None;
+        if !*ready {
+            let r = c.wait_until(&mut ready, Instant::now() + Duration::from_secs(60));
+            timed_out = Some(r.timed_out());
+            while !*ready {
+                c.wait(&mut ready);
+            }
+        }
+        drop(ready);
+        let woke = t.join().unwrap();
+        match timed_out {
+            // Never waited: nobody was queued for the notification.
+            None => assert!(!woke),
+            // Notified: the notifier set the flag first and counted the wake-up.
+            Some(false) => assert!(woke),
+            // Timed out: the notification went to the plain wait or found nobody.
+            Some(true) => {}
+        }
+    });
+}
+
+/// Two waiters, two `notify_one`s, each after publishing one more "ticket" under the
+/// mutex: both waiters get through. A `notify_one` takes the waiter it decides out of the
+/// queue, so the second one reaches the other waiter (deciding the same waiter twice
+/// leaves the other parked: deadlock).
+#[test]
+fn condvar_two_waiters_two_notify_one() {
+    model(|| {
+        let pair = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let pair = pair.clone();
+                thread::spawn(move || {
+                    let (m, c) = &*pair;
+                    let mut tickets = m.lock();
+                    while *tickets == 0 {
+                        c.wait(&mut tickets);
+                    }
+                    *tickets -= 1;
+                })
+            })
+            .collect();
+        let (m, c) = &*pair;
+        for _ in 0..2 {
+            *m.lock() += 1;
+            c.notify_one();
+        }
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert_eq!(*m.lock(), 0);
     });
 }

@@ -44,7 +44,6 @@
 //! ```
 
 mod barrier;
-#[cfg(not(loom))]
 mod condvar;
 mod mutex;
 mod once;
@@ -54,11 +53,13 @@ mod wait_group;
 mod waiter;
 
 pub use barrier::{Barrier, BarrierWaitResult};
-#[cfg(not(loom))]
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::RawMutex;
+// Under loom a stand-in with the same shape over the same `RawMutex` (see `mutex.rs`).
 #[cfg(not(loom))]
 pub use mutex::{MappedMutexGuard, Mutex, MutexGuard};
+#[cfg(loom)]
+pub use mutex::{Mutex, MutexGuard};
 pub use once::{Once, OnceLock, OnceState};
 pub use rwlock::RawRwLock;
 #[cfg(not(loom))]

@@ -647,3 +647,106 @@ pub type MutexGuard<'a, T> = lock_api::MutexGuard<'a, RawMutex, T>;
 /// A guard for a part of the data behind a [`Mutex`] (from `MutexGuard::map`).
 #[cfg(not(loom))]
 pub type MappedMutexGuard<'a, T> = lock_api::MappedMutexGuard<'a, RawMutex, T>;
+
+/// The loom build's [`Mutex`]: `lock_api::Mutex` cannot be built there (its
+/// `RawMutex::INIT` must be a `const`, and loom's atomics have no `const` constructor), so
+/// this stand-in gives the shape [`Condvar`](super::Condvar) needs (`lock`, the guard's
+/// `Deref`/`DerefMut`, [`MutexGuard::unlocked`]) over the same [`RawMutex`]: the loom models
+/// drive the real condition variable and the real lock. The data cell itself is not
+/// loom-tracked; the lock around it is.
+#[cfg(loom)]
+pub struct Mutex<T: ?Sized> {
+    raw: RawMutex,
+    data: std::cell::UnsafeCell<T>,
+}
+
+#[cfg(loom)]
+// SAFETY: the data is reached only through a `MutexGuard`, which exists only while `raw`
+// is held, so one thread at a time touches it (lock_api's `Mutex` makes the same claim).
+unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+
+#[cfg(loom)]
+impl<T: ?Sized> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mutex")
+            .field("raw", &self.raw)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(loom)]
+impl<T> Mutex<T> {
+    /// An unlocked mutex holding `value`.
+    pub fn new(value: T) -> Self {
+        Mutex {
+            raw: RawMutex::new(),
+            data: std::cell::UnsafeCell::new(value),
+        }
+    }
+}
+
+#[cfg(loom)]
+impl<T: ?Sized> Mutex<T> {
+    /// Locks, parking while the lock is taken.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.raw.lock();
+        MutexGuard { mutex: self }
+    }
+}
+
+/// The loom build's [`MutexGuard`] (see [`Mutex`]): the lock is held while it lives.
+#[cfg(loom)]
+pub struct MutexGuard<'a, T: ?Sized> {
+    mutex: &'a Mutex<T>,
+}
+
+#[cfg(loom)]
+impl<T: ?Sized> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MutexGuard").finish_non_exhaustive()
+    }
+}
+
+#[cfg(loom)]
+impl<T: ?Sized> MutexGuard<'_, T> {
+    /// Releases the lock, runs `f`, and locks again, also if `f` unwinds (as
+    /// `lock_api::MutexGuard::unlocked`).
+    pub fn unlocked<F: FnOnce() -> U, U>(s: &mut Self, f: F) -> U {
+        struct Relock<'b>(&'b RawMutex);
+        impl Drop for Relock<'_> {
+            fn drop(&mut self) {
+                self.0.lock();
+            }
+        }
+        // SAFETY: the guard holds the lock; `Relock` takes it back before the guard can be
+        // used or dropped again.
+        unsafe { s.mutex.raw.unlock() };
+        let _relock = Relock(&s.mutex.raw);
+        f()
+    }
+}
+
+#[cfg(loom)]
+impl<T: ?Sized> std::ops::Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock (see `Mutex`'s `Sync`).
+        unsafe { &*self.mutex.data.get() }
+    }
+}
+
+#[cfg(loom)]
+impl<T: ?Sized> std::ops::DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard holds the lock, and `&mut self` makes this the only borrow.
+        unsafe { &mut *self.mutex.data.get() }
+    }
+}
+
+#[cfg(loom)]
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: the guard holds the lock.
+        unsafe { self.mutex.raw.unlock() };
+    }
+}
