@@ -310,7 +310,6 @@ impl G {
         // SAFETY: exclusivity is the caller's contract.
         unsafe { (*self.entry.get()).take() }
     }
-
 }
 
 impl Unpark for G {
