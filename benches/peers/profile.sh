@@ -8,7 +8,7 @@
 #   <bench>-<peer>.txt            the frames with the most self and total samples
 #   <bench>-<peer>-syscalls.txt   with --syscalls: `strace -c -f` of the same run (a
 #                                 separate run: strace slows it), and for echo the
-#                                 calls per round trip
+#                                 calls per round trip (100 x 1,000 round trips)
 # The peer binary is the one the comparison suite measures (bin/peer-<peer>, release,
 # no debug info): perf unwinds it with DWARF CFI (.eh_frame), Go with frame pointers.
 # echo and http profile the server only (perf attached to it while the load client,
@@ -74,33 +74,44 @@ callgraph=(--call-graph dwarf,16384)
 data=$TMP/perf-$bench-$peer.data
 port=$((17000 + RANDOM % 20000))
 
-# Starts the server on $port, drives it with the suite's client; "$@" wraps the
-# observation (perf record -p / strace -p), which gets the server's pid appended.
+# Starts the server on $port and drives it with the suite's client (echo: $2 round trips
+# per connection, 100 connections; http: wrk for $seconds). $1 says what watches the
+# server meanwhile: `perf` (perf record for $seconds, starting once the load runs) or
+# `strace` (strace -c -f for the whole load). The watcher is started directly (not in a
+# subshell) so that SIGINT reaches it.
 serve_and_load() {
-    local spid opid
+    local watch=$1 n=$2 spid wpid
     "bin/peer-$peer" "$bench" --procs "$procs" --port "$port" >/dev/null 2>"$TMP/profile-server.txt" &
     spid=$!
     for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
-    "$@" "$spid" &
-    opid=$!
-    sleep 0.5
-    if [ "$bench" = echo ]; then
-        "${client[@]}" "127.0.0.1:$port" -n 10000 -peer "$peer" -procs "$procs"
-    else
-        wrk -t2 -c100 -d"${seconds}s" "http://127.0.0.1:$port/" | grep -E 'Requests/sec|Latency'
+    if [ "$watch" = strace ]; then
+        strace -c -f -o "$TMP/strace.txt" -p "$spid" 2>/dev/null &
+        wpid=$!
+        sleep 0.5
     fi
-    kill -INT "$opid" 2>/dev/null || true
-    wait "$opid" 2>/dev/null || true
+    if [ "$bench" = echo ]; then
+        "${client[@]}" "127.0.0.1:$port" -n "$n" -peer "$peer" -procs "$procs" &
+    else
+        wrk -t2 -c100 -d"${seconds}s" --latency "http://127.0.0.1:$port/" >"$TMP/profile-wrk.txt" &
+    fi
+    local cpid=$!
+    if [ "$watch" = perf ]; then
+        sleep 0.5
+        perf record -q -F 999 "${callgraph[@]}" -o "$data" -p "$spid" -- sleep "$seconds" 2>/dev/null || true
+    fi
+    wait "$cpid" || true
+    [ "$bench" = http ] && grep -E 'Requests/sec|Latency|50%|99%' "$TMP/profile-wrk.txt"
+    if [ "$watch" = strace ]; then
+        kill -INT "$wpid" 2>/dev/null || true
+        wait "$wpid" 2>/dev/null || true
+    fi
     kill "$spid" 2>/dev/null || true
     wait "$spid" 2>/dev/null || true
 }
 
-perf_attach() { perf record -q -F 999 "${callgraph[@]}" -o "$data" -p "$1"; }
-strace_attach() { strace -c -f -o "$TMP/strace.txt" -p "$1"; }
-
 echo "profile.sh: recording $peer $bench --procs $procs (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 case $bench in
-echo | http) serve_and_load perf_attach ;;
+echo | http) serve_and_load perf 10000 ;;
 *) perf record -q -F 999 "${callgraph[@]}" -o "$data" -- \
     "bin/peer-$peer" "$bench" --procs "$procs" ;;
 esac
@@ -113,15 +124,16 @@ head -n 20 "$OUT/$bench-$peer.txt"
 if [ -n "$syscalls" ]; then
     echo "profile.sh: counting system calls (a second run, under strace)" >&2
     case $bench in
-    echo | http) serve_and_load strace_attach >"$TMP/strace-load.txt" ;;
+    # echo: 100 connections x 1,000 round trips (strace slows the server down).
+    echo | http) serve_and_load strace 1000 >"$TMP/strace-load.txt" ;;
     *) strace -c -f -o "$TMP/strace.txt" "bin/peer-$peer" "$bench" --procs "$procs" >/dev/null ;;
     esac
     {
         echo "# system calls: $peer $bench (procs $procs), strace -c -f$( [ "$bench" = echo ] || [ "$bench" = http ] && echo " of the server")"
         cat "$TMP/strace.txt"
         if [ "$bench" = echo ]; then
-            # 100 connections x 10,000 round trips.
-            awk '$NF == "total" {printf "\ncalls per round trip: %.2f\n", $4 / 1000000}' "$TMP/strace.txt"
+            # 100 connections x 1,000 round trips.
+            awk '$NF == "total" {printf "\ncalls per round trip: %.2f\n", $4 / 100000}' "$TMP/strace.txt"
         fi
     } >"$OUT/$bench-$peer-syscalls.txt"
     tail -n 25 "$OUT/$bench-$peer-syscalls.txt"

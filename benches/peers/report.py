@@ -36,6 +36,8 @@ WHAT = {
     "park1m-mem": "1,000,000 tasks each block on their own channel: RSS growth per task",
     "starve": "worst lateness of a 10 ms sleep while a tight loop hogs the only proc",
     "mutex": "1,000 tasks each lock one mutex 1,000 times around an increment",
+    "semaphore": "1,000 tasks share 4 permits, each acquires and releases 1,000 times",
+    "waitgroup": "10,000 rounds: start 100 tasks that each call done once, then wait",
     "echo": "TCP echo, 100 connections x 10,000 round trips of 64 bytes",
     "http": "HTTP/1.1 keep-alive hello, wrk -t2 -c100 -d5s",
 }

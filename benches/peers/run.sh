@@ -52,6 +52,8 @@ idlemem   2  5  30
 park1m    2  5  60
 starve    1  5  30
 mutex     2  5  30
+semaphore 2  5  30
+waitgroup 2  5  30
 echo      2  5  60
 http      2  5  30
 "
@@ -69,7 +71,7 @@ if [ -n "${QUICK:-}" ] || [ -n "${SMALL:-}" ]; then
 fi
 if [ -n "${QUICK:-}" ]; then
     RUNS=${RUNS:-1}
-    BENCHES=${BENCHES:-spawn skynet pingpong yield mpmc mpmc0 timers idlemem park1m starve mutex}
+    BENCHES=${BENCHES:-spawn skynet pingpong yield mpmc mpmc0 timers idlemem park1m starve mutex semaphore waitgroup}
 fi
 [ -z "${SMALL:-}" ] || SIZE_FLAG=(--small)
 TMP=$ROOT/bench-results/tmp
@@ -188,13 +190,20 @@ run_once() { # peer bench procs timeout
             out=$(timeout -k 5 "$t" "${ECHO_CLIENT_BIN[@]}" "127.0.0.1:$port" -n "$n" -peer "$peer" \
                 -procs "$procs" 2>>"$TMP/stderr.txt") || rc=$?
         else
-            local d=5s rps errs
+            local d=5s rps errs p50 p99 wline
             [ -z "${SMALL:-}" ] || d=1s
-            out=$(timeout -k 5 "$t" wrk -t2 -c100 -d"$d" "http://127.0.0.1:$port/" 2>>"$TMP/stderr.txt") || rc=$?
+            out=$(timeout -k 5 "$t" wrk -t2 -c100 -d"$d" --latency "http://127.0.0.1:$port/" 2>>"$TMP/stderr.txt") || rc=$?
             rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+            # The latency distribution's 50% and 99% lines, in microseconds.
+            p50=$(wrk_percentile 50 <<<"$out")
+            p99=$(wrk_percentile 99 <<<"$out")
             errs=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' '_' | tr '\n' ';' || true)
             out=""
-            [ -z "$rps" ] || out="$line value=$rps unit=req/s${errs:+ note=$errs}"
+            wline="RESULT bench=$bench-%s peer=$peer procs=$procs value=%s unit=%s${errs:+ note=$errs}\n"
+            if [ -n "$rps" ]; then
+                # shellcheck disable=SC2059 # the format is ours
+                out=$(printf "$wline" rate "$rps" req/s p50 "${p50:-FAIL}" us p99 "${p99:-FAIL}" us)
+            fi
         fi
         if [ -n "${SMALL:-}" ] && [ -n "$out" ]; then out=$(sed -E '/ note=/s/$/;size=small/; / note=/!s/$/ note=size=small/' <<<"$out"); fi
         # The server must survive its load: a crash is a FAIL even after a rate came back.
@@ -225,6 +234,15 @@ run_once() { # peer bench procs timeout
 }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# wrk --latency prints "     99%    2.14ms": the value of percentile $1 in microseconds.
+wrk_percentile() {
+    awk -v p="$1%" '$1 == p {
+        v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+        f = (u == "us") ? 1 : (u == "ms") ? 1000 : (u == "s") ? 1000000 : (u == "m") ? 60000000 : -1
+        if (f > 0) printf "%.1f\n", v * f
+    }'
+}
 
 machine() {
     echo "- date: $start_date to $(date -u '+%H:%M UTC')"
@@ -265,7 +283,7 @@ if [ -z "${REPORT_ONLY:-}" ]; then
     while read -r bench procs _ _; do
         if [ -n "$bench" ] && selected "$bench"; then
             for peer in "${PEERS[@]}"; do
-                sed -i -E "/ bench=$bench(-[a-z]+)? peer=$peer procs=$procs /d" "$RAW"
+                sed -i -E "/ bench=$bench(-[a-z0-9]+)? peer=$peer procs=$procs /d" "$RAW"
             done
         fi
     done <<<"$PLAN"

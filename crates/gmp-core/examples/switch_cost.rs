@@ -71,6 +71,15 @@ fn main() {
         });
         black_box(matches!(co.resume(), Resume::Returned(())));
     };
+    let region_touch = best_ns(20, 5, || touch(Stack::new(1 << 20).unwrap())) / PAGES as f64;
+    let region_fresh = best_ns(20, 200, || {
+        let mut co = Coroutine::new(Stack::new(gmp_core::DEFAULT_STACK_SIZE).unwrap(), |_| {
+            black_box(1u64)
+        });
+        black_box(matches!(co.resume(), Resume::Returned(1)));
+    });
+    // The older kernels' paths: stacks with mappings of their own, then userfaultfd chunks.
+    gmp_core::stack::set_guard_regions(false);
     let guarded_touch = best_ns(20, 5, || touch(Stack::new(1 << 20).unwrap())) / PAGES as f64;
     let limit = gmp_core::stack::guarded_stack_limit();
     gmp_core::stack::set_guarded_stack_limit(0);
@@ -81,6 +90,8 @@ fn main() {
     );
     drop(chunk);
     let chunk_touch = best_ns(20, 5, || touch(Stack::new(1 << 20).unwrap())) / PAGES as f64;
+    println!("first touch of a stack page, guard region:   {region_touch:6.0} ns");
+    println!("create + run + finish, fresh guard-region:   {region_fresh:6.0} ns");
     println!("first touch of a stack page, guarded stack:  {guarded_touch:6.0} ns");
     println!("first touch of a stack page, chunk stack:    {chunk_touch:6.0} ns");
     let fresh_chunk = best_ns(20, 200, || {
@@ -100,6 +111,7 @@ fn main() {
     });
     println!("create + run + finish, pooled cold stack:    {cold:6.0} ns");
     gmp_core::stack::set_guarded_stack_limit(limit);
+    gmp_core::stack::set_guard_regions(true);
 
     let thread = best_ns(10, 50, || {
         black_box(std::thread::spawn(|| black_box(1u64)).join().unwrap());

@@ -105,6 +105,7 @@ fn touch_deep(pages: usize) -> u64 {
 fn run_child_case(case: &str) {
     match case {
         "uffd-large-frame" => {
+            stack::set_guard_regions(false);
             stack::set_guarded_stack_limit(0);
             // Slots are handed out top-down: `lower` is the slot right below `upper`.
             let upper = Stack::new(64 * 1024).unwrap();
@@ -126,6 +127,7 @@ fn run_child_case(case: &str) {
             let _ = low.resume();
         }
         "uffd-recursion" => {
+            stack::set_guard_regions(false);
             stack::set_guarded_stack_limit(0);
             // The first slot handed out is the highest of its chunk: other slots below.
             let s = Stack::new(64 * 1024).unwrap();
@@ -137,6 +139,7 @@ fn run_child_case(case: &str) {
             drop(below);
         }
         "uffd-syscall" => {
+            stack::set_guard_regions(false);
             stack::set_guarded_stack_limit(0);
             let s = Stack::new(256 * 1024).unwrap();
             assert_eq!(s.protection(), StackProtection::Userfault);
@@ -170,6 +173,7 @@ fn run_child_case(case: &str) {
             println!("SYSCALL-OK");
         }
         "uffd-recycled" => {
+            stack::set_guard_regions(false);
             stack::set_guarded_stack_limit(0);
             // No hot set: every stack put back gives its pages back (MADV_DONTNEED).
             let pool = gmp_core::StackPool::with_limits(64 * 1024, 8, 0);
@@ -187,6 +191,7 @@ fn run_child_case(case: &str) {
             drop(below);
         }
         "uffd-fork" => {
+            stack::set_guard_regions(false);
             stack::set_guarded_stack_limit(0);
             let s = Stack::new(64 * 1024).unwrap();
             let below = Stack::new(64 * 1024).unwrap();
@@ -254,6 +259,7 @@ fn run_child_case(case: &str) {
             let _ = a.join();
         }
         "no-uffd" => {
+            stack::set_guard_regions(false);
             stack::set_guarded_stack_limit(0);
             stack::set_userfaultfd(false);
             let e = Stack::new(64 * 1024).unwrap_err();
@@ -276,12 +282,44 @@ fn run_child_case(case: &str) {
             co.set_label(7, Some("deep"));
             let _ = co.resume();
         }
+        "guard-mapping" => {
+            // A stack with a mapping of its own (kernels before 6.13, or this switch).
+            stack::set_guard_regions(false);
+            let mut co = Coroutine::new(Stack::new(64 * 1024).unwrap(), |_| recurse_forever(0));
+            assert_eq!(co.stack().protection(), StackProtection::GuardPage);
+            assert_eq!(stack::guarded_stacks_alive(), 1);
+            co.set_label(8, Some("mapped"));
+            let _ = co.resume();
+        }
+        "region-large-frame" => {
+            // Guard-region chunk stacks (the default on Linux 6.13+): neighbours in one
+            // mapping, a guard region between them.
+            let upper = Stack::new(64 * 1024).unwrap();
+            let lower = Stack::new(64 * 1024).unwrap();
+            assert_eq!(upper.protection(), StackProtection::GuardPage);
+            assert_eq!(stack::guarded_stacks_alive(), 0, "not guard-region stacks");
+            assert_eq!(
+                upper.bottom() as usize - lower.top() as usize,
+                4096,
+                "not neighbours"
+            );
+            let mut low = Coroutine::new(lower, neighbour);
+            low.set_label(30, Some("neighbour"));
+            assert!(matches!(low.resume(), Resume::Suspended));
+            let target = NEIGHBOUR_LOCALS.load(std::sync::atomic::Ordering::SeqCst);
+            let mut up = Coroutine::new(upper, move |_| big_frame(target));
+            up.set_label(31, Some("big-frame"));
+            let _ = up.resume();
+            eprintln!("large frame not detected");
+            let _ = low.resume();
+        }
         "guard-unnamed" => {
             let mut co = Coroutine::new(Stack::new(32 * 1024).unwrap(), |_| recurse_forever(0));
             co.set_label(12345, None);
             let _ = co.resume();
         }
         "canary" => {
+            stack::set_guard_regions(false);
             stack::set_guarded_stack_limit(0);
             stack::set_userfaultfd(false);
             // SAFETY: the overflow is the test; the process aborts right after it.
@@ -301,6 +339,7 @@ fn run_child_case(case: &str) {
         "canary-chunk-guard" => {
             // The lowest stack of a chunk has the chunk's guard page below its red zone:
             // an overflow there faults and is reported at once.
+            stack::set_guard_regions(false);
             stack::set_guarded_stack_limit(0);
             stack::set_userfaultfd(false);
             // SAFETY: the overflow is the test; the process aborts right after it.
@@ -401,6 +440,42 @@ fn guard_page_overflow_prints_message_and_aborts() {
         err.contains("goroutine 7 ('deep') has overflowed its stack (65536 bytes)\n"),
         "stderr: {err}"
     );
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGABRT),
+        "status {status:?}, stderr: {err}"
+    );
+}
+
+#[test]
+fn own_mapping_guard_page_overflow_prints_message_and_aborts() {
+    let (status, _, err) = run_case("guard-mapping");
+    assert!(
+        err.contains("goroutine 8 ('mapped') has overflowed its stack (65536 bytes)\n"),
+        "stderr: {err}"
+    );
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGABRT),
+        "status {status:?}, stderr: {err}"
+    );
+}
+
+/// On kernels without guard regions (before 6.13) the stacks fall back to the other
+/// kinds and this case's `guarded_stacks_alive() == 0` fails: it is skipped there.
+#[test]
+fn guard_region_large_frame_is_reported_before_the_neighbour_is_touched() {
+    let (status, _, err) = run_case("region-large-frame");
+    if err.contains("not guard-region stacks") {
+        eprintln!("skipped: this kernel has no MADV_GUARD_INSTALL (Linux 6.13+)");
+        return;
+    }
+    assert!(
+        err.contains("goroutine 31 ('big-frame') has overflowed its stack (65536 bytes)\n"),
+        "stderr: {err}"
+    );
+    assert!(!err.contains("NEIGHBOUR CORRUPTED"), "stderr: {err}");
+    assert!(!err.contains("not detected"), "stderr: {err}");
     assert_eq!(
         status.signal(),
         Some(libc::SIGABRT),

@@ -63,7 +63,10 @@ fn runtimes() -> Vec<Arc<Sched>> {
 ///
 /// Each parked goroutine's backtrace is taken on its own stack (module docs); running
 /// goroutines are listed with their state, and the caller's own stack is shown under
-/// its entry when it is a goroutine (else first, as the calling thread). Safe to call
+/// its entry when it is a goroutine (else first, as the calling thread). Runnable
+/// goroutines waiting in run queues are listed as `[runnable]`: the dump takes them out
+/// of the queues while it reads them and puts them back on the global queue (Go stops
+/// the world instead), so they run a moment later, perhaps on another P. Safe to call
 /// from a goroutine, a plain thread, or the `GMP_TRACEBACK=all` SIGQUIT path; it never
 /// disturbs a running goroutine.
 ///
@@ -109,6 +112,14 @@ fn dump_runtime<W: Write>(w: &mut W, sched: &Arc<Sched>, me: Option<u64>) -> io:
     running.sort_unstable();
     running.dedup();
     let mut gs = sched.registry.all();
+    // Runnable goroutines that never parked are in no registry: take them out of the
+    // run queues for the listing (put back below).
+    let queued = take_queued(sched);
+    for g in &queued {
+        if !gs.iter().any(|r| Arc::ptr_eq(r, g)) {
+            gs.push(g.clone());
+        }
+    }
     gs.sort_by_key(|g| g.id);
     for id in &running {
         if gs.iter().any(|g| g.id == *id) {
@@ -128,14 +139,45 @@ fn dump_runtime<W: Write>(w: &mut W, sched: &Arc<Sched>, me: Option<u64>) -> io:
         listed += 1;
         write_goroutine(w, sched, g, me, now)?;
     }
+    drop(gs);
+    if !queued.is_empty() {
+        sched.global.push_batch(queued);
+        sched.wakep();
+    }
     let unlisted = sched.num_goroutine().saturating_sub(listed);
     if unlisted > 0 {
+        // Goroutines between a queue and an M while we looked (a thief's hands, or
+        // just spawned): Go stops the world for a dump; we do not.
         writeln!(
             w,
-            "({unlisted} runnable goroutine(s) that have never parked are not listed)\n"
+            "({unlisted} goroutine(s) in transit between run queues were not listed)\n"
         )?;
     }
     Ok(())
+}
+
+/// The runnable goroutines that have never parked are in no registry (spawning one
+/// takes no lock). Go stops the world to list them; we take them out of every P's run
+/// queue with the thieves' own protocol (`runnext` included) and out of the global
+/// queue, so that the dump owns them while it reads them. The caller puts them back on
+/// the global queue: they run a moment later, perhaps on another P. A P that keeps
+/// refilling its queue is visited a bounded number of times.
+fn take_queued(sched: &Sched) -> Vec<crate::g::GRef> {
+    let (scratch, _) = gmp_queue::local::<crate::g::GRef>();
+    let mut out = Vec::new();
+    for pp in sched.allp.iter() {
+        for _ in 0..16 {
+            match pp.stealer.steal_into(&scratch, true) {
+                Some(g) => {
+                    out.push(g);
+                    out.extend(scratch.drain());
+                }
+                None => break,
+            }
+        }
+    }
+    out.extend(sched.global.drain());
+    out
 }
 
 fn write_goroutine<W: Write>(

@@ -129,8 +129,8 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
                 let _waiting = FutureWait::new();
                 // The park hook parks this goroutine (`goroutine()` agreed with it: a
                 // running, non-unwinding goroutine); a wake-up may be spurious, and a
-                // spurious poll is allowed by `Future`'s contract.
-                gmp_core::park::park();
+                // spurious poll is allowed by `Future`'s contract. Dumps show `future`.
+                gmp_core::park::park_for(gmp_core::park::WaitReason::Future);
             }
         }
         None => {

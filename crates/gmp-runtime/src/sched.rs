@@ -90,8 +90,9 @@ pub(crate) struct Sched {
     /// Goroutines in `blocking` calls.
     pub(crate) nsyscall: AtomicUsize,
     next_m_id: AtomicU64,
-    /// Goroutines started minus goroutines exited (`num_goroutine`). Signed: a
-    /// goroutine may exit on a different counter shard than it started on.
+    /// Goroutines started minus goroutines exited (`num_goroutine`): one shard per P,
+    /// written only by the P's owner, and a last one shared by threads without a P.
+    /// Signed: a goroutine may exit on a different shard than it started on.
     ngoroutine: Box<[crossbeam_utils::CachePadded<gmp_core::sync::atomic::AtomicI64>]>,
     pub(crate) stack_pool: StackPool,
     /// Dead Gs beyond the Ps' own caches (Go: `sched.gFree`): a P whose cache is full
@@ -244,9 +245,8 @@ impl Sched {
             .and_then(enter);
         let g = match owned {
             Some(p) => {
-                // The live-goroutine count, on our P's shard, without a second look
-                // at the thread-local M context.
-                self.ngoroutine[p.id()].fetch_add(1, Ordering::Relaxed);
+                // The live-goroutine count, on our P's shard.
+                self.count_goroutine_owned(p.id(), 1);
                 crate::metrics::PStats::bump(&p.p().stats.spawned);
                 let g = make(p.take_g());
                 crate::trace::go_create(self, Some(p.id()), &g);
@@ -544,20 +544,24 @@ impl Sched {
 
 impl Sched {
     /// The counter shard of the caller: its P's, else the shared last one.
-    fn shard(&self) -> usize {
-        match m::ctx() {
-            Some(c) if std::ptr::eq(&*c.sched, self) => c.p.get().unwrap_or(self.nprocs()),
-            _ => self.nprocs(),
-        }
+    /// Adds `delta` to the live count of P `p`'s shard. The caller owns P `p` (an
+    /// `OwnedP`): a P's shard is written only by its owner, so a load and a store do
+    /// (an RMW here was a quarter of `spawn_g`'s samples). Relaxed: a count, published
+    /// to the P's next owner by the ownership hand-off.
+    pub(crate) fn count_goroutine_owned(&self, p: usize, delta: i64) {
+        let c = &self.ngoroutine[p];
+        c.store(c.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
     }
 
+    /// A goroutine started by a thread that owns no P of this runtime: counted on the
+    /// shared shard (an RMW: any thread may write it).
     pub(crate) fn goroutine_started(&self) {
-        // Relaxed RMW on (mostly) our own P's line: a count, not a guard.
-        self.ngoroutine[self.shard()].fetch_add(1, Ordering::Relaxed);
+        self.ngoroutine[self.nprocs()].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn goroutine_exited(&self) {
-        self.ngoroutine[self.shard()].fetch_sub(1, Ordering::Relaxed);
+    /// A goroutine ended on an M that owns no P (its P was retaken meanwhile).
+    pub(crate) fn goroutine_exited_unowned(&self) {
+        self.ngoroutine[self.nprocs()].fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Live goroutines (Go: `runtime.NumGoroutine`).

@@ -235,7 +235,10 @@ fn gdestroy(c: &MCtx, g: GRef) {
     if g.registry_slot.get() != usize::MAX {
         sched.registry.remove(g.registry_slot.get());
     }
-    sched.goroutine_exited();
+    match &owned {
+        Some(p) => sched.count_goroutine_owned(p.id(), -1),
+        None => sched.goroutine_exited_unowned(),
+    }
     // Go: `gfput`. Keep the G for the next spawn if nobody else holds it (no join
     // handle, no timer entry, no unparker).
     let mut g = g;

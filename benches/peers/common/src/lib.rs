@@ -31,6 +31,10 @@ pub const TIMER_ROUNDS: usize = 10;
 pub const TIMER_SLEEP: Duration = Duration::from_millis(1);
 /// mutex: the tasks contending for the one mutex.
 pub const MUTEX_TASKS: usize = 1000;
+/// semaphore: the permits the [`MUTEX_TASKS`] tasks share.
+pub const SEM_PERMITS: usize = 4;
+/// waitgroup: the tasks started (each calls `done` once) per round.
+pub const WG_TASKS: usize = 100;
 /// starve: how many times the bench task sleeps while the hog spins.
 pub const STARVE_SLEEPS: usize = 20;
 /// starve: the length of one of those sleeps.
@@ -57,8 +61,11 @@ pub struct Sizes {
     pub park1m: usize,
     /// starve: how long the hog spins.
     pub starve_hog: Duration,
-    /// mutex: lock + unlock round trips per task ([`MUTEX_TASKS`] tasks).
+    /// mutex and semaphore: lock + unlock (acquire + release) round trips per task
+    /// ([`MUTEX_TASKS`] tasks).
     pub mutex_ops: u64,
+    /// waitgroup: rounds of [`WG_TASKS`] tasks.
+    pub wg_rounds: usize,
 }
 
 impl Sizes {
@@ -74,6 +81,7 @@ impl Sizes {
         park1m: 1_000_000,
         starve_hog: Duration::from_secs(2),
         mutex_ops: 1000,
+        wg_rounds: 10_000,
     };
     /// One hundredth, for `--small` smoke runs.
     pub const SMALL: Sizes = Sizes {
@@ -87,6 +95,7 @@ impl Sizes {
         park1m: 10_000,
         starve_hog: Duration::from_millis(500),
         mutex_ops: 10,
+        wg_rounds: 100,
     };
 }
 
@@ -177,7 +186,7 @@ impl Args {
     pub fn unknown_bench(&self) -> ! {
         eprintln!(
             "peer-{}: unknown bench {:?} (spawn skynet pingpong yield mpmc mpmc0 timers \
-             idlemem park1m starve echo http)",
+             idlemem park1m starve mutex semaphore waitgroup echo http)",
             self.peer, self.bench
         );
         std::process::exit(2)

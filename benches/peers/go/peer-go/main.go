@@ -29,6 +29,8 @@ const (
 	starveSleeps  = 20
 	starveSleep   = 10 * time.Millisecond
 	mutexTasks    = 1000
+	semPermits    = 4
+	wgTasks       = 100
 )
 
 // The sizes: full by default, one hundredth with --small (a smoke test).
@@ -43,6 +45,7 @@ var (
 	park1mN      = 1_000_000
 	starveHog    = 2 * time.Second
 	mutexOps     = 1000 // per task; mutexTasks tasks
+	wgRounds     = 10_000
 )
 
 var procs, port int
@@ -61,13 +64,14 @@ func main() {
 	if small {
 		spawnN, skynetLeaves, pingpongN, yieldN = 10_000, 10_000, 10_000, 50_000
 		mpmcN, timerTasks, idleN, starveHog = 100_000, 1_000, 1_000, 500*time.Millisecond
-		mutexOps, park1mN = 10, 10_000
+		mutexOps, park1mN, wgRounds = 10, 10_000, 100
 	}
 	runtime.GOMAXPROCS(procs)
 	benches := map[string]func(){
 		"spawn": spawn, "skynet": skynet, "pingpong": pingpong, "yield": yield,
 		"mpmc": func() { mpmc("mpmc", mpmcCap) }, "mpmc0": func() { mpmc("mpmc0", 0) },
 		"timers": timers, "starve": starve, "mutex": mutexBench,
+		"semaphore": semaphoreBench, "waitgroup": waitGroupBench,
 		"idlemem": func() { idle("idlemem", idleN) }, "park1m": func() { idle("park1m", park1mN) },
 		"echo": func() { serve(echoConn) }, "http": func() { serve(httpConn) },
 	}
@@ -214,6 +218,55 @@ func mpmc(name string, capacity int) {
 }
 
 // mutexTasks goroutines each take one sync.Mutex mutexOps times around an increment.
+// semaphoreBench: mutexTasks goroutines share semPermits permits of Go's semaphore
+// idiom, a buffered channel, each acquiring and releasing mutexOps times.
+func semaphoreBench() {
+	sem := make(chan struct{}, semPermits)
+	var wg sync.WaitGroup
+	var count atomic.Int64
+	wg.Add(mutexTasks)
+	t := time.Now()
+	for i := 0; i < mutexTasks; i++ {
+		go func() {
+			for j := 0; j < mutexOps; j++ {
+				sem <- struct{}{}
+				count.Add(1)
+				<-sem
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(t)
+	if count.Load() != int64(mutexTasks*mutexOps) {
+		panic("semaphore: wrong count")
+	}
+	report("semaphore", nsPer(el, mutexTasks*mutexOps), "ns/acquire", "buffered_channel")
+}
+
+// waitGroupBench: wgRounds rounds of wgTasks goroutines that each call Done once on a
+// sync.WaitGroup, then Wait.
+func waitGroupBench() {
+	var count atomic.Int64
+	t := time.Now()
+	for r := 0; r < wgRounds; r++ {
+		var wg sync.WaitGroup
+		wg.Add(wgTasks)
+		for i := 0; i < wgTasks; i++ {
+			go func() {
+				count.Add(1)
+				wg.Done()
+			}()
+		}
+		wg.Wait()
+	}
+	el := time.Since(t)
+	if count.Load() != int64(wgRounds*wgTasks) {
+		panic("waitgroup: wrong count")
+	}
+	report("waitgroup", nsPer(el, wgRounds*wgTasks), "ns/done", "")
+}
+
 func mutexBench() {
 	var mu sync.Mutex
 	var wg sync.WaitGroup

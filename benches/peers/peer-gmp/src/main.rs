@@ -41,6 +41,8 @@ fn run(a: &Args) {
         "mpmc0" => mpmc(a, 0),
         "timers" => timers(a),
         "mutex" => mutex(a),
+        "semaphore" => semaphore(a),
+        "waitgroup" => waitgroup(a),
         "idlemem" => idle(a, "idlemem", a.sizes.idle),
         "park1m" => idle(a, "park1m", a.sizes.park1m),
         "starve" => starve(a),
@@ -233,6 +235,55 @@ fn mutex(a: &Args) {
 /// idlemem and park1m: `n` goroutines each block receiving on their own channel.
 /// Reports the RSS growth per goroutine once all have started, and for park1m also the
 /// time from the first spawn until the last has started (and so is about to park).
+/// `MUTEX_TASKS` goroutines share `SEM_PERMITS` permits of gmp's `sync::Semaphore`,
+/// each acquiring and releasing `mutex_ops` times around an atomic increment.
+fn semaphore(a: &Args) {
+    let ops = a.sizes.mutex_ops;
+    let sem = Arc::new(gmp_runtime::sync::Semaphore::new(SEM_PERMITS));
+    let count = Arc::new(AtomicUsize::new(0));
+    let g = Group::new(MUTEX_TASKS);
+    let t = Instant::now();
+    for _ in 0..MUTEX_TASKS {
+        let (sem, count, g) = (sem.clone(), count.clone(), g.clone());
+        go(move || {
+            for _ in 0..ops {
+                let _permit = sem.acquire();
+                count.fetch_add(1, Relaxed);
+            }
+            g.done();
+        });
+    }
+    g.wait();
+    let el = t.elapsed();
+    let total = MUTEX_TASKS as u64 * ops;
+    assert_eq!(count.load(Relaxed) as u64, total);
+    a.report("semaphore", ns_per(el, total), "ns/acquire", "");
+}
+
+/// `wg_rounds` rounds: start `WG_TASKS` goroutines that each call `done` once on gmp's
+/// `sync::WaitGroup`, then `wait`. Reported per `done` (spawning included, as in Go).
+fn waitgroup(a: &Args) {
+    let rounds = a.sizes.wg_rounds;
+    let count = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    for _ in 0..rounds {
+        let wg = Arc::new(gmp_runtime::sync::WaitGroup::new());
+        wg.add(WG_TASKS as isize);
+        for _ in 0..WG_TASKS {
+            let (wg, count) = (wg.clone(), count.clone());
+            go(move || {
+                count.fetch_add(1, Relaxed);
+                wg.done();
+            });
+        }
+        wg.wait();
+    }
+    let el = t.elapsed();
+    let total = (rounds * WG_TASKS) as u64;
+    assert_eq!(count.load(Relaxed) as u64, total);
+    a.report("waitgroup", ns_per(el, total), "ns/done", "");
+}
+
 fn idle(a: &Args, bench: &str, n: usize) {
     let started = Arc::new(AtomicUsize::new(0));
     let g = Group::new(n);

@@ -39,6 +39,8 @@ fn run(a: &Args) {
         "mpmc0" => mpmc_bench(a, 0),
         "timers" => timers(a),
         "mutex" => mutex(a),
+        "semaphore" => a.not_available("semaphore", "ns/acquire", "not_written_for_may"),
+        "waitgroup" => a.not_available("waitgroup", "ns/done", "not_written_for_may"),
         "idlemem" => idle(a, "idlemem", a.sizes.idle),
         "park1m" => idle(a, "park1m", a.sizes.park1m),
         "starve" => starve(a),

@@ -36,6 +36,8 @@ fn main() {
         "mpmc0" => mpmc(&a, 0),
         "timers" => timers(&a),
         "mutex" => mutex(&a),
+        "semaphore" => a.not_available("semaphore", "ns/acquire", "std_has_no_semaphore"),
+        "waitgroup" => a.not_available("waitgroup", "ns/done", "std_has_no_wait_group"),
         "idlemem" => idle(&a, "idlemem", a.sizes.idle),
         "park1m" => idle(&a, "park1m", a.sizes.park1m),
         "starve" => starve(&a),

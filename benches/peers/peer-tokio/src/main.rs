@@ -35,6 +35,8 @@ async fn run(a: Args) {
         "mpmc0" => mpmc(&a, 0).await,
         "timers" => timers(&a).await,
         "mutex" => mutex(&a).await,
+        "semaphore" => semaphore(&a).await,
+        "waitgroup" => a.not_available("waitgroup", "ns/done", "tokio_has_no_wait_group"),
         "idlemem" => idle(&a, "idlemem", a.sizes.idle).await,
         "park1m" => idle(&a, "park1m", a.sizes.park1m).await,
         "starve" => starve(&a).await,
@@ -210,6 +212,30 @@ async fn mutex(a: &Args) {
     let total = MUTEX_TASKS as u64 * ops;
     assert_eq!(*m.lock().await, total);
     a.report("mutex", ns_per(el, total), "ns/lock", "");
+}
+
+/// `MUTEX_TASKS` tasks share `SEM_PERMITS` permits of `tokio::sync::Semaphore`.
+async fn semaphore(a: &Args) {
+    let ops = a.sizes.mutex_ops;
+    let sem = Arc::new(tokio::sync::Semaphore::new(SEM_PERMITS));
+    let count = Arc::new(AtomicUsize::new(0));
+    let g = Group::new(MUTEX_TASKS);
+    let t = Instant::now();
+    for _ in 0..MUTEX_TASKS {
+        let (sem, count, g) = (sem.clone(), count.clone(), g.clone());
+        tokio::spawn(async move {
+            for _ in 0..ops {
+                let _permit = sem.acquire().await.expect("semaphore closed");
+                count.fetch_add(1, Relaxed);
+            }
+            g.done();
+        });
+    }
+    g.wait().await;
+    let el = t.elapsed();
+    let total = MUTEX_TASKS as u64 * ops;
+    assert_eq!(count.load(Relaxed) as u64, total);
+    a.report("semaphore", ns_per(el, total), "ns/acquire", "");
 }
 
 async fn timers(a: &Args) {

@@ -261,8 +261,9 @@ impl Header {
         }
     }
 
-    /// The waiter's side: parks until the completer has set the final state.
-    fn wait_done(&self) -> u8 {
+    /// The waiter's side: parks until the completer has set the final state; `reason` is
+    /// what a goroutine dump shows meanwhile.
+    fn wait_done(&self, reason: WaitReason) -> u8 {
         loop {
             // Acquire: pairs with the completer's Release store, so the message (READY)
             // is visible.
@@ -270,7 +271,7 @@ impl Header {
             if s != PENDING {
                 return s;
             }
-            park::park();
+            park::park_for(reason);
         }
     }
 
@@ -536,7 +537,8 @@ impl<T> Channel<T> {
                     // below, never both (the guard is disarmed first).
                     unsafe { Header::release(packet) }
                 });
-                let state = p.hdr.wait_done();
+                // Case 4's peer: a receive waiting for a select's send arm to write.
+                let state = p.hdr.wait_done(WaitReason::ChanReceive);
                 guard.disarm();
                 if state == READY {
                     // SAFETY: READY: the completer is done with the message.
@@ -657,7 +659,7 @@ impl<T> Channel<T> {
                     }))
                 }
                 // Case 1: a receiver is taking the message.
-                Selected::Operation(_) => match p.hdr.wait_done() {
+                Selected::Operation(_) => match p.hdr.wait_done(WaitReason::ChanSend) {
                     READY => Some(Ok(())),
                     _ => {
                         // CANCELLED: the receiver gave up before taking it; try again.
@@ -745,7 +747,7 @@ impl<T> Channel<T> {
                     }))
                 }
                 // Case 2: a sender is writing into our packet.
-                Selected::Operation(_) => match p.hdr.wait_done() {
+                Selected::Operation(_) => match p.hdr.wait_done(WaitReason::ChanReceive) {
                     READY => Some(Ok(
                         // SAFETY: READY: the sender is done with the message.
                         unsafe { p.take_msg() }.expect("gmp_chan: ready packet is empty"),
@@ -838,7 +840,7 @@ impl<T> Channel<T> {
             unsafe { Header::release(packet) }
         });
         // SAFETY: we hold the owner's reference.
-        let state = unsafe { &*packet }.wait_done();
+        let state = unsafe { &*packet }.wait_done(WaitReason::Select);
         guard.disarm();
         if state == READY {
             token.zero = ZeroToken {
