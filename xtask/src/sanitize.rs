@@ -5,10 +5,12 @@
 //! - The sanitizer builds use `cargo +nightly`, `--target <host>` (so build scripts and
 //!   proc-macros are not instrumented) and their own target directory,
 //!   `<target>/sanitize-<kind>`, so the normal build is never invalidated.
-//! - std is not rebuilt with the sanitizer (`-Zbuild-std` needs the `rust-src` component
-//!   and a full std build, far too slow for CI on 2 cores): ASan does not need it;
-//!   TSan then cannot see std's own synchronisation and reports false races inside std
-//!   (see `TSAN_SUPPRESSIONS`), so the TSan run is offered, not part of CI.
+//! - ASan runs against the prebuilt std (it does not need an instrumented one). TSan does:
+//!   where the nightly toolchain has the `rust-src` component, std is rebuilt with the
+//!   sanitizer (`-Zbuild-std`, a few minutes more) and no suppression is used; without it,
+//!   TSan cannot see std's own synchronisation and reports false races inside std
+//!   (suppressed by `TSAN_SUPPRESSIONS`, which also hides real ones there). Either way
+//!   the TSan run is too slow for CI on 2 cores: it is offered, not part of CI.
 //! - Which tests: every crate's unit tests and most integration tests, minus the loom
 //!   models, the proptests (slow under a sanitizer), the benches, and the tests that
 //!   fight the sanitizer by design (`fault_injection`: RLIMIT_AS against ASan's shadow
@@ -39,6 +41,21 @@ fn host_triple() -> String {
         .find_map(|l| l.strip_prefix("host: "))
         .unwrap_or("x86_64-unknown-linux-gnu")
         .to_string()
+}
+
+/// True if the nightly toolchain has std's sources (`rustup component add rust-src
+/// --toolchain nightly`), which `-Zbuild-std` needs.
+fn nightly_rust_src() -> bool {
+    Command::new("rustc")
+        .args(["+nightly", "--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| {
+            Path::new(String::from_utf8_lossy(&o.stdout).trim())
+                .join("lib/rustlib/src/rust/library/std")
+                .exists()
+        })
+        .unwrap_or(false)
 }
 
 /// Tests each crate runs under a sanitizer: `(crate, test targets)`; `"--lib"` is the
@@ -134,9 +151,18 @@ fn sanitizer(ci: &mut Ci, kind: &str, ci_subset: bool) {
     let dir = target_dir().join(format!("sanitize-{kind}"));
     let host = host_triple();
     let supp = target_dir().join("tsan-suppressions.txt");
+    // An instrumented std for TSan where its sources are here (module docs).
+    let build_std = kind == "thread" && nightly_rust_src();
     if kind == "thread" {
         std::fs::create_dir_all(target_dir()).ok();
-        std::fs::write(&supp, TSAN_SUPPRESSIONS).expect("write the TSan suppressions");
+        let rules = if build_std { "" } else { TSAN_SUPPRESSIONS };
+        std::fs::write(&supp, rules).expect("write the TSan suppressions");
+        if !build_std {
+            eprintln!(
+                "xtask sanitize: no rust-src for nightly: TSan runs against an uninstrumented \
+                 std, with suppressions (rustup component add rust-src --toolchain nightly)"
+            );
+        }
     }
     for (krate, mut tests) in suite(ci_subset) {
         if kind == "thread" {
@@ -150,6 +176,13 @@ fn sanitizer(ci: &mut Ci, kind: &str, ci_subset: bool) {
             // after dropping a runtime); `deadlock`: its three tests hang under TSan
             // (to investigate: the detector's idle-thread accounting under TSan).
             tests.retain(|t| !matches!(*t, "deadline" | "deadlock" | "scheduler_regressions"));
+            // `coroutine_in_goroutine` hangs inside TSan's runtime with an instrumented
+            // std: the Ms sit in std's SIGSEGV handler, blocked on TSan's slot lock (a
+            // fault taken while TSan held it). Its race report without an instrumented
+            // std was real: the park commit did not release the goroutine's saved
+            // context (fixed; gmp-core's loom model
+            // `committed_context_is_visible_to_whoever_resumes_the_waiter`).
+            tests.retain(|t| *t != "coroutine_in_goroutine");
         }
         let tests = existing(krate, &tests);
         if tests.is_empty() {
@@ -159,8 +192,15 @@ fn sanitizer(ci: &mut Ci, kind: &str, ci_subset: bool) {
         let mut cmd = Command::new("cargo");
         cmd.args(["+nightly", "test", "--release", "--target", &host])
             .arg("--target-dir")
-            .arg(&dir)
+            .arg(if build_std {
+                dir.join("build-std")
+            } else {
+                dir.clone()
+            })
             .args(["-p", krate]);
+        if build_std {
+            cmd.arg("-Zbuild-std");
+        }
         for t in &tests {
             if *t == "--lib" {
                 cmd.arg("--lib");
@@ -171,12 +211,14 @@ fn sanitizer(ci: &mut Ci, kind: &str, ci_subset: bool) {
         cmd.args(["--", "--test-threads=2"]);
         // -Cunsafe-allow-abi-mismatch: std is not rebuilt with the sanitizer (see the
         // module docs); the mismatch is the point of not rebuilding it.
+        let mismatch = if build_std {
+            ""
+        } else {
+            " -Cunsafe-allow-abi-mismatch=sanitizer"
+        };
         cmd.env(
             "RUSTFLAGS",
-            format!(
-                "-Zsanitizer={kind} --cfg {cfg} -Cunsafe-allow-abi-mismatch=sanitizer \
-                 -Cforce-frame-pointers=yes"
-            ),
+            format!("-Zsanitizer={kind} --cfg {cfg}{mismatch} -Cforce-frame-pointers=yes"),
         )
         .env("RUST_TEST_THREADS", "2");
         if kind == "address" {

@@ -279,8 +279,11 @@ fn park_inner_for(deadline: Option<Instant>, reason: WaitReason) {
 /// Orderings: acquiring the permit (`NOTIFIED -> EMPTY`) is `Acquire`, and every
 /// store of `NOTIFIED` is `Release`, so whatever the waker wrote before `unpark`
 /// (a value handed over through a channel slot, a ready flag) is visible to the
-/// waiter once it returns from `park`. No StoreLoad ordering is needed: all
-/// transitions are RMWs on this one word.
+/// waiter once it returns from `park`. The other way, committing a park
+/// (`EMPTY -> PARKED`) is `Release` and every transition that takes a parked waiter
+/// over (`unpark` seeing `PARKED`, `cancel_park`, `begin_capture`) is `Acquire`: the
+/// winner may resume the waiter elsewhere and must see what it wrote before parking.
+/// No StoreLoad ordering is needed: all transitions are RMWs on this one word.
 #[derive(Debug, Default)]
 pub struct ParkState(AtomicU8);
 
@@ -308,15 +311,22 @@ impl ParkState {
     /// arrived meanwhile; the permit is then consumed and the waiter must not sleep.
     #[inline]
     pub fn commit_park(&self) -> bool {
+        // Success Release: parking hands the waiter over. Whoever wins the right to wake
+        // it (an `unpark` that sees PARKED, a timer's `cancel_park`, a dump's
+        // `begin_capture`) may resume it on another thread, and must see everything
+        // written before the commit — for a goroutine, the context its switch saved on
+        // its stack and its G's fields (loom: `committed_context_is_visible_to_whoever_
+        // resumes_the_waiter`; ThreadSanitizer found it with an instrumented std).
+        // Failure Acquire: pairs with the Release of the unpark that set NOTIFIED (an
+        // Acquire on failure rather than a fence after it: the same edge, and one
+        // ThreadSanitizer sees).
         match self
             .0
-            .compare_exchange(EMPTY, PARKED, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(EMPTY, PARKED, Ordering::Release, Ordering::Acquire)
         {
             Ok(_) => true,
             Err(NOTIFIED) => {
-                // Acquire: pairs with the Release of the unpark that set NOTIFIED.
                 self.0.store(EMPTY, Ordering::Relaxed);
-                crate::sync::atomic::fence(Ordering::Acquire);
                 false
             }
             Err(s) => panic!("gmp_core::park: two waiters share one park state (state {s})"),
@@ -328,8 +338,10 @@ impl ParkState {
     /// goroutine), exactly once.
     #[inline]
     pub fn unpark(&self) -> bool {
-        // Release: publishes the waker's writes to the waiter's Acquire.
-        self.0.swap(NOTIFIED, Ordering::Release) == PARKED
+        // Release: publishes the waker's writes to the waiter's Acquire. Acquire: a
+        // waker that sees PARKED takes the waiter over (it readies it, and someone
+        // resumes it): it must see the waiter's writes before `commit_park`.
+        self.0.swap(NOTIFIED, Ordering::AcqRel) == PARKED
     }
 
     /// A sleeper that woke (signalled, timed out, or spuriously) leaves the parked

@@ -108,3 +108,43 @@ fn capture_racing_unpark_and_timeout_wakes_exactly_once() {
         assert_eq!(wakes.load(Ordering::SeqCst), 1);
     });
 }
+
+/// The goroutine hand-off (the runtime's park protocol on a bare `ParkState`): the
+/// parking side writes its context (for a goroutine: the registers its switch pushed on
+/// its stack, its G's fields) and then commits the park; whoever then wins the right
+/// to wake it — an unparker that saw `PARKED`, or a timer whose `cancel_park` succeeded —
+/// resumes it, possibly on another thread, and reads that context. The commit must
+/// therefore release and the winner acquire: with a relaxed commit (or an unpark that
+/// only releases) loom reports the context read as racing the write.
+#[test]
+fn committed_context_is_visible_to_whoever_resumes_the_waiter() {
+    use gmp_core::park::ParkState;
+    use gmp_core::sync::UnsafeCell;
+    for timer in [false, true] {
+        loom::model(move || {
+            let st = Arc::new(ParkState::new());
+            let ctx = Arc::new(UnsafeCell::new(0u64));
+            let (st2, ctx2) = (st.clone(), ctx.clone());
+            let waker = thread::spawn(move || {
+                let won = if timer {
+                    st2.cancel_park()
+                } else {
+                    st2.unpark()
+                };
+                if won {
+                    // We resume the waiter: its saved context must be complete.
+                    // SAFETY: the waiter committed and we won it: it is ours.
+                    let v = ctx2.with(|p| unsafe { *p });
+                    assert_eq!(v, 42);
+                }
+            });
+            // The waiter's side, up to the commit (the switch has saved the context).
+            // SAFETY: nobody can resume the waiter before the commit below.
+            ctx.with_mut(|p| unsafe { *p = 42 });
+            if !st.commit_park() {
+                // An unpark came first: the waiter runs on itself.
+            }
+            waker.join().unwrap();
+        });
+    }
+}

@@ -79,7 +79,7 @@ use crate::select::Token;
 use crate::utils;
 use crate::waker::Waker;
 use gmp_core::park::{self, Unparker, WaitReason};
-use gmp_core::sync::atomic::{self, AtomicU8, AtomicUsize, Ordering};
+use gmp_core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use gmp_core::sync::{Mutex, UnsafeCell};
 use std::alloc::{self, Layout};
 use std::marker::PhantomData;
@@ -253,9 +253,14 @@ impl Header {
         // SAFETY: alive while we hold our reference.
         let hdr = unsafe { &*h };
         // Release: our uses of the packet happen before the free; the last holder's
-        // Acquire fence below makes them (and the other party's) visible to the drop.
+        // Acquire load below makes them (and the other party's) visible to the drop.
         if hdr.refs.fetch_sub(1, Ordering::Release) == 1 {
-            atomic::fence(Ordering::Acquire);
+            // An Acquire load of the count rather than an Acquire fence: the same
+            // synchronisation (it reads the value our RMW wrote, at the end of the release
+            // sequence of every earlier decrement), and ThreadSanitizer, which does not
+            // model fences, sees it (std's `Arc` does the same under TSan). With a fence,
+            // TSan reported the packet's later free racing the other party's last read.
+            hdr.refs.load(Ordering::Acquire);
             // SAFETY: no reference left.
             unsafe { (hdr.free)(h) };
         }
