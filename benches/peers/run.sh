@@ -292,15 +292,24 @@ if [ -z "${REPORT_ONLY:-}" ]; then
     # median absorbs) rather than every run of one.
     max_runs=$(awk 'NF && $3 > m { m = $3 } END { print m }' <<<"$PLAN")
     round_loads=()
+    # Benchmark hygiene: numbers taken beside other work are not numbers. The 1-minute
+    # average at the start says whether something else was running; later rounds
+    # include the suite's own previous round (2 CPUs busy), so they are printed, and
+    # warned about only before the first.
+    first_load=$(cut -d' ' -f1 /proc/loadavg)
+    if awk -v l="$first_load" 'BEGIN { exit !(l > 0.5) }'; then
+        note "WARNING: load average $first_load > 0.5 before the first round: something else is running; the numbers will be inflated"
+    fi
     for r in $(seq "${RUNS:-$max_runs}"); do
         round_loads+=("$(cut -d' ' -f1 /proc/loadavg)")
-        note "round $r of ${RUNS:-$max_runs} (load average $(loadavg))"
+        note "round $r of ${RUNS:-$max_runs} (load average before: $(loadavg))"
         while read -r bench procs runs t; do
             [ -n "$bench" ] && selected "$bench" && [ "$r" -le "${RUNS:-$runs}" ] || continue
             for peer in "${PEERS[@]}"; do
                 run_once "$peer" "$bench" "$procs" "$t" | tee -a "$RAW"
             done
         done <<<"$PLAN"
+        note "round $r done (load average after: $(loadavg))"
     done
     {
         machine
