@@ -134,7 +134,9 @@ fn sysmon(weak: Weak<Sched>) {
         if all_idle {
             // Nothing runs: give back all the stack memory beyond the hot set now,
             // before a long sleep, on a CPU nobody else wants.
-            sched.stack_pool.scavenge(usize::MAX);
+            if sched.stack_pool.excess() > 0 {
+                sched.stack_pool.scavenge(usize::MAX);
+            }
             if check_dead(&sched, &mut frozen) {
                 continue;
             }
