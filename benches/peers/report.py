@@ -40,6 +40,8 @@ WHAT = {
     "waitgroup": "10,000 rounds: start 100 tasks that each call done once, then wait",
     "echo": "TCP echo, 100 connections x 10,000 round trips of 64 bytes",
     "http": "HTTP/1.1 keep-alive hello, wrk -t2 -c100 -d5s",
+    "conns-time": "10,000 idle keep-alive connections, each served by its own task: time to open and serve them all",
+    "conns-mem": "10,000 idle keep-alive connections, each served by its own task: server RSS growth per connection",
 }
 COLOURS = {"gmp": "#d9480f", "go": "#1c7ed6", "tokio": "#7048e8", "may": "#2b8a3e",
            "threads": "#868e96"}

@@ -38,7 +38,7 @@ for p in "${PEERS[@]}"; do
     esac
 done
 
-# bench  procs  runs  timeout_s   (echo and http start a server that a load client drives)
+# bench  procs  runs  timeout_s   (echo, http and conns start a server that a load client drives)
 PLAN="
 spawn     2  5  30
 skynet    2  5  30
@@ -56,6 +56,7 @@ semaphore 2  5  30
 waitgroup 2  5  30
 echo      2  5  60
 http      2  5  30
+conns     2  5  60
 "
 
 OUT=$ROOT/bench-results
@@ -143,6 +144,9 @@ build() {
             ECHO_CLIENT_BIN=(bin/peer-loadgen --addr)
         fi
     fi
+    if selected conns && [ "${ECHO_CLIENT_BIN[0]:-}" != bin/peer-loadgen ] && ! build_rust peer-loadgen; then
+        note "conns has no client: building peer-loadgen failed"
+    fi
 }
 
 selected() { case " ${BENCHES:-$1} " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -213,6 +217,31 @@ run_once() { # peer bench procs timeout
         fi
         kill "$spid" 2>/dev/null || true
         wait "$spid" 2>/dev/null || true
+        ;;
+    conns)
+        # The server reports conns-mem and exits once it has served every connection;
+        # the client (the same for every peer) reports conns-time.
+        local n=10000 sout=$TMP/conns-server.txt
+        [ -z "${SMALL:-}" ] || n=100
+        next_port
+        timeout -k 5 "$t" "$bin" conns --procs "$procs" --port "$port" "${SIZE_FLAG[@]}" >"$sout" 2>"$err" &
+        spid=$!
+        if ! wait_port "$port"; then
+            kill "$spid" 2>/dev/null || true
+            wait "$spid" 2>/dev/null || true
+            echo "$line value=FAIL unit=- note=server_did_not_listen"
+            return
+        fi
+        out=$(timeout -k 5 "$t" bin/peer-loadgen --mode conns --addr "127.0.0.1:$port" --conns "$n" \
+            --peer "$peer" --procs "$procs" 2>>"$TMP/stderr.txt") || rc=$?
+        # A failed client leaves the server waiting for connections that never come.
+        [ "$rc" = 0 ] || kill "$spid" 2>/dev/null || true
+        local src=0
+        wait "$spid" || src=$?
+        [ "$rc" != 0 ] || rc=$src
+        # (The server marks its own line size=small; the client does not know the size.)
+        if [ -n "${SMALL:-}" ]; then out=$(sed -E '/^RESULT /{/ note=/s/$/;size=small/; / note=/!s/$/ note=size=small/}' <<<"$out"); fi
+        out=$(printf '%s\n' "$out" "$(cat "$sout")")
         ;;
     *)
         out=$(timeout -k 5 "$t" "$bin" "$bench" --procs "$procs" "${SIZE_FLAG[@]}" 2>"$err") || rc=$?

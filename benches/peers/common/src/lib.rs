@@ -66,6 +66,8 @@ pub struct Sizes {
     pub mutex_ops: u64,
     /// waitgroup: rounds of [`WG_TASKS`] tasks.
     pub wg_rounds: usize,
+    /// conns: idle keep-alive connections, each served by its own task.
+    pub conns: usize,
 }
 
 impl Sizes {
@@ -82,6 +84,7 @@ impl Sizes {
         starve_hog: Duration::from_secs(2),
         mutex_ops: 1000,
         wg_rounds: 10_000,
+        conns: 10_000,
     };
     /// One hundredth, for `--small` smoke runs.
     pub const SMALL: Sizes = Sizes {
@@ -96,6 +99,7 @@ impl Sizes {
         starve_hog: Duration::from_millis(500),
         mutex_ops: 10,
         wg_rounds: 100,
+        conns: 100,
     };
 }
 
@@ -111,7 +115,7 @@ pub fn mpmc_expected(n: u64) -> u64 {
 }
 
 /// The parsed command line of a peer.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Args {
     /// The peer's name, as in `RESULT ... peer=<name>`.
     pub peer: &'static str,
@@ -186,7 +190,7 @@ impl Args {
     pub fn unknown_bench(&self) -> ! {
         eprintln!(
             "peer-{}: unknown bench {:?} (spawn skynet pingpong yield mpmc mpmc0 timers \
-             idlemem park1m starve mutex semaphore waitgroup echo http)",
+             idlemem park1m starve mutex semaphore waitgroup echo http conns)",
             self.peer, self.bench
         );
         std::process::exit(2)
@@ -313,6 +317,63 @@ pub fn echo_conn<S: Read + Write>(mut s: S) {
             Ok(n) => {
                 if s.write_all(&buf[..n]).is_err() {
                     return;
+                }
+            }
+        }
+    }
+}
+
+/// conns: the read buffer of one connection's task (a keep-alive server's, kept small so
+/// that the figure is the runtime's cost per connection, not the buffer's).
+pub const CONNS_BUF: usize = 512;
+
+/// The server side of `conns`: counts the connections whose task has echoed the
+/// client's first byte, and when all [`Sizes::conns`] have, prints `conns-mem` (the RSS
+/// growth per connection since the listener was bound; the sockets' kernel buffers are
+/// not in RSS, so the figure is the runtime's and the task's) and exits the process,
+/// which closes every connection. The client (`peer-loadgen --mode conns`) reports
+/// `conns-time`.
+pub struct ConnsMeter {
+    args: Args,
+    before_kib: u64,
+    served: AtomicUsize,
+}
+
+impl ConnsMeter {
+    /// Call once the listener is bound, before the first accept: takes the RSS baseline.
+    pub fn new(a: &Args) -> Arc<ConnsMeter> {
+        Arc::new(ConnsMeter { args: a.clone(), before_kib: rss_kib(), served: AtomicUsize::new(0) })
+    }
+
+    /// Call when a connection's task has echoed its first byte. The last one reports
+    /// and exits.
+    pub fn served_first(&self) {
+        // Relaxed: a counter; only the increment that reaches the total acts on it.
+        if self.served.fetch_add(1, Ordering::Relaxed) + 1 == self.args.sizes.conns {
+            let after = rss_kib();
+            let per_conn = (after.saturating_sub(self.before_kib) * 1024) as f64
+                / self.args.sizes.conns as f64;
+            self.args.report("conns-mem", per_conn, "B/conn", "");
+            let _ = std::io::stdout().flush();
+            std::process::exit(0);
+        }
+    }
+}
+
+/// One `conns` connection (blocking-style I/O): echoes until EOF, telling `meter` after
+/// the first echo.
+pub fn conns_conn<S: Read + Write>(mut s: S, meter: &ConnsMeter) {
+    let mut buf = [0u8; CONNS_BUF];
+    let mut first = true;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+                if std::mem::take(&mut first) {
+                    meter.served_first();
                 }
             }
         }

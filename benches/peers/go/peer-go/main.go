@@ -31,6 +31,7 @@ const (
 	mutexTasks    = 1000
 	semPermits    = 4
 	wgTasks       = 100
+	connsBuf      = 512 // conns: one connection's read buffer
 )
 
 // The sizes: full by default, one hundredth with --small (a smoke test).
@@ -46,6 +47,7 @@ var (
 	starveHog    = 2 * time.Second
 	mutexOps     = 1000 // per task; mutexTasks tasks
 	wgRounds     = 10_000
+	connsN       = 10_000
 )
 
 var procs, port int
@@ -64,7 +66,7 @@ func main() {
 	if small {
 		spawnN, skynetLeaves, pingpongN, yieldN = 10_000, 10_000, 10_000, 50_000
 		mpmcN, timerTasks, idleN, starveHog = 100_000, 1_000, 1_000, 500*time.Millisecond
-		mutexOps, park1mN, wgRounds = 10, 10_000, 100
+		mutexOps, park1mN, wgRounds, connsN = 10, 10_000, 100, 100
 	}
 	runtime.GOMAXPROCS(procs)
 	benches := map[string]func(){
@@ -74,6 +76,7 @@ func main() {
 		"semaphore": semaphoreBench, "waitgroup": waitGroupBench,
 		"idlemem": func() { idle("idlemem", idleN) }, "park1m": func() { idle("park1m", park1mN) },
 		"echo": func() { serve(echoConn) }, "http": func() { serve(httpConn) },
+		"conns": conns,
 	}
 	b, ok := benches[bench]
 	if !ok {
@@ -447,5 +450,43 @@ func httpConn(c net.Conn) {
 func must(ok bool) {
 	if !ok {
 		panic("check failed")
+	}
+}
+
+// conns: serves connections until connsN of them have echoed the client's first byte,
+// then reports the RSS growth per connection since the listener was bound and exits
+// (the client, peer-loadgen --mode conns, reports the time).
+func conns() {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	must(err == nil)
+	before := rssKiB()
+	var served atomic.Int64
+	first := func() {
+		if served.Add(1) == int64(connsN) {
+			report("conns-mem", float64((rssKiB()-before)*1024)/float64(connsN), "B/conn", "")
+			os.Exit(0)
+		}
+	}
+	for {
+		c, err := ln.Accept()
+		must(err == nil)
+		go connsConn(c, first)
+	}
+}
+
+func connsConn(c net.Conn, first func()) {
+	defer c.Close()
+	buf := make([]byte, connsBuf)
+	for once := true; ; once = false {
+		n, err := c.Read(buf)
+		if err != nil {
+			return
+		}
+		if _, err := c.Write(buf[:n]); err != nil {
+			return
+		}
+		if once {
+			first()
+		}
 	}
 }

@@ -48,6 +48,7 @@ fn run(a: &Args) {
         "starve" => starve(a),
         "echo" => serve(a, echo_conn::<TcpStream>),
         "http" => serve(a, http_conn::<TcpStream>),
+        "conns" => conns(a),
         _ => a.unknown_bench(),
     }
 }
@@ -331,5 +332,16 @@ fn serve(a: &Args, conn: fn(TcpStream)) {
         let s = s.expect("accept");
         s.set_nodelay(true).expect("TCP_NODELAY");
         go(move || conn(s));
+    }
+}
+
+fn conns(a: &Args) {
+    let listener = TcpListener::bind(a.listen_addr()).expect("bind");
+    let meter = ConnsMeter::new(a);
+    for s in listener.incoming() {
+        let s = s.expect("accept");
+        s.set_nodelay(true).expect("TCP_NODELAY");
+        let meter = meter.clone();
+        go(move || conns_conn(s, &meter));
     }
 }

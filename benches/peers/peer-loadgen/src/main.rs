@@ -10,9 +10,15 @@
 //! compare, start the next), rather than one OS thread per connection, whose context
 //! switches would eat the server's CPU time.
 //!
+//! With `--mode conns` it is the client of the `conns` bench instead: it opens `--conns`
+//! connections (at most 64 not yet answered, well under every peer's listen backlog),
+//! each sends one byte and waits for its echo, and it prints `conns-time`, the time from
+//! the first connect until the last connection's echo. Then it holds them all open until
+//! the server, which reports its memory once it has served all of them, exits.
+//!
 //! ```text
 //! peer-loadgen --addr 127.0.0.1:7000 [--conns 100] [--n 10000] [--size 64]
-//!              [--threads 2] [--peer NAME] [--procs N]
+//!              [--threads 2] [--peer NAME] [--procs N] [--mode echo|conns]
 //! ```
 
 use mio::net::TcpStream;
@@ -31,12 +37,14 @@ struct Opts {
     threads: usize,
     peer: String,
     procs: usize,
+    /// `echo` (round trips per second) or `conns` (open and hold idle connections).
+    conns_mode: bool,
 }
 
 fn usage(why: &str) -> ! {
     eprintln!(
         "peer-loadgen: {why}\nusage: peer-loadgen --addr HOST:PORT [--conns 100] [--n 10000] \
-         [--size 64] [--threads 2] [--peer NAME] [--procs N]"
+         [--size 64] [--threads 2] [--peer NAME] [--procs N] [--mode echo|conns]"
     );
     exit(2)
 }
@@ -50,6 +58,7 @@ fn parse() -> Opts {
         threads: 2,
         peer: "?".into(),
         procs: 2,
+        conns_mode: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,6 +74,11 @@ fn parse() -> Opts {
             "threads" => o.threads = num(&flag, &v),
             "peer" => o.peer = v,
             "procs" => o.procs = num(&flag, &v),
+            "mode" => match v.as_str() {
+                "echo" => o.conns_mode = false,
+                "conns" => o.conns_mode = true,
+                _ => usage(&format!("unknown --mode {v:?} (echo or conns)")),
+            },
             _ => usage(&format!("unknown flag {flag:?}")),
         }
     }
@@ -184,8 +198,63 @@ fn event_loop(conns: Vec<std::net::TcpStream>, o: &Opts, start: &Barrier) {
     }
 }
 
+/// The conns client: opens `o.conns` connections, at most [`CONNS_WINDOW`] of them not
+/// yet answered; each sends one byte and reads its echo. Prints the time that took,
+/// then holds every connection until the server exits (it closes them all).
+fn conns(o: &Opts) {
+    /// Unanswered connections at most: below the smallest listen backlog of the peers
+    /// (std's 128), so that no peer is slowed by the kernel dropping SYNs.
+    const CONNS_WINDOW: usize = 64;
+    let (addr, n) = (o.addr, o.conns);
+    let t = Instant::now();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::net::TcpStream>(CONNS_WINDOW - 2);
+    let dialer = std::thread::spawn(move || {
+        for _ in 0..n {
+            let mut s = dial(addr);
+            s.set_nodelay(true).unwrap_or_else(|e| fail("TCP_NODELAY", e));
+            s.write_all(&[7]).unwrap_or_else(|e| fail("write", e));
+            if tx.send(s).is_err() {
+                return;
+            }
+        }
+    });
+    let mut held = Vec::with_capacity(n);
+    let mut b = [0u8; 1];
+    for mut s in rx {
+        match s.read(&mut b) {
+            Ok(1) if b[0] == 7 => held.push(s),
+            Ok(_) => fail("conns", format!("connection {}: bad or no echo", held.len())),
+            Err(e) => fail(&format!("conns: read the echo of connection {}", held.len()), e),
+        }
+    }
+    let el = t.elapsed();
+    if dialer.join().is_err() {
+        fail("conns", "the dialing thread panicked");
+    }
+    println!(
+        "RESULT bench=conns-time peer={} procs={} value={:.2} unit=ms",
+        o.peer,
+        o.procs,
+        el.as_secs_f64() * 1e3
+    );
+    // The server exits once it has served them all: wait for that (the first
+    // connection's end of file, or a reset), so that it is never measured half-closed.
+    let first = &mut held[0];
+    first.set_read_timeout(Some(Duration::from_secs(30))).unwrap_or_else(|e| fail("timeout", e));
+    match first.read(&mut b) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Ok(_) => fail("conns", "unexpected data after the echo"),
+        Err(e) => fail("conns: waiting for the server to exit", e),
+    }
+}
+
 fn main() {
     let o = Arc::new(parse());
+    if o.conns_mode {
+        conns(&o);
+        return;
+    }
     let mut groups: Vec<Vec<std::net::TcpStream>> = (0..o.threads).map(|_| Vec::new()).collect();
     for i in 0..o.conns {
         let s = dial(o.addr);

@@ -46,6 +46,7 @@ fn run(a: &Args) {
         "starve" => starve(a),
         "echo" => serve(a, echo_conn::<may::net::TcpStream>),
         "http" => serve(a, http_conn::<may::net::TcpStream>),
+        "conns" => conns(a),
         _ => a.unknown_bench(),
     }
 }
@@ -297,5 +298,16 @@ fn serve(a: &Args, conn: fn(may::net::TcpStream)) {
         let s = s.expect("accept");
         s.set_nodelay(true).expect("TCP_NODELAY");
         go!(move || conn(s));
+    }
+}
+
+fn conns(a: &Args) {
+    let listener = TcpListener::bind(a.listen_addr()).expect("bind");
+    let meter = ConnsMeter::new(a);
+    for s in listener.incoming() {
+        let s = s.expect("accept");
+        s.set_nodelay(true).expect("TCP_NODELAY");
+        let meter = meter.clone();
+        go!(move || conns_conn(s, &meter));
     }
 }

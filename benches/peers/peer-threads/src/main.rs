@@ -43,6 +43,7 @@ fn main() {
         "starve" => starve(&a),
         "echo" => serve(&a, echo_conn::<TcpStream>),
         "http" => serve(&a, http_conn::<TcpStream>),
+        "conns" => conns(&a),
         _ => a.unknown_bench(),
     }
 }
@@ -286,5 +287,16 @@ fn serve(a: &Args, conn: fn(TcpStream)) {
         let s = s.expect("accept");
         s.set_nodelay(true).expect("TCP_NODELAY");
         thread::spawn(move || conn(s));
+    }
+}
+
+fn conns(a: &Args) {
+    let listener = TcpListener::bind(a.listen_addr()).expect("bind");
+    let meter = ConnsMeter::new(a);
+    for s in listener.incoming() {
+        let s = s.expect("accept");
+        s.set_nodelay(true).expect("TCP_NODELAY");
+        let meter = meter.clone();
+        thread::spawn(move || conns_conn(s, &meter));
     }
 }

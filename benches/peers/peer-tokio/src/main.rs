@@ -42,6 +42,7 @@ async fn run(a: Args) {
         "starve" => starve(&a).await,
         "echo" => serve(&a, |s| tokio::spawn(echo_conn(s))).await,
         "http" => serve(&a, |s| tokio::spawn(http_conn(s))).await,
+        "conns" => conns(&a).await,
         _ => a.unknown_bench(),
     }
 }
@@ -341,6 +342,35 @@ async fn http_conn(mut s: TcpStream) {
             responses(k, &mut out);
             if s.write_all(&out).await.is_err() {
                 return;
+            }
+        }
+    }
+}
+
+async fn conns(a: &Args) {
+    let listener = TcpListener::bind(a.listen_addr()).await.expect("bind");
+    let meter = ConnsMeter::new(a);
+    loop {
+        let (s, _) = listener.accept().await.expect("accept");
+        s.set_nodelay(true).expect("TCP_NODELAY");
+        tokio::spawn(conns_conn(s, meter.clone()));
+    }
+}
+
+/// `common::conns_conn` for tokio: echoes until EOF, telling `meter` after the first echo.
+async fn conns_conn(mut s: TcpStream, meter: Arc<ConnsMeter>) {
+    let mut buf = [0u8; CONNS_BUF];
+    let mut first = true;
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+                if std::mem::take(&mut first) {
+                    meter.served_first();
+                }
             }
         }
     }
