@@ -157,6 +157,9 @@ impl Poller {
             }
             // Go's netpoll: IN, RDHUP, HUP, ERR wake readers; OUT, HUP, ERR wake writers.
             if bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
+                desc.note_read_event(
+                    bits & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0,
+                );
                 ready.extend(desc.rd.word.unblock(true, waiters));
             }
             if bits & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0 {

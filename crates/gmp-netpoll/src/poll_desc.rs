@@ -78,7 +78,18 @@ pub(crate) struct Desc {
     closing: AtomicBool,
     pub(crate) rd: Half,
     pub(crate) wr: Half,
+    /// The read side's events as the poller dispatched them, in steps of 2 (wrapping;
+    /// never reset, so that no value repeats across reuses of the descriptor), with
+    /// bit 0 set for good once an event reported end of stream, a hang-up or an error.
+    /// See [`PollDesc::read_drained`].
+    rd_events: AtomicU64,
+    /// The `rd_events` value taken before the last read that emptied the receive queue,
+    /// or [`NEVER_DRAINED`] (odd, so it never equals an even `rd_events`).
+    rd_drained: AtomicU64,
 }
+
+/// `Desc::rd_drained` when no read has been seen to empty the receive queue.
+const NEVER_DRAINED: u64 = 1;
 
 pub(crate) struct Half {
     pub(crate) word: WaitWord,
@@ -102,7 +113,21 @@ impl Desc {
             closing: AtomicBool::new(false),
             rd: Half::new(),
             wr: Half::new(),
+            rd_events: AtomicU64::new(0),
+            rd_drained: AtomicU64::new(NEVER_DRAINED),
         }
+    }
+
+    /// Called by the poller for each read-side event, before it wakes the reader (so
+    /// that a woken reader sees the new count). `closed`: the event reported end of
+    /// stream, a hang-up or an error, which makes a read worth trying from now on.
+    pub(crate) fn note_read_event(&self, closed: bool) {
+        // SeqCst: ordered with the reader's load of the count before its syscall
+        // (`PollDesc::read_ticket`) and its check in `read_drained`; see there.
+        if closed {
+            self.rd_events.fetch_or(1, SeqCst);
+        }
+        self.rd_events.fetch_add(2, SeqCst);
     }
 
     fn half(&self, dir: Direction) -> &Half {
@@ -363,6 +388,59 @@ impl PollDesc {
         self.desc().half(dir).word.is_ready()
     }
 
+    /// A snapshot of the read side's events, to take just before a read syscall whose
+    /// result may show that it emptied the receive queue (see [`PollDesc::read_drained`]).
+    pub fn read_ticket(&self) -> u64 {
+        self.desc().rd_events.load(SeqCst)
+    }
+
+    /// Records that a read begun after [`read_ticket`](PollDesc::read_ticket) returned
+    /// `ticket` emptied the receive queue: a stream read that returned fewer bytes than
+    /// asked (and more than none).
+    pub fn set_read_drained(&self, ticket: u64) {
+        // A ticket with the closed bit would never match again anyway.
+        self.desc().rd_drained.store(ticket, SeqCst);
+    }
+
+    /// True if the poller has dispatched no read event for this descriptor since a read
+    /// emptied its receive queue, and none that reported end of stream, a hang-up or an
+    /// error: a read now would fail with `EAGAIN`, so the caller may wait at once
+    /// (tokio clears its readiness after a short read for the same reason).
+    ///
+    /// Why that is sound with edge-triggered epoll: data arriving after the draining
+    /// read's syscall makes the kernel queue a new event, which the poller dispatches
+    /// (counting it in `note_read_event`) before it wakes the waiter; so either the count
+    /// moved (this returns false) or the event is still to come and the wait will see
+    /// it. Data that arrived before the ticket was taken was read by that syscall. Only
+    /// valid for waits through this poller (a goroutine's), and for stream sockets whose
+    /// short read means an empty queue (TCP; not while urgent data is pending, which
+    /// stops a read early: a peer that sends urgent data delays its own connection's
+    /// reads until it sends more, closes, or resets).
+    ///
+    /// ```
+    /// use gmp_netpoll::Poller;
+    /// use std::net::{TcpListener, TcpStream};
+    /// # fn main() -> std::io::Result<()> {
+    /// let l = TcpListener::bind("127.0.0.1:0")?;
+    /// let s = TcpStream::connect(l.local_addr()?)?;
+    /// let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+    /// let poller = Poller::new()?;
+    /// let pd = poller.register(&mut mio::unix::SourceFd(&fd))?;
+    /// assert!(!pd.read_drained()); // nothing read yet: try the syscall
+    /// let ticket = pd.read_ticket();
+    /// // ... a read syscall returns fewer bytes than asked ...
+    /// pd.set_read_drained(ticket);
+    /// assert!(pd.read_drained()); // until the poller reports another read event
+    /// # pd.deregister(&mut mio::unix::SourceFd(&fd))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_drained(&self) -> bool {
+        let d = self.desc();
+        let now = d.rd_events.load(SeqCst);
+        now & 1 == 0 && d.rd_drained.load(SeqCst) == now
+    }
+
     /// The persistent deadline of `dir`.
     pub fn deadline(&self, dir: Direction) -> Option<Instant> {
         self.desc().half(dir).deadline()
@@ -401,6 +479,9 @@ impl Drop for PollDesc {
         // are recognised as stale from now on (table.rs).
         d.seq.store(self.seq.wrapping_add(1) & GEN_MASK, SeqCst);
         d.closing.store(false, SeqCst);
+        // The next registration starts without a drained mark; `rd_events` keeps
+        // counting (a stale event's bump or closed bit only disables the hint).
+        d.rd_drained.store(NEVER_DRAINED, SeqCst);
         for half in [&d.rd, &d.wr] {
             // `&mut self`: nobody can be waiting through this handle (an unwinding waiter
             // removes itself first); a leftover READY is simply forgotten.

@@ -365,3 +365,141 @@ fn a_runtime_that_shuts_down_leaves_the_shared_poller_to_the_others() {
             .unwrap_or_else(|_| panic!("round {round}: runtime B's accept was never woken"));
     }
 }
+
+/// Runs `f` on a thread and fails the test if it has not finished within 30 s: the
+/// drained-read hint's failure mode would be a read that never returns.
+fn within_30s(what: &'static str, f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(()) => t.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            t.join().unwrap(); // re-raises the panic
+        }
+        Err(_) => panic!("{what}: hung (a read skipped its syscall and was never woken)"),
+    }
+}
+
+/// A connected pair: the gmp side (accepted inside the runtime) and a plain std client.
+fn pair_with_std_client() -> (TcpStream, std::net::TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (s, c)
+}
+
+// After a short read (which lets later reads skip the syscall until the poller reports
+// more), data, then end of stream arriving while nobody waits on the socket are still
+// read: the data, then 0. Each step is tried with the late bytes arriving before the
+// read (the poller has not polled yet) and after it (the reader is parked).
+#[test]
+fn reads_after_a_short_read_see_later_data_and_eof() {
+    within_30s("short read, then data and EOF", || {
+        let rt = rt();
+        block_on(&rt, || {
+            for late_first in [true, false] {
+                let (mut s, mut c) = pair_with_std_client();
+                let writer = std::thread::spawn(move || {
+                    // Late, so that the first read parks (registering with the poller).
+                    std::thread::sleep(Duration::from_millis(20));
+                    c.write_all(b"ab").unwrap();
+                    std::thread::sleep(Duration::from_millis(30));
+                    c.write_all(b"cd").unwrap();
+                    c.shutdown(std::net::Shutdown::Write).unwrap();
+                });
+                let mut buf = [0u8; 64];
+                let mut got = Vec::new();
+                loop {
+                    if late_first && got.len() == 2 {
+                        // Let "cd" and the FIN arrive before the next read.
+                        gmp_runtime::sleep(Duration::from_millis(100));
+                    }
+                    match s.read(&mut buf).unwrap() {
+                        0 => break,
+                        n => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                assert_eq!(got, b"abcd");
+                writer.join().unwrap();
+            }
+        });
+    });
+}
+
+// Thousands of short exchanges in lock step (each read is short, so each next read may
+// skip its syscall): every byte arrives, in order, and the peer's close ends the loop.
+#[test]
+fn lock_step_exchanges_after_short_reads() {
+    within_30s("lock-step exchanges", || {
+        let rt = rt();
+        block_on(&rt, || {
+            let (addr, server) = server(1, echo);
+            let client = go(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                let mut buf = [0u8; 64];
+                for i in 0..5_000u32 {
+                    c.write_all(&i.to_le_bytes()).unwrap();
+                    let mut got = 0;
+                    while got < 4 {
+                        got += c.read(&mut buf[got..]).unwrap();
+                    }
+                    assert_eq!(buf[..4], i.to_le_bytes());
+                }
+            });
+            client.join().unwrap();
+            server.join().unwrap();
+        });
+    });
+}
+
+// A short read in a goroutine, then the socket in non-blocking mode, or read from a
+// plain thread: data that arrived meanwhile is returned (the hint applies only to a
+// goroutine's blocking reads, whose wait goes through the poller).
+#[test]
+fn nonblocking_and_thread_reads_ignore_the_drained_hint() {
+    within_30s("non-blocking and thread reads after a short read", || {
+        let rt = rt();
+        let (s, mut c) = block_on(&rt, || {
+            let (mut s, c) = pair_with_std_client();
+            // Late, so that the first read parks (registering with the poller).
+            let w = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                (&c).write_all(b"x").unwrap();
+                c
+            });
+            let mut buf = [0u8; 64];
+            assert_eq!(s.read(&mut buf).unwrap(), 1);
+            let mut c = w.join().unwrap();
+            // Non-blocking with nothing there: WouldBlock at once, never a wait.
+            s.set_nonblocking(true).unwrap();
+            let e = s.read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::WouldBlock);
+            s.set_nonblocking(false).unwrap();
+            // More data while nobody waits: the poller has reported nothing since.
+            c.write_all(b"y").unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            s.set_nonblocking(true).unwrap();
+            assert_eq!(
+                s.read(&mut buf).unwrap(),
+                1,
+                "non-blocking read missed data"
+            );
+            assert_eq!(buf[0], b'y');
+            s.set_nonblocking(false).unwrap();
+            c.write_all(b"z").unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            (s, c)
+        });
+        // On a plain thread (outside the runtime): the byte is there.
+        let mut s = s;
+        let mut buf = [0u8; 64];
+        assert_eq!(s.read(&mut buf).unwrap(), 1);
+        assert_eq!(buf[0], b'z');
+        c.write_all(b"w").unwrap();
+        assert_eq!(s.read(&mut buf).unwrap(), 1);
+        assert_eq!(buf[0], b'w');
+    });
+}

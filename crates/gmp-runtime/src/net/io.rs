@@ -245,7 +245,26 @@ impl<S: AsFd> Io<S> {
         dir: Direction,
         f: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io_capped(dir, None, f)
+        self.io_inner(dir, None, None::<fn(&R) -> bool>, f)
+    }
+
+    /// A read from a stream socket whose short read means an empty receive queue (TCP)
+    /// into a buffer of `len` bytes: as [`Io::io`], but a goroutine skips the syscall
+    /// and waits at once while the poller has reported nothing since a short read
+    /// emptied the queue (`PollDesc::read_drained`, tokio's cleared readiness). In a
+    /// request/response exchange that read would fail with `EAGAIN`: half of an echo
+    /// server's reads did.
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        f: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.io_inner(
+            Direction::Read,
+            None,
+            Some(|&n: &usize| n > 0 && n < len),
+            f,
+        )
     }
 
     /// As [`Io::io`], but each wait lasts at most `cap` (doubling from 1 ms up to `cap`):
@@ -255,18 +274,50 @@ impl<S: AsFd> Io<S> {
         &self,
         dir: Direction,
         cap: Option<Duration>,
+        f: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io_inner(dir, cap, None::<fn(&R) -> bool>, f)
+    }
+
+    /// [`Io::io_capped`], and with `drained: Some(short)`, [`Io::read_stream`]
+    /// (`short` says whether a result shows that the read emptied the receive queue).
+    fn io_inner<R>(
+        &self,
+        dir: Direction,
+        cap: Option<Duration>,
+        drained: Option<impl Fn(&R) -> bool>,
         mut f: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
         let mut timeout: Option<Option<Instant>> = None;
         let mut backoff = Duration::from_millis(1);
         loop {
             self.check_deadline(dir)?;
-            match f(&self.sock) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                r => return r,
-            }
-            if self.opts.nonblocking.load(Relaxed) {
-                return Err(io::ErrorKind::WouldBlock.into());
+            let nonblocking = self.opts.nonblocking.load(Relaxed);
+            // The drained hint: only for a goroutine in blocking mode (its wait goes
+            // through the poller, whose next event for us moves the count; a thread
+            // waits with poll(2), and a non-blocking caller does not wait at all), and
+            // only once registered.
+            let hint = match (&drained, self.pd.get()) {
+                (Some(_), Some(Ok(pd))) if !nonblocking && crate::in_goroutine() => Some(pd),
+                _ => None,
+            };
+            if !hint.is_some_and(|pd| pd.read_drained()) {
+                let ticket = hint.map(|pd| pd.read_ticket());
+                match f(&self.sock) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Ok(n) => {
+                        if let (Some(pd), Some(t), Some(short)) = (hint, ticket, &drained) {
+                            if short(&n) {
+                                pd.set_read_drained(t);
+                            }
+                        }
+                        return Ok(n);
+                    }
+                    r => return r,
+                }
+                if nonblocking {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
             }
             let t = *timeout.get_or_insert_with(|| {
                 self.opts
