@@ -165,6 +165,23 @@ wait_port() { # port: wait up to 10 s for a listener
     return 1
 }
 
+# Starts server `bench` of peer binary `bin` on a fresh $port, its stdout to `out` and its
+# stderr to $err, killed after `t` seconds if `t` is set; sets $spid. False (the server
+# stopped) if it does not listen within 10 s.
+start_server() { # bin bench procs out t
+    next_port
+    if [ -n "$5" ]; then
+        timeout -k 5 "$5" "$1" "$2" --procs "$3" --port "$port" "${SIZE_FLAG[@]}" >"$4" 2>"$err" &
+    else
+        "$1" "$2" --procs "$3" --port "$port" "${SIZE_FLAG[@]}" >"$4" 2>"$err" &
+    fi
+    spid=$!
+    wait_port "$port" && return 0
+    kill "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    return 1
+}
+
 # One run: prints the RESULT line(s), or a FAIL/NA line saying why there is no value.
 run_once() { # peer bench procs timeout
     local peer=$1 bench=$2 procs=$3 t=$4 out="" rc=0 spid err=$TMP/stderr-last.txt
@@ -179,15 +196,10 @@ run_once() { # peer bench procs timeout
             echo "$line value=FAIL unit=- note=no_echo_client_built"
             return
         fi
-        next_port
-        "$bin" "$bench" --procs "$procs" --port "$port" "${SIZE_FLAG[@]}" >/dev/null 2>"$err" &
-        spid=$!
-        if ! wait_port "$port"; then
-            kill "$spid" 2>/dev/null || true
-            wait "$spid" 2>/dev/null || true
+        start_server "$bin" "$bench" "$procs" /dev/null "" || {
             echo "$line value=FAIL unit=- note=server_did_not_listen"
             return
-        fi
+        }
         if [ "$bench" = echo ]; then
             local n=10000
             [ -z "${SMALL:-}" ] || n=100
@@ -223,15 +235,10 @@ run_once() { # peer bench procs timeout
         # the client (the same for every peer) reports conns-time.
         local n=10000 sout=$TMP/conns-server.txt
         [ -z "${SMALL:-}" ] || n=100
-        next_port
-        timeout -k 5 "$t" "$bin" conns --procs "$procs" --port "$port" "${SIZE_FLAG[@]}" >"$sout" 2>"$err" &
-        spid=$!
-        if ! wait_port "$port"; then
-            kill "$spid" 2>/dev/null || true
-            wait "$spid" 2>/dev/null || true
+        start_server "$bin" conns "$procs" "$sout" "$t" || {
             echo "$line value=FAIL unit=- note=server_did_not_listen"
             return
-        fi
+        }
         out=$(timeout -k 5 "$t" bin/peer-loadgen --mode conns --addr "127.0.0.1:$port" --conns "$n" \
             --peer "$peer" --procs "$procs" 2>>"$TMP/stderr.txt") || rc=$?
         # A failed client leaves the server waiting for connections that never come.
