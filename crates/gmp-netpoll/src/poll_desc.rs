@@ -79,8 +79,9 @@ pub(crate) struct Desc {
     pub(crate) rd: Half,
     pub(crate) wr: Half,
     /// The read side's events as the poller dispatched them, in steps of 2 (wrapping;
-    /// never reset, so that no value repeats across reuses of the descriptor), with
-    /// bit 0 set for good once an event reported end of stream, a hang-up or an error.
+    /// the count is never reset, so that no value repeats across reuses of the
+    /// descriptor), with bit 0 set for the rest of the registration once an event
+    /// reported end of stream, a hang-up or an error.
     /// See [`PollDesc::read_drained`].
     rd_events: AtomicU64,
     /// The `rd_events` value taken before the last read that emptied the receive queue,
@@ -479,9 +480,11 @@ impl Drop for PollDesc {
         // are recognised as stale from now on (table.rs).
         d.seq.store(self.seq.wrapping_add(1) & GEN_MASK, SeqCst);
         d.closing.store(false, SeqCst);
-        // The next registration starts without a drained mark; `rd_events` keeps
-        // counting (a stale event's bump or closed bit only disables the hint).
+        // The next registration starts without a drained mark and without the closed
+        // bit; `rd_events` keeps counting (a stale event's bump or closed bit arriving
+        // after this only disables the hint for the next registration).
         d.rd_drained.store(NEVER_DRAINED, SeqCst);
+        d.rd_events.fetch_and(!1, SeqCst);
         for half in [&d.rd, &d.wr] {
             // `&mut self`: nobody can be waiting through this handle (an unwinding waiter
             // removes itself first); a leftover READY is simply forgotten.
@@ -519,6 +522,33 @@ impl Drop for Primary<'_> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    // A descriptor whose connection ended (closed bit set) and was then reused must
+    // not carry the bit over: the drained hint works again for the next registration.
+    #[test]
+    fn a_reused_descriptor_forgets_the_closed_bit() {
+        let poller = crate::Poller::new().unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
+        let pd = poller.register(&mut mio::unix::SourceFd(&fd)).unwrap();
+        let index = pd.index;
+        pd.desc().note_read_event(true);
+        pd.set_read_drained(pd.read_ticket());
+        assert!(!pd.read_drained(), "the closed bit must disable the hint");
+        pd.deregister(&mut mio::unix::SourceFd(&fd)).unwrap();
+        drop(pd);
+        let pd = poller.register(&mut mio::unix::SourceFd(&fd)).unwrap();
+        assert_eq!(pd.index, index, "the freed descriptor is reused");
+        assert!(!pd.read_drained(), "a new registration starts undrained");
+        pd.set_read_drained(pd.read_ticket());
+        assert!(
+            pd.read_drained(),
+            "the closed bit of the old registration leaked"
+        );
+        pd.desc().note_read_event(false);
+        assert!(!pd.read_drained(), "an event ends the drained state");
+        pd.deregister(&mut mio::unix::SourceFd(&fd)).unwrap();
+    }
 
     #[test]
     fn deadlines_encode_round_trip() {
