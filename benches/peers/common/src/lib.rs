@@ -311,15 +311,14 @@ pub fn hog(stop: &AtomicBool) -> u64 {
 /// Echoes every byte back until EOF (blocking-style I/O: threads, or a stackful runtime).
 pub fn echo_conn<S: Read + Write>(mut s: S) {
     let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if s.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
+    while echo_once(&mut s, &mut buf) {}
+}
+
+/// Reads once into `buf` and writes back what came; false at EOF or on an error.
+pub fn echo_once<S: Read + Write>(s: &mut S, buf: &mut [u8]) -> bool {
+    match s.read(buf) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => s.write_all(&buf[..n]).is_ok(),
     }
 }
 
@@ -329,7 +328,7 @@ pub const CONNS_BUF: usize = 512;
 
 /// The server side of `conns`: counts the connections whose task has echoed the
 /// client's first byte, and when all [`Sizes::conns`] have, prints `conns-mem` (the RSS
-/// growth per connection since the listener was bound; the sockets' kernel buffers are
+/// growth per connection since the meter was made; the sockets' kernel buffers are
 /// not in RSS, so the figure is the runtime's and the task's) and exits the process,
 /// which closes every connection. The client (`peer-loadgen --mode conns`) reports
 /// `conns-time`.
@@ -340,7 +339,7 @@ pub struct ConnsMeter {
 }
 
 impl ConnsMeter {
-    /// Call once the listener is bound, before the first accept: takes the RSS baseline.
+    /// Call before the first accept: takes the RSS baseline.
     pub fn new(a: &Args) -> Arc<ConnsMeter> {
         Arc::new(ConnsMeter { args: a.clone(), before_kib: rss_kib(), served: AtomicUsize::new(0) })
     }
@@ -364,19 +363,9 @@ impl ConnsMeter {
 /// the first echo.
 pub fn conns_conn<S: Read + Write>(mut s: S, meter: &ConnsMeter) {
     let mut buf = [0u8; CONNS_BUF];
-    let mut first = true;
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if s.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-                if std::mem::take(&mut first) {
-                    meter.served_first();
-                }
-            }
-        }
+    if echo_once(&mut s, &mut buf) {
+        meter.served_first();
+        while echo_once(&mut s, &mut buf) {}
     }
 }
 

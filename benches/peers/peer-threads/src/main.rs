@@ -281,22 +281,19 @@ fn starve(a: &Args) {
     a.report("starve", ms(worst), "ms", "");
 }
 
-fn serve(a: &Args, conn: fn(TcpStream)) {
+fn serve(a: &Args, conn: impl Fn(TcpStream) + Clone + Send + 'static) {
     let listener = TcpListener::bind(a.listen_addr()).expect("bind");
     for s in listener.incoming() {
         let s = s.expect("accept");
         s.set_nodelay(true).expect("TCP_NODELAY");
+        let conn = conn.clone();
         thread::spawn(move || conn(s));
     }
 }
 
+/// The RSS baseline is taken before the listener is bound (one socket: nothing per
+/// connection).
 fn conns(a: &Args) {
-    let listener = TcpListener::bind(a.listen_addr()).expect("bind");
     let meter = ConnsMeter::new(a);
-    for s in listener.incoming() {
-        let s = s.expect("accept");
-        s.set_nodelay(true).expect("TCP_NODELAY");
-        let meter = meter.clone();
-        thread::spawn(move || conns_conn(s, &meter));
-    }
+    serve(a, move |s| conns_conn(s, &meter));
 }

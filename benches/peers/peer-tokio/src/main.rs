@@ -318,15 +318,14 @@ where
 
 async fn echo_conn(mut s: TcpStream) {
     let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if s.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
-        }
+    while echo_once(&mut s, &mut buf).await {}
+}
+
+/// `common::echo_once` for tokio: reads once and writes back; false at EOF or an error.
+async fn echo_once(s: &mut TcpStream, buf: &mut [u8]) -> bool {
+    match s.read(buf).await {
+        Ok(0) | Err(_) => false,
+        Ok(n) => s.write_all(&buf[..n]).await.is_ok(),
     }
 }
 
@@ -347,31 +346,18 @@ async fn http_conn(mut s: TcpStream) {
     }
 }
 
+/// The RSS baseline is taken before the listener is bound (one socket: nothing per
+/// connection).
 async fn conns(a: &Args) {
-    let listener = TcpListener::bind(a.listen_addr()).await.expect("bind");
     let meter = ConnsMeter::new(a);
-    loop {
-        let (s, _) = listener.accept().await.expect("accept");
-        s.set_nodelay(true).expect("TCP_NODELAY");
-        tokio::spawn(conns_conn(s, meter.clone()));
-    }
+    serve(a, move |s| tokio::spawn(conns_conn(s, meter.clone()))).await
 }
 
 /// `common::conns_conn` for tokio: echoes until EOF, telling `meter` after the first echo.
 async fn conns_conn(mut s: TcpStream, meter: Arc<ConnsMeter>) {
     let mut buf = [0u8; CONNS_BUF];
-    let mut first = true;
-    loop {
-        match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if s.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-                if std::mem::take(&mut first) {
-                    meter.served_first();
-                }
-            }
-        }
+    if echo_once(&mut s, &mut buf).await {
+        meter.served_first();
+        while echo_once(&mut s, &mut buf).await {}
     }
 }
