@@ -1,6 +1,8 @@
 //! Context-switch and coroutine-lifecycle benchmarks.
 //!
 //! - `switch/round_trip`: one `resume` + one `suspend` of a suspended coroutine.
+//! - `switch/round_trip_initial_fp`: the same with `resume_with_initial_fp` (a
+//!   scheduler's resume: the resumer's FP control state is not saved).
 //! - `create_run_finish/pooled`: `StackPool::get`, `Coroutine::new`, run to completion,
 //!   `into_stack`, `StackPool::put`.
 //! - `create_run_finish/fresh_stack`: the same with `Stack::new` (mmap + mprotect) and the
@@ -18,6 +20,14 @@ fn switch(c: &mut Criterion) {
     c.bench_function("switch/round_trip", |b| {
         b.iter(|| {
             let r = co.resume();
+            debug_assert!(matches!(r, Resume::Suspended));
+            black_box(r);
+        })
+    });
+    gmp_core::coroutine::set_initial_fp_control();
+    c.bench_function("switch/round_trip_initial_fp", |b| {
+        b.iter(|| {
+            let r = co.resume_with_initial_fp();
             debug_assert!(matches!(r, Resume::Suspended));
             black_box(r);
         })

@@ -29,6 +29,12 @@ fn main() {
         black_box(co.resume());
     });
     println!("round trip (resume + suspend), gmp-core:     {ours:6.2} ns");
+    // A scheduler's resume: the resumer's FP control state is the initial one.
+    gmp_core::coroutine::set_initial_fp_control();
+    let initial = best_ns(300, 20_000, || {
+        black_box(co.resume_with_initial_fp());
+    });
+    println!("round trip, resume_with_initial_fp:          {initial:6.2} ns");
 
     let mut g = generator::Gn::<()>::new_scoped_opt(64 * 1024, |mut s| loop {
         s.yield_(0u64);

@@ -104,6 +104,12 @@ extern "C" fn resume_thunk(arg: *mut c_void) {
     assert!(matches!(co.resume(), Resume::Suspended));
 }
 
+extern "C" fn resume_initial_fp_thunk(arg: *mut c_void) {
+    // SAFETY: `arg` is a `&mut Coroutine<u64>` owned by the test, not otherwise in use.
+    let co = unsafe { &mut *(arg as *mut Coroutine<u64>) };
+    assert!(matches!(co.resume_with_initial_fp(), Resume::Suspended));
+}
+
 const MXCSR_A: u32 = 0x1F80 | (3 << 13) | (1 << 15); // round toward zero, FTZ
 const X87_A: u32 = 0x0F7F; // truncate
 const MXCSR_B: u32 = 0x1F80 | (1 << 13) | (1 << 6); // round down, DAZ
@@ -197,4 +203,79 @@ fn coroutine_changes_to_mxcsr_do_not_leak_to_resumer() {
         Resume::Returned(v) => assert_eq!(v, MXCSR_A & 0xffc0, "the coroutine lost its MXCSR"),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// `resume_with_initial_fp`: the resumer's integer callee-saved registers survive, its
+/// FP control state comes back as the ABI's initial one (by design: it is not saved),
+/// and the coroutine's own FP control state survives every switch, as with `resume`.
+#[test]
+fn resume_with_initial_fp_keeps_registers_and_the_coroutines_fp_state() {
+    let mut co: Coroutine<u64> = Coroutine::new(Stack::new(64 * 1024).unwrap(), |s| {
+        let mut failures = 0u64;
+        for round in 0..4u64 {
+            // SAFETY: the thunk suspends through `s`, which outlives the call.
+            let diff = unsafe {
+                gmp_test_check_callee_saved(
+                    suspend_thunk,
+                    s as *const Suspender as *mut c_void,
+                    MXCSR_A,
+                    X87_A,
+                    0xC0C0_0000_0000_0000 + round * 16,
+                )
+            };
+            if diff != 0 {
+                failures += 1;
+            }
+            s.suspend();
+        }
+        failures
+    });
+    // What the checker reports when only the FP control state changed from B to the
+    // initial values (control bits of MXCSR at bit 32, the x87 control word at bit 48).
+    let expected =
+        (u64::from((MXCSR_B ^ 0x1F80) & 0xffc0) << 32) | (u64::from(X87_B ^ 0x037F) << 48);
+    assert!(matches!(co.resume_with_initial_fp(), Resume::Suspended));
+    for round in 0..4u64 {
+        // SAFETY: `co` is ours and not otherwise borrowed during the call.
+        let diff = unsafe {
+            gmp_test_check_callee_saved(
+                resume_initial_fp_thunk,
+                &mut co as *mut Coroutine<u64> as *mut c_void,
+                MXCSR_B,
+                X87_B,
+                0x5EED_0000_0000_0000 + round * 16,
+            )
+        };
+        assert_eq!(
+            diff, expected,
+            "resume_with_initial_fp: {diff:#x}, expected only the FP control state to \
+             change to the initial one ({expected:#x})"
+        );
+        if round < 3 {
+            assert!(matches!(co.resume_with_initial_fp(), Resume::Suspended));
+        }
+    }
+    match co.resume_with_initial_fp() {
+        Resume::Returned(failures) => assert_eq!(
+            failures, 0,
+            "coroutine's callee-saved state changed across suspend"
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn set_initial_fp_control_resets_both_control_words() {
+    let v: u32 = MXCSR_B;
+    let cw: u16 = X87_B as u16;
+    // SAFETY: sets a non-default FP control state on this test thread only; it is reset
+    // below before any floating-point work.
+    unsafe {
+        std::arch::asm!("ldmxcsr [{}]", "fldcw [{}]", in(reg) &v, in(reg) &cw, options(nostack));
+    }
+    gmp_core::coroutine::set_initial_fp_control();
+    let mut x87: u16 = 0;
+    // SAFETY: stores the x87 control word into a local.
+    unsafe { std::arch::asm!("fnstcw [{}]", in(reg) &mut x87, options(nostack)) };
+    assert_eq!((read_mxcsr() & 0xffc0, x87), (0x1F80, 0x037F));
 }

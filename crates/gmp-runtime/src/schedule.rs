@@ -46,6 +46,11 @@ pub(crate) fn mstart(sched: Arc<Sched>, m: Arc<M>, p: Option<usize>, spinning: b
     sched.allm.lock().push(Arc::downgrade(&m));
     let ctx = MCtx::new(m, sched.clone());
     set_ctx(&ctx);
+    // `execute` resumes goroutines with `resume_with_initial_fp`, which does not save
+    // this thread's FP control state (`stmxcsr` was a seventh of a yield) and sets the
+    // initial one on every switch back; so this thread runs with the initial state
+    // from here on, whatever it inherited from the thread that created it.
+    gmp_core::coroutine::set_initial_fp_control();
     let prev_hook = gmp_core::park::set_hook(Some(&crate::proc::HOOK));
     if let Some(p) = p {
         acquirep(&ctx, p);
@@ -114,7 +119,9 @@ fn execute(c: &MCtx, g: GRef, inherit: bool) {
     let co = slot
         .as_mut()
         .expect("gmp: a runnable goroutine has no coroutine");
-    let r = co.resume();
+    // The M has the initial FP control state (set in `mstart`); the goroutine's own is
+    // saved and restored by the switch as always.
+    let r = co.resume_with_initial_fp();
     crate::trace::go_stop(c);
     // Back on the scheduler stack, on this same M.
     back_in_scheduler(c);

@@ -433,3 +433,99 @@ fn goroutine_and_scope_have_the_unwind_safety_of_std() {
     assert!(RefProbe::<gmp_runtime::Goroutine>(PhantomData).ref_unwind_safe());
     assert!(RefProbe::<gmp_runtime::Scope<'static, 'static>>(PhantomData).ref_unwind_safe());
 }
+
+// ---------------------------------------------------------------------------------
+// Floating-point control state (schedule.rs execute: `resume_with_initial_fp`)
+// ---------------------------------------------------------------------------------
+
+fn read_mxcsr_control() -> u32 {
+    let mut v = 0u32;
+    // SAFETY: stores MXCSR into a local.
+    unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
+    v & 0xffc0
+}
+
+fn read_x87_cw() -> u16 {
+    let mut v = 0u16;
+    // SAFETY: stores the x87 control word into a local.
+    unsafe { std::arch::asm!("fnstcw [{}]", in(reg) &mut v, options(nostack)) };
+    v
+}
+
+/// The Ms resume goroutines without saving their own FP control state and skip the
+/// reload when a goroutine's saved state is the initial one. A goroutine that changes
+/// its state (flush-to-zero, round toward zero; x87 truncation) keeps it across every
+/// yield and migration, and no other goroutine sharing its Ms ever sees it.
+#[test]
+fn a_goroutines_fp_control_state_is_its_own() {
+    const CHANGED_MXCSR: u32 = 0x1F80 | (3 << 13) | (1 << 15);
+    const CHANGED_X87: u16 = 0x0F7F;
+    let r = within(60, || {
+        let rt = rt(2);
+        // SAFETY: no thread-local state held across suspension points.
+        let (own_kept, others_clean) = unsafe {
+            rt.block_on(|| {
+                let stop = Arc::new(AtomicBool::new(false));
+                let changer = {
+                    let stop = stop.clone();
+                    go!(move || {
+                        // SAFETY: changes this goroutine's FP control state only; no
+                        // floating-point work here depends on it.
+                        std::arch::asm!(
+                            "ldmxcsr [{}]",
+                            "fldcw [{}]",
+                            in(reg) &CHANGED_MXCSR,
+                            in(reg) &CHANGED_X87,
+                            options(nostack)
+                        );
+                        let mut kept = 0u32;
+                        for _ in 0..20_000 {
+                            gmp_runtime::yield_now();
+                            if read_mxcsr_control() == CHANGED_MXCSR && read_x87_cw() == CHANGED_X87
+                            {
+                                kept += 1;
+                            }
+                        }
+                        stop.store(true, Ordering::Release);
+                        kept
+                    })
+                };
+                let watchers: Vec<JoinHandle<u32>> = (0..3)
+                    .map(|_| {
+                        let stop = stop.clone();
+                        go!(move || {
+                            let mut clean = 0u32;
+                            while !stop.load(Ordering::Acquire) {
+                                if read_mxcsr_control() == 0x1F80 && read_x87_cw() == 0x037F {
+                                    clean += 1;
+                                } else {
+                                    return 0;
+                                }
+                                gmp_runtime::yield_now();
+                            }
+                            clean.max(1)
+                        })
+                    })
+                    .collect();
+                let kept = changer.join().unwrap();
+                let clean = watchers
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .min()
+                    .unwrap();
+                (kept, clean)
+            })
+        };
+        rt.shutdown_timeout(Duration::from_secs(5));
+        (own_kept, others_clean)
+    })
+    .unwrap();
+    assert_eq!(
+        r.0, 20_000,
+        "the goroutine lost its FP control state across yields"
+    );
+    assert!(
+        r.1 > 0,
+        "another goroutine saw the changed FP control state"
+    );
+}
