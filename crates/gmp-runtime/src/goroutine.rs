@@ -8,6 +8,7 @@ use gmp_core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use gmp_core::sync::Mutex;
 use std::cell::UnsafeCell;
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -410,7 +411,11 @@ where
 /// The result slot a goroutine fills and a [`JoinHandle`] takes.
 pub(crate) struct Packet<T> {
     state: AtomicU8,
-    result: UnsafeCell<Option<std::thread::Result<T>>>,
+    /// Initialised exactly while `state` is `DONE`: written by `set` before it
+    /// publishes `DONE`, moved out by the joiner as it stores `TAKEN` (the state says
+    /// whether it holds a value, so no `Option` tag: 8 bytes less in every spawn's
+    /// allocation).
+    result: UnsafeCell<MaybeUninit<std::thread::Result<T>>>,
     waiter: Mutex<Option<Unparker>>,
     /// Set once a joiner has registered in `waiter`: lets `set` skip the lock when
     /// nobody waits (the common case of detached goroutines).
@@ -439,7 +444,7 @@ impl<T> Packet<T> {
         }
         Packet {
             state: AtomicU8::new(RUNNING),
-            result: UnsafeCell::new(None),
+            result: UnsafeCell::new(MaybeUninit::uninit()),
             waiter: Mutex::new(None),
             has_waiter: AtomicBool::new(false),
             scope,
@@ -448,8 +453,15 @@ impl<T> Packet<T> {
 
     /// The goroutine's last act: publish the result and wake the joiner.
     pub(crate) fn set(&self, r: std::thread::Result<T>) {
-        // SAFETY: only the goroutine writes, once, before publishing DONE.
-        unsafe { *self.result.get() = Some(r) };
+        assert_eq!(
+            self.state.load(Ordering::Relaxed),
+            RUNNING,
+            "gmp: internal error: a goroutine's result was set twice"
+        );
+        // SAFETY: only the goroutine writes, once (checked above: the state is still
+        // RUNNING, so nothing is in the slot and no joiner reads it), before
+        // publishing DONE.
+        unsafe { (*self.result.get()).write(r) };
         // SeqCst store then SeqCst load, against the joiner's SeqCst store of
         // `has_waiter` then load of `state` (Dekker): one of us sees the other, so a
         // registered joiner is always woken. The store also releases the result.
@@ -484,16 +496,37 @@ impl<T> Packet<T> {
             }
             gmp_core::park::park();
         }
+        self.take_result()
+    }
+
+    /// Moves the result out and marks it taken.
+    ///
+    /// Called only after observing `DONE` with Acquire, by the only joiner.
+    fn take_result(&self) -> std::thread::Result<T> {
+        // Relaxed: `DONE` was observed with Acquire by this thread, and the goroutine
+        // never writes the state again; TAKEN only tells our own later calls and the
+        // drop that the slot is empty.
         self.state.store(TAKEN, Ordering::Relaxed);
         // SAFETY: DONE was observed with Acquire: the goroutine wrote the result and
-        // will not touch it again; we are the only joiner (join takes self by value).
-        unsafe { (*self.result.get()).take() }.expect("gmp: goroutine result already taken")
+        // will not touch it again; we are the only joiner (join takes the handle by
+        // value, poll_join by `&mut`), and the state is now TAKEN, so the value is
+        // read exactly once and neither `unhandled_panic` nor the drop looks at it.
+        unsafe { (*self.result.get()).assume_init_read() }
     }
 
     /// True if the goroutine ended in a panic nobody collected (for scopes). An
     /// aborted goroutine did not panic: someone asked it to stop.
     pub(crate) fn unhandled_panic(&mut self) -> bool {
-        matches!(self.result.get_mut(), Some(Err(p)) if !p.is::<Aborted>())
+        // Relaxed: `&mut self` (the last owner's Arc drop, or the joiner) already
+        // synchronised with the goroutine's Release of DONE. (A load, not `get_mut`:
+        // loom's atomics have none.)
+        if self.state.load(Ordering::Relaxed) != DONE {
+            return false;
+        }
+        // SAFETY: DONE: the slot holds the goroutine's result (`&mut self`: nobody
+        // else touches it now).
+        let r = unsafe { self.result.get_mut().assume_init_ref() };
+        matches!(r, Err(p) if !p.is::<Aborted>())
     }
 }
 
@@ -501,7 +534,12 @@ impl<T> Drop for Packet<T> {
     fn drop(&mut self) {
         let panicked = self.unhandled_panic();
         // Drop the result (it may borrow from the scope) before telling the scope.
-        *self.result.get_mut() = None;
+        // Relaxed: as in `unhandled_panic`.
+        if self.state.load(Ordering::Relaxed) == DONE {
+            self.state.store(TAKEN, Ordering::Relaxed);
+            // SAFETY: DONE: the slot holds a value nobody took; `&mut self`.
+            unsafe { self.result.get_mut().assume_init_drop() };
+        }
         if let Some(scope) = self.scope.take() {
             scope.decrement(panicked);
         }
@@ -674,12 +712,8 @@ impl<T> Packet<T> {
             self.state.load(Ordering::Acquire) == DONE,
             "gmp: JoinHandle polled after it returned the goroutine's result"
         );
-        self.state.store(TAKEN, Ordering::Relaxed);
-        // SAFETY: DONE was observed with Acquire: the goroutine wrote the result and
-        // will not touch it again; the handle is the only joiner and polls through
-        // `&mut`, so no other poll or `join` runs at the same time.
-        std::task::Poll::Ready(
-            unsafe { (*self.result.get()).take() }.expect("gmp: goroutine result already taken"),
-        )
+        // DONE was observed with Acquire just above; the handle is the only joiner and
+        // polls through `&mut`, so no other poll or `join` runs at the same time.
+        std::task::Poll::Ready(self.take_result())
     }
 }

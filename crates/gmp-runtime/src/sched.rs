@@ -604,7 +604,7 @@ impl Sched {
             // SAFETY: no M runs any more: we are the unique owner of a queued G.
             match unsafe { g.take_entry() } {
                 // Never ran: its joiner learns why.
-                Some(entry) => entry.cancel(),
+                Some(entry) => entry.cancel(g.id),
                 None => gs.push(g),
             }
         }

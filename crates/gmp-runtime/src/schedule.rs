@@ -110,7 +110,7 @@ fn execute(c: &MCtx, g: GRef, inherit: bool) {
             Err((entry, e)) => {
                 // No stack: the body reports the error to `join` without running.
                 back_in_scheduler(c);
-                entry.start(Some(e));
+                entry.start(g.id, Some(e));
                 gdestroy(c, g);
                 return;
             }

@@ -302,7 +302,6 @@ where
     let created_by = std::panic::Location::caller();
     let job: Arc<Job<F, T>> = Arc::new(Job {
         f: UnsafeCell::new(Some(f)),
-        id,
         packet: Packet::new(scope),
     });
     let packet: Arc<dyn AsPacket<T> + '_> = job.clone();
@@ -353,9 +352,17 @@ where
 /// A goroutine's closure and result slot, in one allocation shared by the goroutine
 /// (as its [`Entry`]) and its [`JoinHandle`]. Fields drop in order: the closure (which
 /// may borrow from a scope) before the packet, whose drop tells the scope.
+///
+/// Kept small on purpose: it is the one allocation of every spawn. With the `Arc`
+/// counts it is 16 + 56 (the packet, for a result of up to 16 bytes) + the closure; a
+/// closure of up to 48 bytes keeps the request at 120 bytes, within glibc's fast bins
+/// (chunks up to 128 bytes), which a burst of spawns and exits on different threads
+/// reuses without the arena's consolidating free (`_int_free`, `unlink_chunk`: 8% of
+/// skynet when its 48-byte closure made 136-byte requests). So the goroutine's id is
+/// not stored here (`start`/`cancel` receive it) and the result slot has no `Option`
+/// tag (goroutine.rs `Packet`).
 pub(crate) struct Job<F, T> {
     f: UnsafeCell<Option<F>>,
-    id: u64,
     packet: Packet<T>,
 }
 
@@ -366,13 +373,13 @@ unsafe impl<F: Send, T: Send> Sync for Job<F, T> {}
 
 /// Starting a goroutine's body (type-erased: the G holds an `Arc<dyn Start>`).
 pub(crate) trait Start: Send + Sync {
-    /// Runs the body on the goroutine's stack, or, with `Some(error)`, reports that no
-    /// stack could be had (on the scheduler's stack, without running it).
-    fn start(self: Arc<Self>, no_stack: Option<io::Error>);
+    /// Runs the body of goroutine `id` on its stack, or, with `Some(error)`, reports
+    /// that no stack could be had (on the scheduler's stack, without running it).
+    fn start(self: Arc<Self>, id: u64, no_stack: Option<io::Error>);
 
-    /// The runtime shut down before the goroutine ran: drop the closure and tell the
+    /// The runtime shut down before goroutine `id` ran: drop the closure and tell the
     /// joiner.
-    fn cancel(self: Arc<Self>);
+    fn cancel(self: Arc<Self>, id: u64);
 }
 
 impl<F, T> Start for Job<F, T>
@@ -380,12 +387,11 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    fn start(self: Arc<Self>, no_stack: Option<io::Error>) {
+    fn start(self: Arc<Self>, id: u64, no_stack: Option<io::Error>) {
         // SAFETY: see the `Sync` impl: we are the only caller, once.
         let f = unsafe { (*self.f.get()).take() }.expect("gmp: a goroutine was started twice");
         if let Some(e) = no_stack {
             drop(f);
-            let id = self.id;
             self.packet.set(Err(Box::new(format!(
                 "gmp: cannot allocate a stack for goroutine {id}: {e}"
             ))));
@@ -400,8 +406,7 @@ where
                 // The runtime is unwinding this goroutine (shutdown): tell the joiner,
                 // and keep unwinding.
                 self.packet.set(Err(Box::new(format!(
-                    "gmp: the runtime shut down while goroutine {} was parked",
-                    self.id
+                    "gmp: the runtime shut down while goroutine {id} was parked"
                 ))));
                 drop(self);
                 match r {
@@ -413,11 +418,10 @@ where
         self.packet.set(r);
     }
 
-    fn cancel(self: Arc<Self>) {
+    fn cancel(self: Arc<Self>, id: u64) {
         // SAFETY: see the `Sync` impl: the goroutine never started, so nobody else
         // takes `f`.
         drop(unsafe { (*self.f.get()).take() });
-        let id = self.id;
         self.packet.set(Err(Box::new(format!(
             "gmp: the runtime shut down before goroutine {id} ran"
         ))));
@@ -430,7 +434,6 @@ where
 pub(crate) fn noop_entry() -> Entry {
     Arc::new(Job {
         f: UnsafeCell::new(Some(|| ())),
-        id: 0,
         packet: Packet::new(None),
     })
 }
@@ -453,7 +456,7 @@ pub(crate) fn make_coroutine(
     id: u64,
     name: Option<&str>,
 ) -> Coroutine<()> {
-    let unstarted = Unstarted(Some(entry));
+    let unstarted = Unstarted(Some(entry), id);
     let mut co = Coroutine::new(stack, move |s: &Suspender| {
         let mut unstarted = unstarted;
         let entry = unstarted
@@ -465,7 +468,7 @@ pub(crate) fn make_coroutine(
         if let Some(g) = crate::proc::current_g() {
             g.suspender.set(s as *const Suspender);
         }
-        entry.start(None);
+        entry.start(unstarted.1, None);
     });
     if id != 0 || name.is_some() {
         co.set_label(id, name);
@@ -477,12 +480,12 @@ pub(crate) fn make_coroutine(
 /// dropped before its first run (a `Builder::spawn` goroutine, whose stack is taken at
 /// once, still queued at shutdown), the body is cancelled so that `join` returns `Err`
 /// instead of waiting forever.
-struct Unstarted(Option<Entry>);
+struct Unstarted(Option<Entry>, u64);
 
 impl Drop for Unstarted {
     fn drop(&mut self) {
         if let Some(entry) = self.0.take() {
-            entry.cancel();
+            entry.cancel(self.1);
         }
     }
 }

@@ -292,3 +292,74 @@ fn blocking_loops_do_not_starve_a_sleeper_on_one_p() {
         "sleep(10 ms) took {late:?}"
     );
 }
+
+/// A goroutine's result is dropped exactly once, whoever ends up owning it: the joiner
+/// (`join`, or awaiting the handle), the last owner of a detached goroutine's result
+/// slot (handle dropped before or after the goroutine finished), or a panic payload.
+/// The slot is uninitialised memory guarded by the packet's state (goroutine.rs
+/// `Packet`): a double drop or a leak shows up in the counts.
+#[test]
+fn a_goroutines_result_is_dropped_exactly_once() {
+    #[derive(Debug)]
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let r = within(60, || {
+        let rt = rt(2);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        // SAFETY: no thread-local state held across suspension points.
+        unsafe {
+            rt.block_on(move || {
+                // 1. Joined: the joiner owns it.
+                let h = go!({
+                    let d = d.clone();
+                    move || Counted(d)
+                });
+                drop(h.join().unwrap());
+                // 2. Detached before it finished: the slot drops it.
+                let (tx, rx) = chan::bounded::<()>(0);
+                drop(go!({
+                    let d = d.clone();
+                    move || {
+                        rx.recv().unwrap();
+                        Counted(d)
+                    }
+                }));
+                tx.send(()).unwrap();
+                // 3. Detached after it finished.
+                let h = go!({
+                    let d = d.clone();
+                    move || Counted(d)
+                });
+                while !h.is_finished() {
+                    gmp_runtime::yield_now();
+                }
+                drop(h);
+                // 4. Awaited as a future.
+                let h = go!({
+                    let d = d.clone();
+                    move || Counted(d)
+                });
+                drop(gmp_runtime::future::block_on(h).unwrap());
+                // 5. A panic: the payload is the result; joined, and detached.
+                let h = go!({
+                    let d = d.clone();
+                    move || -> Counted { std::panic::panic_any(Counted(d)) }
+                });
+                drop(h.join().unwrap_err());
+                drop(go!({
+                    let d = d.clone();
+                    move || -> Counted { std::panic::panic_any(Counted(d)) }
+                }));
+            })
+        };
+        rt.shutdown_timeout(Duration::from_secs(10));
+        // The goroutines are all gone after shutdown.
+        drops.load(Ordering::SeqCst)
+    });
+    assert_eq!(r, Ok(6), "six results, each dropped once");
+}
