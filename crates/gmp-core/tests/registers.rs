@@ -122,9 +122,11 @@ fn read_mxcsr() -> u32 {
     v
 }
 
-#[test]
-fn callee_saved_state_survives_switches_both_ways() {
-    let mut co: Coroutine<u64> = Coroutine::new(Stack::new(64 * 1024).unwrap(), |s| {
+/// A coroutine that, four times, runs the checker with state A and suspends inside it
+/// (so the resumer's switches happen while A must be preserved), then suspends plainly;
+/// it returns how many of its checks found a change.
+fn checking_coroutine() -> Coroutine<u64> {
+    Coroutine::new(Stack::new(64 * 1024).unwrap(), |s| {
         let mut failures = 0u64;
         for round in 0..4u64 {
             // SAFETY: the thunk suspends through `s`, which outlives the call.
@@ -143,7 +145,12 @@ fn callee_saved_state_survives_switches_both_ways() {
             s.suspend();
         }
         failures
-    });
+    })
+}
+
+#[test]
+fn callee_saved_state_survives_switches_both_ways() {
+    let mut co = checking_coroutine();
     // First resume: the coroutine sets state A and suspends inside the checker.
     assert!(matches!(co.resume(), Resume::Suspended));
     for round in 0..4u64 {
@@ -210,26 +217,7 @@ fn coroutine_changes_to_mxcsr_do_not_leak_to_resumer() {
 /// and the coroutine's own FP control state survives every switch, as with `resume`.
 #[test]
 fn resume_with_initial_fp_keeps_registers_and_the_coroutines_fp_state() {
-    let mut co: Coroutine<u64> = Coroutine::new(Stack::new(64 * 1024).unwrap(), |s| {
-        let mut failures = 0u64;
-        for round in 0..4u64 {
-            // SAFETY: the thunk suspends through `s`, which outlives the call.
-            let diff = unsafe {
-                gmp_test_check_callee_saved(
-                    suspend_thunk,
-                    s as *const Suspender as *mut c_void,
-                    MXCSR_A,
-                    X87_A,
-                    0xC0C0_0000_0000_0000 + round * 16,
-                )
-            };
-            if diff != 0 {
-                failures += 1;
-            }
-            s.suspend();
-        }
-        failures
-    });
+    let mut co = checking_coroutine();
     // What the checker reports when only the FP control state changed from B to the
     // initial values (control bits of MXCSR at bit 32, the x87 control word at bit 48).
     let expected =

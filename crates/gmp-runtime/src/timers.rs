@@ -239,6 +239,17 @@ mod tests {
     use crate::sched::{Config, Sched};
     use std::sync::Arc;
 
+    /// A runtime that never starts an M: the tests drive its heap directly.
+    fn sched() -> Arc<Sched> {
+        Arc::new(Sched::new(Config {
+            procs: 1,
+            stack_size: gmp_core::stack::DEFAULT_STACK_SIZE,
+            schedtrace_ms: None,
+            scheddetail: false,
+            name: "timers-test".into(),
+        }))
+    }
+
     fn parked_g(sched: &Arc<Sched>, id: u64) -> (Arc<G>, u64) {
         let g = G::new(
             id,
@@ -260,13 +271,7 @@ mod tests {
     /// deadline order; the entries not yet due stay, and `next` names the earliest.
     #[test]
     fn run_fires_every_due_entry_across_batches_in_order() {
-        let sched = Arc::new(Sched::new(Config {
-            procs: 1,
-            stack_size: gmp_core::stack::DEFAULT_STACK_SIZE,
-            schedtrace_ms: None,
-            scheddetail: false,
-            name: "timers-test".into(),
-        }));
+        let sched = sched();
         let t = Timers::new();
         let base = epoch() + Duration::from_secs(1);
         let total = 3 * FIRE_BATCH as u64 + 5;
@@ -295,13 +300,7 @@ mod tests {
     /// fired, and does not count.
     #[test]
     fn run_skips_entries_of_a_finished_park() {
-        let sched = Arc::new(Sched::new(Config {
-            procs: 1,
-            stack_size: gmp_core::stack::DEFAULT_STACK_SIZE,
-            schedtrace_ms: None,
-            scheddetail: false,
-            name: "timers-test".into(),
-        }));
+        let sched = sched();
         let t = Timers::new();
         let (g, seq) = parked_g(&sched, 1);
         t.add(epoch(), seq, g.clone());
