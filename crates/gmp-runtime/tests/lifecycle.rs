@@ -355,10 +355,19 @@ fn a_goroutines_result_is_dropped_exactly_once() {
                     let d = d.clone();
                     move || -> Counted { std::panic::panic_any(Counted(d)) }
                 }));
+                // The detached ones (2 and the last 5) may not have run yet: a
+                // goroutine still queued at shutdown is cancelled without running,
+                // and would make no result at all. Wait (bounded) until all six
+                // have been dropped; a leak shows up as a count below six.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while d.load(Ordering::SeqCst) < 6 && Instant::now() < deadline {
+                    gmp_runtime::yield_now();
+                }
             })
         };
         rt.shutdown_timeout(Duration::from_secs(10));
-        // The goroutines are all gone after shutdown.
+        // After shutdown nothing can drop a result any more: a double drop shows
+        // up as a count above six.
         drops.load(Ordering::SeqCst)
     });
     assert_eq!(r, Ok(6), "six results, each dropped once");
