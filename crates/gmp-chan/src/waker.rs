@@ -69,6 +69,13 @@ impl Waker {
     /// Adds a blocked operation whose exchange slot is `packet`.
     #[inline]
     pub(crate) fn register_with_packet(&mut self, oper: Operation, packet: *mut (), cx: &Context) {
+        // Most wait queues never hold more than one waiter (a goroutine parked on its
+        // own channel: a connection's, a reply's). `push_back` would start at four
+        // slots (96 bytes, a 112-byte heap chunk per parked goroutine); one slot is a
+        // 32-byte chunk. A second waiter grows the queue as usual.
+        if self.selectors.capacity() == 0 {
+            self.selectors.reserve_exact(1);
+        }
         self.selectors.push_back(Entry {
             oper,
             packet,
@@ -285,5 +292,21 @@ mod tests {
         assert!(w.unregister(Operation::new(0), &a).is_some());
         assert!(w.unregister(Operation::new(1), &b).is_some());
         assert!(w.is_empty());
+    }
+
+    /// A lone waiter costs one slot, not the four `VecDeque` starts with; a second
+    /// waiter still queues behind it, in order.
+    #[test]
+    fn a_lone_waiter_takes_one_slot() {
+        let mut w = Waker::new();
+        let (a, b) = (Context::new(), Context::new());
+        w.register(Operation::new(1), &a);
+        assert_eq!(w.selectors.capacity(), 1);
+        w.register(Operation::new(2), &b);
+        assert_eq!(w.selectors.len(), 2);
+        let first = w.try_select(None).expect("two waiters queued");
+        assert!(first.cx.same(&a), "the first waiter is served first");
+        assert!(w.unregister(Operation::new(2), &b).is_some());
+        assert!(w.selectors.is_empty());
     }
 }

@@ -241,7 +241,7 @@ fn capture_parked(sched: &Arc<Sched>, g: &Arc<G>) -> Option<Backtrace> {
             // straight back (proc.rs `suspend`).
             let _ = co.resume();
             // SAFETY: the goroutine wrote it before switching back; we own the G.
-            unsafe { (*g.captured.get()).take() }
+            unsafe { (*g.captured.get()).take() }.map(|bt| *bt)
         }
         _ => None,
     };
@@ -260,7 +260,7 @@ pub(crate) fn capture_backtrace(g: &G) {
     let bt = Backtrace::force_capture();
     // SAFETY: the dumper owns the G and waits for us to switch back; it reads this
     // only after that switch.
-    unsafe { *g.captured.get() = Some(bt) };
+    unsafe { *g.captured.get() = Some(Box::new(bt)) };
 }
 
 /// Writes a backtrace in Go's layout (`function` then a tab-indented `file:line`),

@@ -178,9 +178,15 @@ pub(crate) struct G {
     /// deadline has passed without reading the clock again. Relaxed: the run queue's
     /// Release/Acquire hand-off of the G publishes it.
     pub(crate) timer_fired: gmp_core::sync::atomic::AtomicBool,
-    /// The backtrace taken in capture mode, for the dump to collect.
-    pub(crate) captured: UnsafeCell<Option<std::backtrace::Backtrace>>,
+    /// The backtrace taken in capture mode, for the dump to collect. Boxed: a
+    /// `Backtrace` is 48 bytes that every goroutine would carry for the rare dump.
+    pub(crate) captured: UnsafeCell<Option<Box<std::backtrace::Backtrace>>>,
 }
+
+// Every goroutine carries a G, parked ones included (idlemem, park1m): keep its
+// allocation (with `Arc`'s two counts) inside a 256-byte malloc chunk. Rare state goes
+// behind a `Box` (see `captured`).
+const _: () = assert!(std::mem::size_of::<G>() + 16 <= 248);
 
 pub(crate) const ABORT_NONE: u8 = 0;
 pub(crate) const ABORT_REQUESTED: u8 = 1;
