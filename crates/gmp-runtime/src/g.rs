@@ -186,6 +186,7 @@ pub(crate) struct G {
 // Every goroutine carries a G, parked ones included (idlemem, park1m): keep its
 // allocation (with `Arc`'s two counts) inside a 256-byte malloc chunk. Rare state goes
 // behind a `Box` (see `captured`).
+#[cfg(not(loom))] // loom's atomics are larger
 const _: () = assert!(std::mem::size_of::<G>() + 16 <= 248);
 
 pub(crate) const ABORT_NONE: u8 = 0;
