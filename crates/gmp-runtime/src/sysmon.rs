@@ -18,6 +18,7 @@
 
 use crate::p::{OWN_IDLE, OWN_SYSCALL, OWN_USER};
 use crate::sched::{Sched, ALL_M};
+use crate::trace::RetakeWhy;
 use gmp_core::sync::atomic::Ordering;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering as StdOrdering;
@@ -256,6 +257,9 @@ fn retake_held(sched: &Arc<Sched>, i: usize) -> bool {
                 &sched.stats.retakes_blocking
             };
             stat.fetch_add(1, Ordering::Relaxed);
+            // Stamped after winning the P and before handing it on, as the other
+            // retakes are: the trace cuts the holder's run here.
+            crate::trace::retake(sched, i, own, RetakeWhy::TimersOverdue);
             sched.handoffp(i);
             return true;
         }
@@ -291,7 +295,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                     {
                         w.schedwhen = None;
                         sched.stats.retakes_hog.fetch_add(1, Ordering::Relaxed);
-                        crate::trace::retake(sched, i, own, false);
+                        crate::trace::retake(sched, i, own, RetakeWhy::Hog);
                         sched.handoffp(i);
                         took = true;
                     }
@@ -344,7 +348,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                 {
                     w.syscallwhen = None;
                     sched.stats.retakes_blocking.fetch_add(1, Ordering::Relaxed);
-                    crate::trace::retake(sched, i, own, true);
+                    crate::trace::retake(sched, i, own, RetakeWhy::Blocking);
                     sched.handoffp(i);
                     took = true;
                 }

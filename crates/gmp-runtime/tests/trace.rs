@@ -293,6 +293,69 @@ fn traced_workload_keeps_the_schedule_invariants() {
     let _ = std::fs::remove_file(&svg);
 }
 
+/// sysmon takes a P from a hog when the P's timers are overdue (sysmon.rs
+/// `retake_held`), long before the 10 ms hog rule; the next M runs the timers and
+/// the sleeper on that P while the hog spins on. That retake must be in the trace,
+/// or the hog's run is not cut and two goroutines share the P (this failed about one
+/// run in three of `traced_workload_keeps_the_schedule_invariants` before the event
+/// was recorded). On one P the order is fixed: the sleeper's timer is on P0, and the
+/// hog holds P0 past it.
+#[test]
+fn a_retake_for_overdue_timers_cuts_the_hogs_run() {
+    let _l = lock();
+    let path = tmp("overdue.json");
+    trace::start(&path).unwrap();
+    let rt = Runtime::builder().procs(1).build().unwrap();
+    // SAFETY: the goroutines keep no thread-local state across suspension points.
+    unsafe {
+        rt.block_on(|| {
+            let sleeper = go!(|| sleep(Duration::from_millis(1)));
+            yield_now(); // the sleeper parks, its timer on P0
+            let hog = go!(|| {
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_millis(30) {
+                    std::hint::spin_loop();
+                }
+            });
+            sleeper.join().unwrap();
+            hog.join().unwrap();
+        })
+    };
+    drop(rt);
+    trace::stop().unwrap();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().expect("traceEvents");
+    let whys: Vec<&str> = events
+        .iter()
+        .filter(|e| e["cat"] == "retake")
+        .filter_map(|e| e["args"]["why"].as_str())
+        .collect();
+    assert!(
+        whys.contains(&"timers overdue"),
+        "no retake for overdue timers: {whys:?}"
+    );
+    let mut runs: Vec<(i64, i64, u64)> = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["cat"] == "run" && e["tid"] == 1)
+        .map(|e| {
+            let t0 = ns(&e["ts"]);
+            (t0, t0 + ns(&e["dur"]), e["args"]["g"].as_u64().unwrap())
+        })
+        .collect();
+    runs.sort();
+    for w in runs.windows(2) {
+        assert!(
+            w[0].1 <= w[1].0,
+            "P0: G{} runs until {} ns but G{} starts at {} ns",
+            w[0].2,
+            w[0].1,
+            w[1].2,
+            w[1].0
+        );
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
 /// `stop` drains the buffers of threads that are asleep: here every M of a live
 /// runtime is idle when the trace stops, with its events in a partly filled chunk.
 #[test]

@@ -33,8 +33,9 @@
 //!   ran on that P — from when an M resumed it to when it switched back, entered a
 //!   blocking call, or lost the P to sysmon. Instants on the P: `spawn G<id>`,
 //!   `unpark G<id>`, `park` (with the wait reason), `steal` (which P, how many),
-//!   `retake` (sysmon took the P: from a blocking call, or from a goroutine that ran
-//!   10 ms without a scheduling point).
+//!   `retake` (sysmon took the P: from a blocking call, from a goroutine that ran
+//!   10 ms without a scheduling point, or because the P's timers were overdue while
+//!   its M held it).
 //! - **`M1`, `M2`, …**: one per M (OS thread), with its states: `spinning` (looking
 //!   for work to steal), `idle` (asleep without a P), `blocking call` (in
 //!   [`blocking`](crate::blocking)), `netpoll` (blocked in the network poller).
@@ -327,17 +328,30 @@ pub(crate) fn steal(c: &MCtx, thief: usize, victim: usize, g: &G, queued: usize)
     }
 }
 
-/// sysmon took P `p` (whose ownership word was `own`) from its M: from a blocking
-/// call if `blocking`, else from a goroutine that ran 10 ms without a scheduling point.
+/// Why sysmon took a P (the `why` of a `retake` event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RetakeWhy {
+    /// Its M was inside `blocking`.
+    Blocking,
+    /// Its goroutine ran 10 ms without a scheduling point.
+    Hog,
+    /// Its timers were overdue while its M was in goroutine code or a blocking call
+    /// (sysmon.rs `retake_held`).
+    TimersOverdue,
+}
+
+/// sysmon took P `p` (whose ownership word was `own`) from its M, for `why`. Every
+/// path that takes a P from a running M must record this: the JSON writer cuts the
+/// M's run at it (json.rs), or the trace shows two goroutines on one P.
 #[inline(always)]
-pub(crate) fn retake(sched: &Sched, p: usize, own: u64, blocking: bool) {
+pub(crate) fn retake(sched: &Sched, p: usize, own: u64, why: RetakeWhy) {
     if on() {
         let mut e = Event::new(Kind::Retake, sched.id, p as u32, 0);
         e.arg = (own >> 8) as u32;
-        e.s = Some(if blocking {
-            "blocking call"
-        } else {
-            "ran 10 ms without a scheduling point"
+        e.s = Some(match why {
+            RetakeWhy::Blocking => "blocking call",
+            RetakeWhy::Hog => "ran 10 ms without a scheduling point",
+            RetakeWhy::TimersOverdue => "timers overdue",
         });
         buffer::record(e);
     }
