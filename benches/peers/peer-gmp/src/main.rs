@@ -233,9 +233,6 @@ fn mutex(a: &Args) {
     a.report("mutex", ns_per(el, total), "ns/lock", "");
 }
 
-/// idlemem and park1m: `n` goroutines each block receiving on their own channel.
-/// Reports the RSS growth per goroutine once all have started, and for park1m also the
-/// time from the first spawn until the last has started (and so is about to park).
 /// `MUTEX_TASKS` goroutines share `SEM_PERMITS` permits of gmp's `sync::Semaphore`,
 /// each acquiring and releasing `mutex_ops` times around an atomic increment.
 fn semaphore(a: &Args) {
@@ -285,6 +282,9 @@ fn waitgroup(a: &Args) {
     a.report("waitgroup", ns_per(el, total), "ns/done", "");
 }
 
+/// idlemem and park1m: `n` goroutines each block receiving on their own channel.
+/// Reports the RSS growth per goroutine once all have started, and for park1m also the
+/// time from the first spawn until the last has started (and so is about to park).
 fn idle(a: &Args, bench: &str, n: usize) {
     let started = Arc::new(AtomicUsize::new(0));
     let g = Group::new(n);
