@@ -234,7 +234,9 @@ const TIMER_OVERDUE_NS: u64 = 1_000_000;
 /// long enough. Go's sysmon starts an M for overdue timers ("perhaps because there is
 /// an unpreemptible P"); we take the P (state USER or SYSCALL, retried a few times
 /// since such a loop flips between them) and hand it to an M that runs the timers.
-fn retake_held(sched: &Arc<Sched>, i: usize) -> bool {
+/// `retake` also uses it for a P held 10 ms by such a loop while other work waits;
+/// `why` tells the trace which of the two it was.
+fn retake_held(sched: &Arc<Sched>, i: usize, why: RetakeWhy) -> bool {
     let pp = &sched.allp[i];
     for _ in 0..64 {
         let own = pp.own.load(Ordering::Acquire);
@@ -251,16 +253,7 @@ fn retake_held(sched: &Arc<Sched>, i: usize) -> bool {
             .compare_exchange(own, OWN_IDLE, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            let stat = if st == OWN_USER {
-                &sched.stats.retakes_hog
-            } else {
-                &sched.stats.retakes_blocking
-            };
-            stat.fetch_add(1, Ordering::Relaxed);
-            // Stamped after winning the P and before handing it on, as the other
-            // retakes are: the trace cuts the holder's run here.
-            crate::trace::retake(sched, i, own, RetakeWhy::TimersOverdue);
-            sched.handoffp(i);
+            hand_off_retaken(sched, i, own, why);
             return true;
         }
         std::hint::spin_loop();
@@ -268,12 +261,29 @@ fn retake_held(sched: &Arc<Sched>, i: usize) -> bool {
     false
 }
 
+/// The rest of every retake, once sysmon's CAS took P `i` (whose ownership word was
+/// `own`) from its M: count it (by the state it was taken in), stamp it in the trace
+/// before handing the P on (the trace cuts the holder's run there: json.rs), hand it
+/// on. One place, so that no way of taking a P can skip the stamp.
+fn hand_off_retaken(sched: &Arc<Sched>, i: usize, own: u64, why: RetakeWhy) {
+    let stat = if own & 0xff == OWN_USER {
+        &sched.stats.retakes_hog
+    } else {
+        &sched.stats.retakes_blocking
+    };
+    stat.fetch_add(1, Ordering::Relaxed);
+    crate::trace::retake(sched, i, own, why);
+    sched.handoffp(i);
+}
+
 /// Go: `retake`. Returns true if it took any P.
 fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
     let mut took = false;
     let now_ns = crate::timers::nanos(now);
     for (i, pp) in sched.allp.iter().enumerate() {
-        if pp.timers.next().saturating_add(TIMER_OVERDUE_NS) <= now_ns && retake_held(sched, i) {
+        if pp.timers.next().saturating_add(TIMER_OVERDUE_NS) <= now_ns
+            && retake_held(sched, i, RetakeWhy::TimersOverdue)
+        {
             watch[i] = PWatch::default();
             took = true;
             continue;
@@ -294,9 +304,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                         .is_ok()
                     {
                         w.schedwhen = None;
-                        sched.stats.retakes_hog.fetch_add(1, Ordering::Relaxed);
-                        crate::trace::retake(sched, i, own, RetakeWhy::Hog);
-                        sched.handoffp(i);
+                        hand_off_retaken(sched, i, own, RetakeWhy::Hog);
                         took = true;
                     }
                 }
@@ -311,7 +319,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                     w.schedwhen = Some(now);
                 } else if now.duration_since(w.schedwhen.unwrap_or(now)) >= FORCE_PREEMPT
                     && (!pp.stealer.is_empty() || !sched.global.is_empty())
-                    && retake_held(sched, i)
+                    && retake_held(sched, i, RetakeWhy::Hog)
                 {
                     *w = PWatch::default();
                     took = true;
@@ -347,9 +355,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                     .is_ok()
                 {
                     w.syscallwhen = None;
-                    sched.stats.retakes_blocking.fetch_add(1, Ordering::Relaxed);
-                    crate::trace::retake(sched, i, own, RetakeWhy::Blocking);
-                    sched.handoffp(i);
+                    hand_off_retaken(sched, i, own, RetakeWhy::Blocking);
                     took = true;
                 }
             }

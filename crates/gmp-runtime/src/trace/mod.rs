@@ -333,7 +333,8 @@ pub(crate) fn steal(c: &MCtx, thief: usize, victim: usize, g: &G, queued: usize)
 pub(crate) enum RetakeWhy {
     /// Its M was inside `blocking`.
     Blocking,
-    /// Its goroutine ran 10 ms without a scheduling point.
+    /// Its goroutine held it 10 ms without a scheduling point (running, or in a loop
+    /// of short blocking calls while other work waited).
     Hog,
     /// Its timers were overdue while its M was in goroutine code or a blocking call
     /// (sysmon.rs `retake_held`).
