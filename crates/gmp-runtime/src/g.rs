@@ -184,9 +184,8 @@ pub(crate) struct G {
 }
 
 // Every goroutine carries a G, parked ones included (idlemem, park1m): keep its
-// allocation (with `Arc`'s two counts) a request of at most 248 bytes, which glibc serves
-// from a 256-byte chunk. Rare state goes
-// behind a `Box` (see `captured`).
+// allocation (with `Arc`'s two counts) at most 248 bytes, which glibc serves from a
+// 256-byte chunk. Rare state goes behind a `Box` (see `captured`).
 #[cfg(not(loom))] // loom's atomics are larger
 const _: () = assert!(std::mem::size_of::<G>() + 16 <= 248);
 
