@@ -97,3 +97,41 @@ fn stacks_are_send_and_sync() {
     check::<Stack>();
     check::<StackPool>();
 }
+
+/// True if a system call writing one byte at `p` fails with `EFAULT` (a guard page or
+/// guard region) rather than succeeding (ordinary memory). Never faults itself.
+fn syscall_faults_at(p: *mut u8) -> bool {
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    // SAFETY: `read` into `p`: the kernel checks the access and returns EFAULT instead
+    // of writing to a guard; where it succeeds, `p` is a stack's usable byte, ours.
+    let r = unsafe { libc::read(std::os::fd::AsRawFd::as_raw_fd(&zero), p.cast(), 1) };
+    if r == 1 {
+        return false;
+    }
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EFAULT)
+    );
+    true
+}
+
+/// Every stack of a chunk has its guard, not only the first (the guard regions of a
+/// fresh chunk go in as one batch where the kernel allows): three hundred stacks span
+/// more than one 64 MiB chunk of default-size slots.
+#[test]
+fn every_stack_of_a_chunk_is_guarded() {
+    let stacks: Vec<Stack> = (0..300)
+        .map(|_| Stack::new(stack::DEFAULT_STACK_SIZE).unwrap())
+        .collect();
+    for (i, s) in stacks.iter().enumerate() {
+        assert_eq!(s.protection(), StackProtection::GuardPage, "stack {i}");
+        assert!(
+            syscall_faults_at(s.bottom().wrapping_sub(1)),
+            "stack {i}: the byte below its bottom is not guarded"
+        );
+        assert!(
+            !syscall_faults_at(s.bottom()),
+            "stack {i}: its bottom is guarded"
+        );
+    }
+}

@@ -118,10 +118,8 @@ pub(crate) enum Action {
     /// Nothing pending.
     None,
     /// Park until unparked (or the deadline): Go's `gopark` + its commit function.
-    Park {
-        deadline: Option<Instant>,
-        reason: gmp_core::park::WaitReason,
-    },
+    /// The goroutine has set its wait reason ([`G::set_wait_reason`]).
+    Park { deadline: Option<Instant> },
     /// Go to the back of the local queue: Go's `goyield`.
     Yield,
     /// The M lost its P while this goroutine ran (sysmon retook it, or a blocking
@@ -153,8 +151,9 @@ pub(crate) struct G {
     entry: UnsafeCell<Option<Entry>>,
     /// Its suspender, published by the coroutine when it first runs.
     pub(crate) suspender: Cell<*const Suspender>,
-    /// Its slot in the runtime's registry (set at its first park; `usize::MAX` before).
-    pub(crate) registry_slot: Cell<usize>,
+    /// Its slot in the runtime's registry (set at its first park; [`NO_SLOT`] before).
+    /// 32 bits: it packs beside the one-byte fields (a slot per live goroutine).
+    pub(crate) registry_slot: Cell<u32>,
     /// Set on a main goroutine that `block_on` gave up on (deadlock): it may borrow from
     /// a frame that is gone, so it must never run again; unparks are ignored.
     pub(crate) abandoned: gmp_core::sync::atomic::AtomicBool,
@@ -184,10 +183,14 @@ pub(crate) struct G {
 }
 
 // Every goroutine carries a G, parked ones included (idlemem, park1m): keep its
-// allocation (with `Arc`'s two counts) at most 248 bytes, which glibc serves from a
-// 256-byte chunk. Rare state goes behind a `Box` (see `captured`).
+// allocation (with `Arc`'s two counts) at most 216 bytes, which glibc serves from a
+// 224-byte chunk (a request's chunk is its size + 8, rounded up to 16). Rare state goes
+// behind a `Box` (`captured`, `locals`); the wait reason is not repeated in `action`.
 #[cfg(not(loom))] // loom's atomics are larger
-const _: () = assert!(std::mem::size_of::<G>() + 16 <= 248);
+const _: () = assert!(std::mem::size_of::<G>() + 16 <= 216);
+
+/// `G::registry_slot` of a goroutine that has never parked.
+pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 pub(crate) const ABORT_NONE: u8 = 0;
 pub(crate) const ABORT_REQUESTED: u8 = 1;
@@ -224,7 +227,7 @@ impl G {
             co: UnsafeCell::new(co),
             entry: UnsafeCell::new(entry),
             suspender: Cell::new(std::ptr::null()),
-            registry_slot: Cell::new(usize::MAX),
+            registry_slot: Cell::new(NO_SLOT),
             abandoned: gmp_core::sync::atomic::AtomicBool::new(false),
             abort: AtomicU8::new(ABORT_NONE),
             abort_mask: Cell::new(0),
@@ -257,7 +260,7 @@ impl G {
         *self.co.get_mut() = co;
         *self.entry.get_mut() = entry;
         self.suspender.set(std::ptr::null());
-        self.registry_slot.set(usize::MAX);
+        self.registry_slot.set(NO_SLOT);
         self.abandoned.store(false, Ordering::Relaxed);
         self.abort.store(ABORT_NONE, Ordering::Relaxed);
         self.abort_mask.set(0);

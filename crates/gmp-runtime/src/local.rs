@@ -17,19 +17,24 @@ use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 
-/// The values of one goroutine (or plain thread): `(key address, value)`.
+/// `(key address, value)` pairs.
+type List = Vec<(usize, Box<dyn Any>)>;
+
+/// The values of one goroutine (or plain thread). Boxed, and only once a value is made:
+/// every G carries a `Locals` and few goroutines use any (8 bytes in each G, not 24).
 #[derive(Default)]
 pub(crate) struct Locals {
-    entries: Vec<(usize, Box<dyn Any>)>,
+    entries: Option<Box<List>>,
 }
 
 impl Locals {
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.as_ref().is_none_or(|e| e.is_empty())
     }
 
     fn find(&self, key: usize) -> Option<*const dyn Any> {
         self.entries
+            .as_deref()?
             .iter()
             .find(|(k, _)| *k == key)
             .map(|(_, v)| &**v as *const dyn Any)
@@ -38,13 +43,15 @@ impl Locals {
 
 impl Drop for Locals {
     fn drop(&mut self) {
-        drain(&mut self.entries);
+        if let Some(e) = &mut self.entries {
+            drain(e);
+        }
     }
 }
 
 /// Drops values until none is left (a destructor may create new ones; give up after a
 /// few rounds, as std does for thread-locals re-initialised during destruction).
-fn drain(entries: &mut Vec<(usize, Box<dyn Any>)>) {
+fn drain(entries: &mut List) {
     for _ in 0..8 {
         if entries.is_empty() {
             return;
@@ -78,12 +85,15 @@ pub(crate) fn drop_goroutine_locals() {
     if let Some(g) = crate::proc::identity_g() {
         // SAFETY: only the running goroutine touches its own list, and no `with` of it
         // is active: we are past the body.
-        let entries = unsafe { &mut (*g.locals.get()).entries };
-        let mut taken = std::mem::take(entries);
+        let Some(mut taken) = (unsafe { &mut (*g.locals.get()).entries }).take() else {
+            return;
+        };
         drain(&mut taken);
         // Values created by those destructors.
         // SAFETY: as above.
-        drain(unsafe { &mut (*g.locals.get()).entries });
+        if let Some(e) = unsafe { &mut (*g.locals.get()).entries } {
+            drain(e);
+        }
     }
 }
 
@@ -125,7 +135,7 @@ impl<T: 'static> LocalKey<T> {
                 return p as *const T;
             }
             let p = &*v as *const dyn Any as *const T;
-            locals.entries.push((key, v));
+            locals.entries.get_or_insert_default().push((key, v));
             p
         })
     }

@@ -158,7 +158,10 @@ pub(crate) fn park_current(g: &G, deadline: Option<Instant>, reason: gmp_core::p
     {
         return;
     }
-    g.action.set(Action::Park { deadline, reason });
+    // The reason is the goroutine's to set (Go's gopark sets `waitreason` before its
+    // mcall): the `Action` then fits 16 bytes, and every G is 8 bytes smaller.
+    g.set_wait_reason(Some(reason));
+    g.action.set(Action::Park { deadline });
     suspend(g);
     g.park.finish_park();
     g.set_wait_reason(None);

@@ -153,14 +153,19 @@ fn back_in_scheduler(c: &MCtx) {
 fn after_suspend(c: &MCtx, g: GRef) {
     let sched = &c.sched;
     match g.action.replace(Action::None) {
-        Action::Park { deadline, reason } => {
-            if g.registry_slot.get() == usize::MAX {
+        Action::Park { deadline } => {
+            if g.registry_slot.get() == crate::g::NO_SLOT {
                 // First park: from now on only the registry can find this G at
                 // shutdown (registry.rs). Goroutines that never park never pay for it.
                 let shard = c.p.get().unwrap_or(g.id as usize);
-                g.registry_slot.set(sched.registry.insert(shard, &g));
+                let slot = sched.registry.insert(shard, &g);
+                g.registry_slot.set(
+                    u32::try_from(slot)
+                        .ok()
+                        .filter(|&s| s != crate::g::NO_SLOT)
+                        .expect("gmp: more than 4 billion goroutines in the registry"),
+                );
             }
-            g.set_wait_reason(Some(reason));
             // The coarse clock: a park must not pay for a precise clock read (it was
             // 12% of a channel ping-pong), and the dump shows minutes.
             g.parked_at.store(timers::coarse_nanos(), Ordering::Relaxed);
@@ -239,8 +244,8 @@ fn gdestroy(c: &MCtx, g: GRef) {
             }
         }
     }
-    if g.registry_slot.get() != usize::MAX {
-        sched.registry.remove(g.registry_slot.get());
+    if g.registry_slot.get() != crate::g::NO_SLOT {
+        sched.registry.remove(g.registry_slot.get() as usize);
     }
     match &owned {
         Some(p) => sched.count_goroutine_owned(p.id(), -1),

@@ -387,7 +387,7 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    fn start(self: Arc<Self>, id: u64, no_stack: Option<io::Error>) {
+    fn start(mut self: Arc<Self>, id: u64, no_stack: Option<io::Error>) {
         // SAFETY: see the `Sync` impl: we are the only caller, once.
         let f = unsafe { (*self.f.get()).take() }.expect("gmp: a goroutine was started twice");
         if let Some(e) = no_stack {
@@ -395,6 +395,26 @@ where
             self.packet.set(Err(Box::new(format!(
                 "gmp: cannot allocate a stack for goroutine {id}: {e}"
             ))));
+            return;
+        }
+        // A detached goroutine (its `JoinHandle` already dropped, and no scope counting
+        // its packet) has nobody to read its result: free the Job now instead of
+        // carrying it through every park of the goroutine's life (128 bytes of every
+        // parked server goroutine; idlemem, park1m, conns). `get_mut` succeeds only if
+        // this is the last `Arc` and there is no `Weak` (there never is one), and nothing
+        // can make a new one: the handle was the only other owner. Its Acquire orders
+        // the handle's last use before the free. The closure has moved out (`f`).
+        if self.packet.scope.is_none() && Arc::get_mut(&mut self).is_some() {
+            drop(self);
+            let r = catch_unwind(AssertUnwindSafe(f));
+            crate::local::drop_goroutine_locals();
+            match r {
+                // The runtime is unwinding this goroutine (shutdown): keep unwinding.
+                Err(p) if gmp_core::coroutine::is_forced_unwind(&*p) => resume_unwind(p),
+                // The result (or panic payload; the panic was reported by the hook)
+                // goes here, where the packet would have dropped it.
+                r => drop(r),
+            }
             return;
         }
         let r = catch_unwind(AssertUnwindSafe(f));

@@ -1,0 +1,112 @@
+//! The heap a parked goroutine keeps (issue 16: idlemem and park1m; issue 17: conns).
+//!
+//! A counting global allocator measures the live heap bytes that a few thousand
+//! detached goroutines, each parked receiving on its own channel, keep between them,
+//! and the test holds that figure to a budget: a change that adds an allocation to
+//! every parked goroutine fails it. (The stack, one touched page per goroutine, is
+//! `mmap`ed and not counted; `bench-results/profiles/memory-per-goroutine.txt` has
+//! the full table.) One test in this binary, so no other test allocates beside it.
+
+use gmp_runtime::chan::bounded;
+use gmp_runtime::{go, sleep, Runtime};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// The system allocator, counting the bytes it has handed out and not taken back.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded to `System` with the same arguments; the counter
+// changes nothing about the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        // SAFETY: the caller keeps `GlobalAlloc::alloc`'s contract, which we forward.
+        let p = unsafe { System.alloc(l) };
+        if !p.is_null() {
+            // Relaxed: a statistic, read after the goroutines have settled.
+            LIVE.fetch_add(l.size() as isize, Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Relaxed);
+        // SAFETY: as in `alloc`.
+        unsafe { System.dealloc(p, l) }
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        // SAFETY: as in `alloc`.
+        let q = unsafe { System.realloc(p, l, new) };
+        if !q.is_null() {
+            LIVE.fetch_add(new as isize - l.size() as isize, Relaxed);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const N: usize = 4000;
+
+/// What the requests of one parked goroutine add up to today (x86-64, glibc; request
+/// sizes, not chunks): its G in an `Arc` (248), the zero-capacity channel the test makes
+/// for it (160), the waiter record (48), the exchange slot (48) and one wait-queue slot
+/// (24), plus a few bytes each of shared tables that grow with the number of goroutines.
+/// The spawn's Job (closure and result slot, 112) is freed when a detached goroutine
+/// starts; were it kept, this budget would fail.
+const BUDGET: isize = 540;
+
+#[test]
+fn a_parked_detached_goroutine_keeps_a_small_heap() {
+    // One P: no goroutine starts before the spawner has dropped its `JoinHandle` (with
+    // two, the other P could steal and start one first, and it would keep its Job).
+    let rt = Runtime::builder().procs(1).build().expect("runtime");
+    // SAFETY: neither the main goroutine nor the ones it starts hold thread-local state
+    // across a suspension point; they borrow nothing (statics and moved values only).
+    let per_goroutine = unsafe {
+        rt.block_on(|| {
+            static STARTED: AtomicUsize = AtomicUsize::new(0);
+            static DONE: AtomicUsize = AtomicUsize::new(0);
+            let mut senders = Vec::with_capacity(N);
+            let before = LIVE.load(Relaxed);
+            for _ in 0..N {
+                let (tx, rx) = bounded::<()>(0);
+                go!(move || {
+                    STARTED.fetch_add(1, Relaxed);
+                    let _ = rx.recv();
+                    DONE.fetch_add(1, Relaxed);
+                });
+                senders.push(tx);
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while STARTED.load(Relaxed) < N {
+                assert!(
+                    Instant::now() < deadline,
+                    "the goroutines did not all start"
+                );
+                sleep(Duration::from_millis(1));
+            }
+            // All have started; give the last ones time to reach their park.
+            sleep(Duration::from_millis(50));
+            let after = LIVE.load(Relaxed);
+            drop(senders); // closes every channel: releases every goroutine
+            while DONE.load(Relaxed) < N {
+                assert!(
+                    Instant::now() < deadline,
+                    "the goroutines did not all finish"
+                );
+                sleep(Duration::from_millis(1));
+            }
+            (after - before) / N as isize
+        })
+    };
+    eprintln!("live heap per parked goroutine: {per_goroutine} bytes (budget {BUDGET})");
+    assert!(
+        per_goroutine <= BUDGET,
+        "a parked goroutine keeps {per_goroutine} bytes of heap, over the budget of {BUDGET}"
+    );
+}
