@@ -181,7 +181,9 @@ fn timer_vs_unpark() {
             gmp_core::park::Unpark::unpark(&*g2);
         });
         let mut by_timer = 0;
-        s.allp[0].timers.run(u64::MAX, |_g| by_timer += 1);
+        s.allp[0]
+            .timers
+            .run(u64::MAX, usize::MAX, |_g| by_timer += 1);
         waker.join().unwrap();
         let by_unpark = s.global.len();
         assert_eq!(

@@ -278,7 +278,9 @@ fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
         // 1. Our own timers.
         if pp.timers.next() != u64::MAX {
             let now = nanos(Instant::now());
-            let fired = pp.timers.run(now, |g| ready_from_timer(sched, local, g));
+            let fired = pp.timers.run(now, timer_room(local), |g| {
+                ready_from_timer(sched, local, g)
+            });
             count_fired(pp, fired);
         }
         // 2. Fairness: every 61st tick, the global queue first.
@@ -356,6 +358,15 @@ fn count_fired(pp: &crate::p::P, n: usize) {
 /// (with 100,000 sleepers on 2 Ps, joining the tail made a 1 ms sleep 23 ms late on
 /// average, against Go's 3.4 ms). When several fire at once, each displaces the one
 /// before to the tail of the ring, as in Go.
+/// How many due timers a P fires into its queue at once: as many as its ring has room
+/// for (and at least one). The rest stay in the heap, earliest deadline first, and fire
+/// at the P's next scheduling points. Firing them all would overflow the ring to the
+/// *tail* of the global queue, behind every goroutine queued there (a burst of spawns),
+/// where a woken sleeper waited up to 100 ms (p99 of the timers workload).
+fn timer_room(local: &gmp_queue::Local<GRef>) -> usize {
+    local.capacity().saturating_sub(local.len()).max(1)
+}
+
 fn ready_from_timer(sched: &Arc<Sched>, local: &gmp_queue::Local<GRef>, g: GRef) {
     crate::trace::go_unpark(sched, &g);
     g.set_status(Status::Runnable);
@@ -413,7 +424,9 @@ fn steal_work(c: &MCtx, owned: &OwnedP<'_>) -> Option<GRef> {
             }
             let vp = &sched.allp[v];
             if last && vp.timers.next() <= now {
-                let fired = vp.timers.run(now, |g| ready_from_timer(sched, local, g));
+                let fired = vp.timers.run(now, timer_room(local), |g| {
+                    ready_from_timer(sched, local, g)
+                });
                 count_fired(owned.p(), fired);
                 if let Some((g, _)) = local.pop() {
                     return Some(g);

@@ -281,7 +281,14 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
     let mut took = false;
     let now_ns = crate::timers::nanos(now);
     for (i, pp) in sched.allp.iter().enumerate() {
-        if pp.timers.next().saturating_add(TIMER_OVERDUE_NS) <= now_ns
+        // Overdue timers on a P that has not scheduled since our last look (a hog, or a
+        // loop of blocking calls, holds it). A P that schedules runs its due timers
+        // itself, as many as its queue has room for (schedule.rs `timer_room`): a
+        // backlog of due timers there is queued work, not a held P.
+        let stuck = watch[i].schedwhen.is_some()
+            && pp.schedtick.load(Ordering::Relaxed) == watch[i].schedtick;
+        if stuck
+            && pp.timers.next().saturating_add(TIMER_OVERDUE_NS) <= now_ns
             && retake_held(sched, i, RetakeWhy::TimersOverdue)
         {
             watch[i] = PWatch::default();

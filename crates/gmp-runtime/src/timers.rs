@@ -124,14 +124,15 @@ impl Timers {
     /// the timer lock around `f` for the same reason), and a `Vec` here was a `malloc`
     /// plus a regrowth per doubling on every run that found something due (~4% of the
     /// timers workload's CPU, under `RawVec::grow_one`).
-    pub(crate) fn run(&self, now: u64, mut ready: impl FnMut(GRef)) -> usize {
+    pub(crate) fn run(&self, now: u64, limit: usize, mut ready: impl FnMut(GRef)) -> usize {
         let mut n = 0;
-        while self.next() <= now {
+        while n < limit && self.next() <= now {
             let mut due: [Option<Entry>; FIRE_BATCH] = [const { None }; FIRE_BATCH];
             let mut taken = 0;
+            let want = FIRE_BATCH.min(limit - n);
             {
                 let mut h = self.heap.lock();
-                while taken < FIRE_BATCH {
+                while taken < want {
                     match h.entries.first() {
                         Some(top) if top.when <= now => {}
                         _ => break,
@@ -150,7 +151,7 @@ impl Timers {
                     n += 1;
                 }
             }
-            if taken < FIRE_BATCH {
+            if taken < want {
                 // The heap's earliest entry is after `now` (or it is empty).
                 break;
             }
@@ -285,13 +286,44 @@ mod tests {
         let due = total - 7; // the last 7 are later than `now`
         let now = nanos(base + Duration::from_micros(due - 1));
         let mut order = Vec::new();
-        let fired = t.run(now, |g| order.push(g.id));
+        let fired = t.run(now, usize::MAX, |g| order.push(g.id));
         assert_eq!(fired as u64, due);
         assert_eq!(order, (0..due).collect::<Vec<_>>());
         assert_eq!(t.next(), nanos(base + Duration::from_micros(due)));
         // A second run at the same instant finds nothing; a later one the rest.
-        assert_eq!(t.run(now, |_| panic!("fired twice")), 0);
-        assert_eq!(t.run(u64::MAX - 1, |_| {}), 7);
+        assert_eq!(t.run(now, usize::MAX, |_| panic!("fired twice")), 0);
+        assert_eq!(t.run(u64::MAX - 1, usize::MAX, |_| {}), 7);
+        assert_eq!(t.next(), u64::MAX);
+        drop(sched.global.drain());
+    }
+
+    /// A run fires at most `limit` entries, earliest first; the other due entries stay
+    /// in the heap (still due: `next` is the earliest of them) for the next run.
+    #[test]
+    fn run_stops_at_its_limit_and_keeps_the_rest_due() {
+        let sched = sched();
+        let t = Timers::new();
+        let base = epoch() + Duration::from_secs(1);
+        let total = FIRE_BATCH as u64 + 10;
+        for i in (0..total).rev() {
+            let (g, seq) = parked_g(&sched, i);
+            t.add(base + Duration::from_micros(i), seq, g);
+        }
+        let now = nanos(base + Duration::from_micros(total));
+        let mut order = Vec::new();
+        assert_eq!(t.run(now, 5, |g| order.push(g.id)), 5);
+        assert_eq!(order, (0..5).collect::<Vec<_>>());
+        assert_eq!(t.next(), nanos(base + Duration::from_micros(5)));
+        // More than one batch's worth, still in deadline order.
+        assert_eq!(
+            t.run(now, FIRE_BATCH + 1, |g| order.push(g.id)),
+            FIRE_BATCH + 1
+        );
+        assert_eq!(
+            t.run(now, usize::MAX, |g| order.push(g.id)),
+            total as usize - 6 - FIRE_BATCH
+        );
+        assert_eq!(order, (0..total).collect::<Vec<_>>());
         assert_eq!(t.next(), u64::MAX);
         drop(sched.global.drain());
     }
@@ -307,7 +339,7 @@ mod tests {
         let (g2, seq2) = parked_g(&sched, 2);
         t.add(epoch(), seq2 + 1, g2); // armed for a later park than the current one
         let mut fired = Vec::new();
-        assert_eq!(t.run(u64::MAX - 1, |g| fired.push(g.id)), 1);
+        assert_eq!(t.run(u64::MAX - 1, usize::MAX, |g| fired.push(g.id)), 1);
         assert_eq!(fired, vec![1]);
         assert!(g.timer_fired.load(Ordering::Relaxed));
         drop(sched.global.drain());

@@ -529,3 +529,74 @@ fn a_goroutines_fp_control_state_is_its_own() {
         "another goroutine saw the changed FP control state"
     );
 }
+
+/// A thousand sleepers whose timers fall due together, while a burst of 20,000 spawned
+/// goroutines fills the run queues, each wake within a few hundred goroutines of its
+/// deadline. Firing every due timer at once overflowed the P's ring to the tail of the
+/// global queue, behind the rest of the burst: the last sleepers woke only after some
+/// 15,000 burst goroutines (up to 100 ms late in the timers workload). Now a P fires
+/// only as many timers as its ring has room for; the rest stay due in the heap,
+/// earliest first. Counted in goroutines run, not in time.
+#[test]
+fn due_timers_are_not_queued_behind_a_burst_of_spawns() {
+    const SLEEPERS: usize = 1000;
+    const BURST: usize = 20_000;
+    let worst = within(120, || {
+        let rt = rt(1);
+        // SAFETY: these goroutines hold no thread-local state across a suspension point
+        // and borrow nothing (everything is moved in or shared through `Arc`s).
+        unsafe {
+            rt.block_on(|| {
+                // When each burst goroutine ran, in order.
+                let ran: Arc<Vec<std::sync::OnceLock<Instant>>> =
+                    Arc::new((0..BURST).map(|_| std::sync::OnceLock::new()).collect());
+                let parked = Arc::new(AtomicUsize::new(0));
+                let sleepers: Vec<JoinHandle<(Instant, Instant)>> = (0..SLEEPERS)
+                    .map(|_| {
+                        let parked = parked.clone();
+                        go!(move || {
+                            let due = Instant::now() + Duration::from_millis(5);
+                            parked.fetch_add(1, Ordering::SeqCst);
+                            gmp_runtime::sleep_until(due);
+                            (due, Instant::now())
+                        })
+                    })
+                    .collect();
+                while parked.load(Ordering::SeqCst) < SLEEPERS {
+                    gmp_runtime::yield_now();
+                }
+                let burst: Vec<JoinHandle<()>> = (0..BURST)
+                    .map(|i| {
+                        let ran = ran.clone();
+                        go!(move || {
+                            let t = Instant::now();
+                            while t.elapsed() < Duration::from_micros(5) {}
+                            let _ = ran[i].set(Instant::now());
+                        })
+                    })
+                    .collect();
+                let woke: Vec<(Instant, Instant)> =
+                    sleepers.into_iter().map(|h| h.join().unwrap()).collect();
+                for h in burst {
+                    h.join().unwrap();
+                }
+                let mut ran: Vec<Instant> = ran.iter().map(|t| *t.get().unwrap()).collect();
+                ran.sort();
+                // For each sleeper: burst goroutines that ran after its deadline and
+                // before it woke.
+                woke.iter()
+                    .map(|&(due, at)| {
+                        ran.partition_point(|&t| t < at) - ran.partition_point(|&t| t <= due)
+                    })
+                    .max()
+                    .unwrap()
+            })
+        }
+    })
+    .unwrap();
+    eprintln!("worst: {worst} burst goroutines ran between a sleeper's deadline and its wake");
+    assert!(
+        worst < 2_000,
+        "a sleeper woke only after {worst} goroutines of the burst had run past its deadline"
+    );
+}
