@@ -18,7 +18,8 @@
 //!
 //! # findRunnable, in Go's order
 //!
-//! 1. due timers of our own P;
+//! 1. due timers of our own P, as many as its ring has room for ([`timer_room`]; Go
+//!    fires them all, overflowing the rest to the global queue);
 //! 2. every 61st tick, one goroutine from the global queue (fairness);
 //! 3. `runnext`, then the local ring;
 //! 4. a batch from the global queue;

@@ -117,7 +117,8 @@ impl Timers {
     }
 
     /// Go: `timers.check` + `run`. Readies (through `ready`) the goroutines whose
-    /// deadline is `<= now`. Returns how many it readied.
+    /// deadline is `<= now`, earliest first, at most `limit` of them; the other due
+    /// entries stay in the heap for the next run. Returns how many it readied.
     ///
     /// Due entries are taken off the heap [`FIRE_BATCH`] at a time into an array on
     /// this stack and readied outside the lock: readying can take other locks (Go drops
