@@ -353,12 +353,6 @@ fn count_fired(pp: &crate::p::P, n: usize) {
     }
 }
 
-/// Go: `goroutineReady` → `ready(gp, 0, true)`. A goroutine woken by a timer goes to
-/// `runnext` of the P that ran the timer, so it runs next: its sleep ends as close to
-/// its deadline as the running goroutine allows, instead of behind the whole queue
-/// (with 100,000 sleepers on 2 Ps, joining the tail made a 1 ms sleep 23 ms late on
-/// average, against Go's 3.4 ms). When several fire at once, each displaces the one
-/// before to the tail of the ring, as in Go.
 /// How many due timers a P fires into its queue at once: as many as its ring has room
 /// for (and at least one). The rest stay in the heap, earliest deadline first, and fire
 /// at the P's next scheduling points. Firing them all would overflow the ring to the
@@ -368,6 +362,12 @@ fn timer_room(local: &gmp_queue::Local<GRef>) -> usize {
     local.capacity().saturating_sub(local.len()).max(1)
 }
 
+/// Go: `goroutineReady` → `ready(gp, 0, true)`. A goroutine woken by a timer goes to
+/// `runnext` of the P that ran the timer, so it runs next: its sleep ends as close to
+/// its deadline as the running goroutine allows, instead of behind the whole queue
+/// (with 100,000 sleepers on 2 Ps, joining the tail made a 1 ms sleep 23 ms late on
+/// average, against Go's 3.4 ms). When several fire at once, each displaces the one
+/// before to the tail of the ring, as in Go.
 fn ready_from_timer(sched: &Arc<Sched>, local: &gmp_queue::Local<GRef>, g: GRef) {
     crate::trace::go_unpark(sched, &g);
     g.set_status(Status::Runnable);

@@ -127,3 +127,57 @@ fn plain_threads_get_one_value_each() {
     assert_eq!(COUNTER.take(), 9);
     assert_eq!(COUNTER.get(), 0);
 }
+
+static CHAINED: AtomicUsize = AtomicUsize::new(0);
+static AGAIN: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes a `SECOND` value when dropped.
+struct First;
+impl Drop for First {
+    fn drop(&mut self) {
+        CHAINED.fetch_add(1, Ordering::SeqCst);
+        SECOND.with(|_| {});
+    }
+}
+struct Second;
+impl Drop for Second {
+    fn drop(&mut self) {
+        CHAINED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+/// Makes itself again whenever it is dropped.
+struct Again;
+impl Drop for Again {
+    fn drop(&mut self) {
+        AGAIN.fetch_add(1, Ordering::SeqCst);
+        AGAIN_KEY.with(|_| {});
+    }
+}
+
+goroutine_local! {
+    static FIRST: First = First;
+    static SECOND: Second = Second;
+    static AGAIN_KEY: Again = Again;
+}
+
+/// A destructor that makes a new goroutine-local value: that value is dropped too, when
+/// the goroutine ends; one that makes itself again forever stops after a few rounds (the
+/// rest is leaked, as std does with thread-locals) instead of hanging the M.
+#[test]
+fn values_made_by_destructors_are_dropped_and_a_loop_of_them_ends() {
+    let r = rt(1);
+    // SAFETY: as above.
+    unsafe {
+        r.block_on(|| {
+            go(|| FIRST.with(|_| {})).join().unwrap();
+            go(|| AGAIN_KEY.with(|_| {})).join().unwrap();
+        })
+    };
+    assert_eq!(
+        CHAINED.load(Ordering::SeqCst),
+        2,
+        "First and the Second it made"
+    );
+    let rounds = AGAIN.load(Ordering::SeqCst);
+    assert!((2..=16).contains(&rounds), "dropped {rounds} times");
+}
