@@ -42,6 +42,21 @@ fn block_on_msg<T: Send>(rt: &Runtime, f: impl FnOnce() -> T + Send) -> Result<T
     catch_unwind(AssertUnwindSafe(|| unsafe { rt.block_on(f) })).map_err(|p| payload_msg(&*p))
 }
 
+/// Whether this binary can name its own functions in a backtrace. A stripped binary
+/// (the release test binaries carried to another machine) cannot: the checks of
+/// function names in stacks are then skipped, with a line saying so, and every other
+/// check still runs.
+#[inline(never)]
+fn symbols_in_backtraces() -> bool {
+    let named = std::backtrace::Backtrace::force_capture()
+        .to_string()
+        .contains("symbols_in_backtraces");
+    if !named {
+        eprintln!("note: this binary has no symbols (stripped?): function names in stacks are not checked");
+    }
+    named
+}
+
 /// A true deadlock is reported with Go's message and the goroutines' list.
 fn true_deadlock() {
     let rt = rt(2);
@@ -58,7 +73,10 @@ fn true_deadlock() {
     );
     assert!(msg.contains("('main')"), "{msg}");
     // The report carries each goroutine's stack and creator (debug.rs).
-    assert!(msg.contains("true_deadlock"), "{msg}");
+    assert!(
+        msg.contains("true_deadlock") || !symbols_in_backtraces(),
+        "{msg}"
+    );
     assert!(msg.contains("created by "), "{msg}");
     // The runtime still works for a new main goroutine.
     assert_eq!(

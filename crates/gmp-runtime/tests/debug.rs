@@ -36,6 +36,21 @@ fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) 
     }
 }
 
+/// Whether this binary can name its own functions in a backtrace. A stripped binary
+/// (the release test binaries carried to another machine) cannot: the checks of
+/// function names in stacks are then skipped, with a line saying so, and every other
+/// check still runs.
+#[inline(never)]
+fn symbols_in_backtraces() -> bool {
+    let named = std::backtrace::Backtrace::force_capture()
+        .to_string()
+        .contains("symbols_in_backtraces");
+    if !named {
+        eprintln!("note: this binary has no symbols (stripped?): function names in stacks are not checked");
+    }
+    named
+}
+
 fn dump_string() -> String {
     let mut out = Vec::new();
     debug::dump(&mut out).unwrap();
@@ -143,7 +158,10 @@ fn dump_lists_every_parked_goroutine_with_its_stack_and_creator() {
     for (id, state, func) in expect {
         let e = entry(&text, id).unwrap_or_else(|| panic!("goroutine {id} missing:\n{text}"));
         assert!(e.contains(state), "{e}");
-        assert!(e.contains(func), "the stack must name {func}:\n{e}");
+        assert!(
+            e.contains(func) || !symbols_in_backtraces(),
+            "the stack must name {func}:\n{e}"
+        );
         assert!(
             e.contains("created by ") && e.contains("tests/debug.rs:"),
             "{e}"
@@ -162,7 +180,7 @@ fn dump_lists_every_parked_goroutine_with_its_stack_and_creator() {
     // The caller (the main goroutine) is running, with its own stack.
     assert!(text.contains("[running]"), "{text}");
     assert!(
-        text.contains("dump_string"),
+        text.contains("dump_string") || !symbols_in_backtraces(),
         "the caller's own stack:\n{text}"
     );
 }
@@ -243,8 +261,9 @@ fn sigquit_with_gmp_traceback_all_dumps_and_exits_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("SIGQUIT: quit"), "{err}");
+    assert!(err.contains("[sleep]"), "{err}");
     assert!(
-        err.contains("[sleep]") && err.contains("parks_in_sleep_here"),
+        err.contains("parks_in_sleep_here") || !symbols_in_backtraces(),
         "{err}"
     );
 }
