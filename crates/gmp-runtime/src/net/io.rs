@@ -188,6 +188,11 @@ impl Options {
         let mut w = self.waiters.lock();
         pd.set_deadline(Direction::Read, self.deadline(Direction::Read));
         pd.set_deadline(Direction::Write, self.deadline(Direction::Write));
+        // Most streams are never cloned: one slot (an 8-byte request) instead of the
+        // four `push` starts with (32 bytes, a 48-byte chunk per connection).
+        if w.descs.capacity() == 0 {
+            w.descs.reserve_exact(1);
+        }
         w.descs.push(pd.clone());
     }
 
