@@ -12,6 +12,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::symbols_in_backtraces;
+
 const SCENARIO_ENV: &str = "GMP_DEADLOCK_SCENARIO";
 
 fn rt(procs: usize) -> Runtime {
@@ -40,21 +43,6 @@ fn payload_msg(p: &(dyn std::any::Any + Send)) -> String {
 fn block_on_msg<T: Send>(rt: &Runtime, f: impl FnOnce() -> T + Send) -> Result<T, String> {
     // SAFETY: the scenarios hold no thread-local state across suspension points.
     catch_unwind(AssertUnwindSafe(|| unsafe { rt.block_on(f) })).map_err(|p| payload_msg(&*p))
-}
-
-/// Whether this binary can name its own functions in a backtrace. A stripped binary
-/// (the release test binaries carried to another machine) cannot: the checks of
-/// function names in stacks are then skipped, with a line saying so, and every other
-/// check still runs.
-#[inline(never)]
-fn symbols_in_backtraces() -> bool {
-    let named = std::backtrace::Backtrace::force_capture()
-        .to_string()
-        .contains("symbols_in_backtraces");
-    if !named {
-        eprintln!("note: this binary has no symbols (stripped?): function names in stacks are not checked");
-    }
-    named
 }
 
 /// A true deadlock is reported with Go's message and the goroutines' list.

@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+use support::symbols_in_backtraces;
+
 fn rt(procs: usize) -> Runtime {
     Runtime::builder().procs(procs).build().expect("runtime")
 }
@@ -34,21 +37,6 @@ fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) 
         Ok(Err(p)) => std::panic::resume_unwind(p),
         Err(_) => panic!("still not finished after {secs} s (hang)"),
     }
-}
-
-/// Whether this binary can name its own functions in a backtrace. A stripped binary
-/// (the release test binaries carried to another machine) cannot: the checks of
-/// function names in stacks are then skipped, with a line saying so, and every other
-/// check still runs.
-#[inline(never)]
-fn symbols_in_backtraces() -> bool {
-    let named = std::backtrace::Backtrace::force_capture()
-        .to_string()
-        .contains("symbols_in_backtraces");
-    if !named {
-        eprintln!("note: this binary has no symbols (stripped?): function names in stacks are not checked");
-    }
-    named
 }
 
 fn dump_string() -> String {
