@@ -404,19 +404,12 @@ where
         // this is the last `Arc` and there is no `Weak` (there never is one), and nothing
         // can make a new one: the handle was the only other owner. Its Acquire orders
         // the handle's last use before the free. The closure has moved out (`f`).
-        if self.packet.scope.is_none() && Arc::get_mut(&mut self).is_some() {
+        let job = if self.packet.scope.is_none() && Arc::get_mut(&mut self).is_some() {
             drop(self);
-            let r = catch_unwind(AssertUnwindSafe(f));
-            crate::local::drop_goroutine_locals();
-            match r {
-                // The runtime is unwinding this goroutine (shutdown): keep unwinding.
-                Err(p) if gmp_core::coroutine::is_forced_unwind(&*p) => resume_unwind(p),
-                // The result (or panic payload; the panic was reported by the hook)
-                // goes here, where the packet would have dropped it.
-                r => drop(r),
-            }
-            return;
-        }
+            None
+        } else {
+            Some(self)
+        };
         let r = catch_unwind(AssertUnwindSafe(f));
         // The goroutine's locals go with its body, however it ended (a destructor
         // that panics is a panic of the goroutine: it aborts, as in std).
@@ -424,18 +417,24 @@ where
         if let Err(p) = &r {
             if gmp_core::coroutine::is_forced_unwind(&**p) {
                 // The runtime is unwinding this goroutine (shutdown): tell the joiner,
-                // and keep unwinding.
-                self.packet.set(Err(Box::new(format!(
-                    "gmp: the runtime shut down while goroutine {id} was parked"
-                ))));
-                drop(self);
+                // if any, and keep unwinding.
+                if let Some(job) = job {
+                    job.packet.set(Err(Box::new(format!(
+                        "gmp: the runtime shut down while goroutine {id} was parked"
+                    ))));
+                }
                 match r {
                     Err(p) => resume_unwind(p),
                     Ok(_) => unreachable!(),
                 }
             }
         }
-        self.packet.set(r);
+        match job {
+            Some(job) => job.packet.set(r),
+            // Detached: the result (or panic payload; the hook reported the panic) is
+            // dropped here, where the packet would have dropped it.
+            None => drop(r),
+        }
     }
 
     fn cancel(self: Arc<Self>, id: u64) {
