@@ -1056,7 +1056,8 @@ pub(crate) unsafe fn read<T>(r: &Receiver<T>, token: &mut Token) -> Result<T, ()
     match &r.flavor {
         // SAFETY: forwarded from the caller.
         ReceiverFlavor::Array(c) => unsafe { c.read(token) },
-        ReceiverFlavor::List(c) => c.read(token),
+        // SAFETY: forwarded from the caller.
+        ReceiverFlavor::List(c) => unsafe { c.read(token) },
         // SAFETY: forwarded from the caller.
         ReceiverFlavor::Zero(c) => unsafe { c.read(token) },
         ReceiverFlavor::At(_, conv) | ReceiverFlavor::Tick(_, conv) => {

@@ -11,7 +11,7 @@
 //! - [`Mutex`] and [`Condvar`]: no poisoning (a panic while holding a runtime lock is
 //!   already a bug), `lock()` returns the guard directly;
 //! - [`UnsafeCell`] with tokio-style `with`/`with_mut`, so loom can track each access;
-//! - [`thread`]: `spawn`, `yield_now`;
+//! - [`thread`]: `spawn`, `yield_now`, `current`, `park` (and `Thread::unpark`);
 //! - [`spin_loop`]: a CPU hint normally, a yield under loom (a spinning loop must give
 //!   loom's scheduler a chance to run the thread it is waiting for).
 
@@ -29,7 +29,7 @@ mod imp {
 
     /// Threads (std's).
     pub mod thread {
-        pub use std::thread::{current, spawn, yield_now, JoinHandle, Thread};
+        pub use std::thread::{current, park, spawn, yield_now, JoinHandle, Thread};
     }
 
     /// A mutex without poisoning (parking_lot's).
@@ -115,7 +115,7 @@ mod imp {
 
     /// Threads (loom's).
     pub mod thread {
-        pub use loom::thread::{current, spawn, yield_now, JoinHandle, Thread};
+        pub use loom::thread::{current, park, spawn, yield_now, JoinHandle, Thread};
     }
 
     /// A mutex without poisoning (loom's, unwrapped).
