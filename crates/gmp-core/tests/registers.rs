@@ -212,6 +212,55 @@ fn coroutine_changes_to_mxcsr_do_not_leak_to_resumer() {
     }
 }
 
+/// MXCSR's status flags (the low six bits) do not travel across a switch: the ABI does
+/// not preserve them, and loading a saved MXCSR with a flag set made every switch 15x
+/// slower on an Intel Xeon (see `arch/x86_64.rs`). The control bits still do.
+#[test]
+fn mxcsr_status_flags_are_dropped_across_switches() {
+    const PRECISION: u32 = 1 << 5;
+    let set_flag = |v: u32| {
+        // SAFETY: loads a valid MXCSR (a status flag set, control bits as given).
+        unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack)) };
+    };
+    let before = read_mxcsr();
+    set_flag((before & 0xffc0) | PRECISION);
+    let mut co = Coroutine::new(Stack::new(64 * 1024).unwrap(), move |s| {
+        let first = read_mxcsr();
+        set_flag(MXCSR_A | PRECISION);
+        s.suspend();
+        (first, read_mxcsr())
+    });
+    assert!(matches!(co.resume(), Resume::Suspended));
+    let back = read_mxcsr();
+    let r = co.resume();
+    set_flag(before & 0xffc0);
+    assert_eq!(
+        back & 0x3f,
+        0,
+        "the resumer got a status flag back: {back:#x}"
+    );
+    assert_eq!(
+        back & 0xffc0,
+        before & 0xffc0,
+        "the resumer's control bits changed"
+    );
+    match r {
+        Resume::Returned((first, resumed)) => {
+            assert_eq!(
+                first, 0x1F80,
+                "a coroutine starts with the ABI's initial MXCSR"
+            );
+            assert_eq!(resumed & 0x3f, 0, "the coroutine got its status flag back");
+            assert_eq!(
+                resumed & 0xffc0,
+                MXCSR_A,
+                "the coroutine lost its control bits"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 /// `resume_with_initial_fp`: the resumer's integer callee-saved registers survive, its
 /// FP control state comes back as the ABI's initial one (by design: it is not saved),
 /// and the coroutine's own FP control state survives every switch, as with `resume`.
