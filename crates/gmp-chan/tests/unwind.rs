@@ -378,3 +378,34 @@ fn zero_selected_send_dropped_by_a_panic_lets_the_receiver_wait_on() {
         .expect("the receiver should still be waiting");
     assert_eq!(rx.join("receiver"), Ok(6));
 }
+
+/// An unbounded channel's message claimed by a `select` whose thread panics before
+/// receiving it is dropped exactly once (by the claim's destructor), and every other
+/// message is still received in order: the claim does not strand its block.
+#[test]
+fn list_selected_recv_dropped_by_a_panic_drops_its_message_once() {
+    let drops = counter();
+    let (s, r) = unbounded::<Counted>();
+    // Enough to fill more than one block, so that the next block must still be reached.
+    for i in 0..40 {
+        s.send(Counted(drops.clone(), i)).unwrap();
+    }
+    let r2 = r.clone();
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let mut sel = Select::new();
+        sel.recv(&r2);
+        let _oper = sel.select(); // claims message 0
+        std::panic::resume_unwind(Box::new("gone before receiving"));
+    }));
+    assert!(res.is_err());
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the claimed message was not dropped once"
+    );
+    for i in 1..40 {
+        assert_eq!(r.try_recv().map(|m| m.1), Ok(i));
+    }
+    assert_eq!(r.try_recv().map(|m| m.1), Err(TryRecvError::Empty));
+    assert_eq!(drops.load(Ordering::SeqCst), 40);
+}
