@@ -26,11 +26,13 @@
 //! at exactly those two points, so the models check the protocol, not loom's weaker
 //! reading of `SeqCst`.)
 
-use crate::context::{Context, Operation, Selected};
+use crate::context::{Context, OnUnwind, Operation, Selected};
+use gmp_core::park::WaitReason;
 use gmp_core::sync::atomic::{AtomicBool, Ordering};
 use gmp_core::sync::Mutex;
 use std::collections::VecDeque;
 use std::ptr;
+use std::time::Instant;
 
 /// One registration in a wait queue.
 pub(crate) struct Entry {
@@ -245,6 +247,51 @@ impl SyncWaker {
         drop(w);
         if let Some(e) = entry {
             e.cx.unpark();
+        }
+    }
+
+    /// Parks the caller once on this queue: registers a waiter, re-checks `ready` (the
+    /// channel state it waits for, read with SeqCst: see the module docs), and waits
+    /// until a peer's `notify` chooses it, the channel disconnects, or `deadline` passes.
+    /// The caller then retries its operation (nothing is handed over). If the caller
+    /// unwinds out of the park, its entry is removed, or a wake-up it was chosen for is
+    /// passed on ([`SyncWaker::abandon`]). The blocking step of the array flavour's
+    /// `send`/`recv` and the list flavour's `recv`.
+    pub(crate) fn wait_once(
+        &self,
+        deadline: Option<Instant>,
+        reason: WaitReason,
+        ready: impl Fn() -> bool,
+    ) {
+        let cx = Context::new();
+        let oper = Operation::new(0);
+        self.register(oper, &cx);
+        let guard = OnUnwind::new(|| self.abandon(oper, &cx));
+        if ready() {
+            cx.abort();
+        }
+        let sel = cx.wait_until(deadline, reason);
+        guard.disarm();
+        match sel {
+            Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
+            Selected::Aborted | Selected::Disconnected => {
+                self.unregister(oper, &cx);
+            }
+            Selected::Operation(_) => {}
+        }
+        cx.recycle();
+    }
+
+    /// The owner of a blocked registration leaves by unwinding: it decides `Aborted` and
+    /// removes its entry, or, if a peer had already chosen it, passes that wake-up on to
+    /// the next waiter (the entry is gone with it, and a live waiter must not be left
+    /// asleep next to a message or a free slot). Never parks.
+    pub(crate) fn abandon(&self, oper: Operation, cx: &Context) {
+        match cx.abort() {
+            Selected::Operation(_) => self.notify(),
+            _ => {
+                self.unregister(oper, cx);
+            }
         }
     }
 

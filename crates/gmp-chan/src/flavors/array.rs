@@ -38,13 +38,13 @@
 //! # Unwinding out of a park
 //!
 //! A waiter that leaves its park by unwinding (a panic, or gmp-core's forced unwind of a
-//! goroutine dropped while parked at a runtime's shutdown) runs [`abandon`] from a guard
-//! armed right after it registered: its entry is removed, or, if a peer had already
-//! chosen it, the wake-up is passed on to the next waiter. Nothing was reserved, so every
+//! goroutine dropped while parked at a runtime's shutdown) runs [`SyncWaker::abandon`]
+//! from a guard armed right after it registered ([`SyncWaker::wait_once`]): its entry is
+//! removed, or, if a peer had already chosen it, the wake-up is passed on to the next
+//! waiter. Nothing was reserved, so every
 //! message stays in the ring for a live receiver, and an unwound sender's message (never
 //! written) is dropped with its stack.
 
-use crate::context::{Context, OnUnwind, Operation, Selected};
 use crate::err::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::select::Token;
 use crate::utils::{self, Backoff};
@@ -357,24 +357,10 @@ impl<T> Channel<T> {
                     return Err(SendTimeoutError::Timeout(msg));
                 }
             }
-            let cx = Context::new();
-            let oper = Operation::new(0);
-            self.senders.register(oper, &cx);
-            let guard = OnUnwind::new(|| abandon(&self.senders, oper, &cx));
-            if !self.is_full() || self.is_disconnected() {
-                cx.abort();
-            }
-            let sel = cx.wait_until(deadline, WaitReason::ChanSend);
-            guard.disarm();
+            self.senders.wait_once(deadline, WaitReason::ChanSend, || {
+                !self.is_full() || self.is_disconnected()
+            });
             waited = true;
-            match sel {
-                Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
-                Selected::Aborted | Selected::Disconnected => {
-                    self.senders.unregister(oper, &cx);
-                }
-                Selected::Operation(_) => {}
-            }
-            cx.recycle();
         }
     }
 
@@ -416,24 +402,11 @@ impl<T> Channel<T> {
                     return Err(RecvTimeoutError::Timeout);
                 }
             }
-            let cx = Context::new();
-            let oper = Operation::new(0);
-            self.receivers.register(oper, &cx);
-            let guard = OnUnwind::new(|| abandon(&self.receivers, oper, &cx));
-            if !self.is_empty() || self.is_disconnected() {
-                cx.abort();
-            }
-            let sel = cx.wait_until(deadline, WaitReason::ChanReceive);
-            guard.disarm();
+            self.receivers
+                .wait_once(deadline, WaitReason::ChanReceive, || {
+                    !self.is_empty() || self.is_disconnected()
+                });
             waited = true;
-            match sel {
-                Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
-                Selected::Aborted | Selected::Disconnected => {
-                    self.receivers.unregister(oper, &cx);
-                }
-                Selected::Operation(_) => {}
-            }
-            cx.recycle();
         }
     }
 
@@ -511,19 +484,6 @@ impl<T> Channel<T> {
     /// The wait queue of blocked receivers.
     pub(crate) fn receivers(&self) -> &SyncWaker {
         &self.receivers
-    }
-}
-
-/// The owner of a blocked `send`/`recv` registration in `waker` leaves by unwinding: it
-/// decides `Aborted` and removes its entry, or, if a peer had already chosen it, passes
-/// that wake-up on to the next waiter (the entry is gone with it, and a live waiter must
-/// not be left asleep next to a message or a free slot). Never parks.
-pub(crate) fn abandon(waker: &SyncWaker, oper: Operation, cx: &Context) {
-    match cx.abort() {
-        Selected::Operation(_) => waker.notify(),
-        _ => {
-            waker.unregister(oper, cx);
-        }
     }
 }
 

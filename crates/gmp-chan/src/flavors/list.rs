@@ -55,8 +55,7 @@
 //! reading it (its `SelectedOperation` dropped by a panicking thread) reads and drops the
 //! message from the token's destructor, so the block is still freed.
 
-use super::array::abandon;
-use crate::context::{Context, OnUnwind, Operation, Selected};
+use crate::context::{Context, Operation};
 use crate::err::{RecvTimeoutError, TryRecvError};
 use crate::select::Token;
 use crate::utils::{self, Backoff};
@@ -615,24 +614,11 @@ impl<T> Channel<T> {
                     return Err(RecvTimeoutError::Timeout);
                 }
             }
-            let cx = Context::new();
-            let oper = Operation::new(0);
-            self.receivers.register(oper, &cx);
-            let guard = OnUnwind::new(|| abandon(&self.receivers, oper, &cx));
-            if !self.is_empty() || self.is_disconnected() {
-                cx.abort();
-            }
-            let sel = cx.wait_until(deadline, WaitReason::ChanReceive);
-            guard.disarm();
+            self.receivers
+                .wait_once(deadline, WaitReason::ChanReceive, || {
+                    !self.is_empty() || self.is_disconnected()
+                });
             waited = true;
-            match sel {
-                Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
-                Selected::Aborted | Selected::Disconnected => {
-                    self.receivers.unregister(oper, &cx);
-                }
-                Selected::Operation(_) => {}
-            }
-            cx.recycle();
         }
     }
 
