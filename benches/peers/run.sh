@@ -286,6 +286,15 @@ machine() {
         "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
     echo "- limits: kernel.pid_max=$(cat /proc/sys/kernel/pid_max)," \
         "vm.max_map_count=$(cat /proc/sys/vm/max_map_count), ulimit -n $(ulimit -n)"
+    # Free page reporting (a VM handing free memory back to its host): fresh memory then
+    # costs a host fault, so the memory-heavy rows (park1m) vary with what ran before.
+    local pr
+    pr=$(grep -o 'page_reporting[^ ]*' /proc/cmdline 2>/dev/null | head -1)
+    if [ -n "$pr" ]; then
+        echo "- memory: free page reporting on ($pr): the peers' order rotates each round"
+    else
+        echo "- memory: no free page reporting on the kernel command line"
+    fi
     local gov="go: not installed" wrkv="wrk: not installed (http skipped)"
     # (wrk --version exits 1: its status is ignored.)
     if command -v go >/dev/null; then gov=$(go version | cut -d' ' -f3-); fi
@@ -326,6 +335,15 @@ if [ -z "${REPORT_ONLY:-}" ]; then
     # Round r runs every selected bench once for every peer, peers taking turns: a slow
     # spell of the machine then spoils one run of many benches and peers (which the
     # median absorbs) rather than every run of one.
+    #
+    # The peers' order rotates by one each round, so that no peer always runs first
+    # after the others. Running first is a handicap wherever fresh memory costs more
+    # than memory just freed: on a VM with free page reporting (a `page_reporting`
+    # order on the kernel command line; machine.md says) the host takes back memory
+    # that stayed free for a while, and the next process to touch it faults it in from
+    # the host. A peer started right after another one of the same bench reuses the
+    # pages that one freed. With gmp always first, park1m ran 1.9-2.2 s in three rounds
+    # and 6.8 and 9.9 s in two (2026-12-04, Go right after it: 2.0-2.3 s in all five).
     max_runs=$(awk 'NF && $3 > m { m = $3 } END { print m }' <<<"$PLAN")
     round_loads=()
     # Benchmark hygiene: numbers taken beside other work are not numbers. The 1-minute
@@ -341,7 +359,8 @@ if [ -z "${REPORT_ONLY:-}" ]; then
         note "round $r of ${RUNS:-$max_runs} (load average before: $(loadavg))"
         while read -r bench procs runs t; do
             [ -n "$bench" ] && selected "$bench" && [ "$r" -le "${RUNS:-$runs}" ] || continue
-            for peer in "${PEERS[@]}"; do
+            for k in "${!PEERS[@]}"; do
+                peer=${PEERS[$(((k + r - 1) % ${#PEERS[@]}))]}
                 run_once "$peer" "$bench" "$procs" "$t" | tee -a "$RAW"
             done
         done <<<"$PLAN"
