@@ -1,7 +1,7 @@
 //! sysmon: the runtime's watchdog thread (Go: `runtime.sysmon`, `retake`, `checkdead`).
 //!
 //! It runs without a P. Each round it sleeps — 20 µs at first, doubling after 50 idle
-//! rounds up to 10 ms — then:
+//! rounds up to 10 ms, but never past the moment a retake below falls due — then:
 //!
 //! - **retake** (Go: `retake`): a P whose M has been in a `blocking` call for a full
 //!   sysmon tick (≥ 20 µs) is handed to another M; and — our answer to Rust having no
@@ -103,8 +103,10 @@ fn sysmon(weak: Weak<Sched>) {
     let mut last_trace = start;
     let mut frozen: Option<(u64, Instant)> = None;
     let mut last_scavenge = start;
+    // The next nap: `delay`, or less when a retake falls due sooner.
+    let mut nap = delay;
     loop {
-        std::thread::sleep(delay);
+        std::thread::sleep(nap);
         let Some(sched) = weak.upgrade() else { return };
         if sched.is_shutdown() {
             return;
@@ -159,12 +161,14 @@ fn sysmon(weak: Weak<Sched>) {
                     idle_rounds = 0;
                     delay = Duration::from_micros(20);
                 }
+                nap = delay;
                 continue;
             }
         } else {
             frozen = None;
         }
         let retook = retake(&sched, &mut watch, now);
+        let due = next_retake_due(&sched, &watch);
         sysmon_poll(&sched, now);
         scavenge_stacks(&sched, now, &mut last_scavenge);
         drop(sched);
@@ -181,7 +185,51 @@ fn sysmon(weak: Weak<Sched>) {
         if trace.is_some() {
             delay = delay.min(Duration::from_millis(1));
         }
+        nap = nap_until(delay, due, Instant::now());
     }
+}
+
+/// The shortest nap: sysmon's own clock reads, `nanosleep` and scan are a few µs.
+const MIN_NAP: Duration = Duration::from_micros(20);
+
+/// How long sysmon sleeps: its backed-off `delay`, cut short when a retake falls due
+/// sooner (`due`, from [`next_retake_due`]), but never under [`MIN_NAP`].
+fn nap_until(delay: Duration, due: Option<Instant>, now: Instant) -> Duration {
+    match due {
+        Some(d) => delay.min(d.saturating_duration_since(now).max(MIN_NAP)),
+        None => delay,
+    }
+}
+
+/// When the next retake can fall due, for a P that has been held by the same goroutine
+/// since sysmon's last look: its hog limit (`schedwhen` + [`FORCE_PREEMPT`]) or, while
+/// its scheduling tick is still the one sysmon saw, its earliest timer becoming overdue
+/// (+ [`TIMER_OVERDUE_NS`]). Without this the delay, backed off to as much as 10 ms
+/// while nothing was retaken, came on top of both: a goroutine sleeping behind a hog
+/// on one P woke up to that much later than the retake was due (the starve workload's
+/// worst sleep of 20: median of 8 runs 1.55 ms before, 1.03 ms after; what is left is
+/// mostly the OS waking the P's new M late). A P whose tick moves runs its own timers:
+/// it sets no timer deadline, so a busy P with a backlog of due timers does not keep
+/// sysmon awake.
+fn next_retake_due(sched: &Sched, watch: &[PWatch]) -> Option<Instant> {
+    let mut due: Option<Instant> = None;
+    for (pp, w) in sched.allp.iter().zip(watch) {
+        // Relaxed: a hint for the length of a nap; `retake` decides with its own CAS.
+        let st = pp.own.load(Ordering::Relaxed) & 0xff;
+        if st != OWN_USER && st != OWN_SYSCALL {
+            continue;
+        }
+        let Some(since) = w.schedwhen else { continue };
+        let mut d = since + FORCE_PREEMPT;
+        let next_timer = pp.timers.next();
+        if next_timer != u64::MAX && pp.schedtick.load(Ordering::Relaxed) == w.schedtick {
+            d = d.min(crate::timers::instant(
+                next_timer.saturating_add(TIMER_OVERDUE_NS),
+            ));
+        }
+        due = Some(due.map_or(d, |x| x.min(d)));
+    }
+    due
 }
 
 /// Stacks given back per scavenging round while goroutines run.
@@ -573,5 +621,95 @@ pub(crate) fn scheddetail(sched: &Sched, s: &mut String) {
         if let Some(r) = g.wait_reason() {
             let _ = write!(s, "({r})");
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::g::{Status, G};
+    use crate::p::{own_word, OWN_RUNTIME};
+    use crate::sched::Config;
+
+    /// A runtime that never starts an M or sysmon: the tests set its Ps' states.
+    fn sched(procs: usize) -> Arc<Sched> {
+        Arc::new(Sched::new(Config {
+            procs,
+            stack_size: gmp_core::stack::DEFAULT_STACK_SIZE,
+            schedtrace_ms: None,
+            scheddetail: false,
+            name: "sysmon-test".into(),
+        }))
+    }
+
+    /// A goroutine parked for a timer, and the park's sequence number.
+    fn parked_g(sched: &Arc<Sched>) -> (Arc<G>, u64) {
+        let g = G::new(
+            1,
+            None,
+            sched.clone(),
+            None,
+            Some(crate::spawn::noop_entry()),
+        );
+        g.set_status(Status::Runnable);
+        g.set_status(Status::Running);
+        g.set_status(Status::Waiting);
+        let seq = g.park_seq.load(Ordering::Relaxed) + 1;
+        g.park_seq.store(seq, Ordering::Release);
+        assert!(g.park.commit_park());
+        (g, seq)
+    }
+
+    #[test]
+    fn a_nap_ends_when_a_retake_falls_due() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(nap_until(ms(10), None, now), ms(10));
+        assert_eq!(nap_until(ms(10), Some(now + ms(3)), now), ms(3));
+        // Never longer than the backed-off delay, never shorter than MIN_NAP (a
+        // deadline already past included).
+        assert_eq!(nap_until(ms(2), Some(now + ms(3)), now), ms(2));
+        assert_eq!(nap_until(ms(10), Some(now), now), MIN_NAP);
+        assert_eq!(nap_until(ms(10), Some(now - ms(1)), now), MIN_NAP);
+    }
+
+    /// The deadline sysmon naps towards: the hog limit of a P held by one goroutine
+    /// since the last look, or its earliest timer's overdue point while its tick has
+    /// not moved; nothing for a P in scheduler code or idle, and no timer deadline
+    /// for a P that scheduled since (it runs its own timers).
+    #[test]
+    fn the_next_retake_is_due_at_the_hog_limit_or_an_overdue_timer() {
+        let sched = sched(2);
+        let pp = &sched.allp[0];
+        let mut watch = vec![PWatch::default(); 2];
+        assert_eq!(next_retake_due(&sched, &watch), None, "every P idle");
+
+        // P 0 runs a goroutine (USER) that sysmon first saw at `since`.
+        pp.own.swap(own_word(1, OWN_RUNTIME), Ordering::AcqRel);
+        pp.own.store(own_word(1, OWN_USER), Ordering::Release);
+        let since = Instant::now();
+        watch[0].schedtick = pp.schedtick.load(Ordering::Relaxed);
+        watch[0].schedwhen = Some(since);
+        assert_eq!(next_retake_due(&sched, &watch), Some(since + FORCE_PREEMPT));
+
+        // A timer due 2 ms after `since` on that P: overdue 1 ms later, before the
+        // hog limit.
+        let when = since + Duration::from_millis(2);
+        let (g, seq) = parked_g(&sched);
+        assert!(pp.timers.add(when, seq, g));
+        let overdue = crate::timers::instant(pp.timers.next() + TIMER_OVERDUE_NS);
+        assert!(overdue < since + FORCE_PREEMPT);
+        assert_eq!(next_retake_due(&sched, &watch), Some(overdue));
+
+        // P 0 scheduled since the look: its timers are its own business again.
+        pp.tick();
+        assert_eq!(next_retake_due(&sched, &watch), Some(since + FORCE_PREEMPT));
+
+        // In scheduler code: nothing to retake.
+        pp.own.swap(own_word(1, OWN_RUNTIME), Ordering::AcqRel);
+        assert_eq!(next_retake_due(&sched, &watch), None);
+        pp.own.store(OWN_IDLE, Ordering::Release);
+        let _fired = pp.timers.run(u64::MAX - 1, usize::MAX, |_| {});
+        drop(sched.global.drain());
     }
 }
