@@ -627,38 +627,8 @@ pub(crate) fn scheddetail(sched: &Sched, s: &mut String) {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::g::{Status, G};
     use crate::p::{own_word, OWN_RUNTIME};
-    use crate::sched::Config;
-
-    /// A runtime that never starts an M or sysmon: the tests set its Ps' states.
-    fn sched(procs: usize) -> Arc<Sched> {
-        Arc::new(Sched::new(Config {
-            procs,
-            stack_size: gmp_core::stack::DEFAULT_STACK_SIZE,
-            schedtrace_ms: None,
-            scheddetail: false,
-            name: "sysmon-test".into(),
-        }))
-    }
-
-    /// A goroutine parked for a timer, and the park's sequence number.
-    fn parked_g(sched: &Arc<Sched>) -> (Arc<G>, u64) {
-        let g = G::new(
-            1,
-            None,
-            sched.clone(),
-            None,
-            Some(crate::spawn::noop_entry()),
-        );
-        g.set_status(Status::Runnable);
-        g.set_status(Status::Running);
-        g.set_status(Status::Waiting);
-        let seq = g.park_seq.load(Ordering::Relaxed) + 1;
-        g.park_seq.store(seq, Ordering::Release);
-        assert!(g.park.commit_park());
-        (g, seq)
-    }
+    use crate::timers::tests::{parked_g, sched};
 
     #[test]
     fn a_nap_ends_when_a_retake_falls_due() {
@@ -695,7 +665,7 @@ mod tests {
         // A timer due 2 ms after `since` on that P: overdue 1 ms later, before the
         // hog limit.
         let when = since + Duration::from_millis(2);
-        let (g, seq) = parked_g(&sched);
+        let (g, seq) = parked_g(&sched, 1);
         assert!(pp.timers.add(when, seq, g));
         let overdue = crate::timers::instant(pp.timers.next() + TIMER_OVERDUE_NS);
         assert!(overdue < since + FORCE_PREEMPT);

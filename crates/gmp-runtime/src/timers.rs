@@ -235,16 +235,17 @@ fn sift_down(v: &mut [Entry], mut i: usize) {
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::g::{Status, G};
     use crate::sched::{Config, Sched};
     use std::sync::Arc;
 
-    /// A runtime that never starts an M: the tests drive its heap directly.
-    fn sched() -> Arc<Sched> {
+    /// A runtime that never starts an M: the tests drive its heap (and, in sysmon's
+    /// tests, its Ps' states) directly.
+    pub(crate) fn sched(procs: usize) -> Arc<Sched> {
         Arc::new(Sched::new(Config {
-            procs: 1,
+            procs,
             stack_size: gmp_core::stack::DEFAULT_STACK_SIZE,
             schedtrace_ms: None,
             scheddetail: false,
@@ -252,7 +253,8 @@ mod tests {
         }))
     }
 
-    fn parked_g(sched: &Arc<Sched>, id: u64) -> (Arc<G>, u64) {
+    /// A goroutine parked for a timer, and the park's sequence number.
+    pub(crate) fn parked_g(sched: &Arc<Sched>, id: u64) -> (Arc<G>, u64) {
         let g = G::new(
             id,
             None,
@@ -273,7 +275,7 @@ mod tests {
     /// deadline order; the entries not yet due stay, and `next` names the earliest.
     #[test]
     fn run_fires_every_due_entry_across_batches_in_order() {
-        let sched = sched();
+        let sched = sched(1);
         let t = Timers::new();
         let base = epoch() + Duration::from_secs(1);
         let total = 3 * FIRE_BATCH as u64 + 5;
@@ -302,7 +304,7 @@ mod tests {
     /// in the heap (still due: `next` is the earliest of them) for the next run.
     #[test]
     fn run_stops_at_its_limit_and_keeps_the_rest_due() {
-        let sched = sched();
+        let sched = sched(1);
         let t = Timers::new();
         let base = epoch() + Duration::from_secs(1);
         let total = FIRE_BATCH as u64 + 10;
@@ -333,7 +335,7 @@ mod tests {
     /// fired, and does not count.
     #[test]
     fn run_skips_entries_of_a_finished_park() {
-        let sched = sched();
+        let sched = sched(1);
         let t = Timers::new();
         let (g, seq) = parked_g(&sched, 1);
         t.add(epoch(), seq, g.clone());
