@@ -27,6 +27,7 @@
 //! reading of `SeqCst`.)
 
 use crate::context::{Context, OnUnwind, Operation, Selected};
+use crate::utils;
 use gmp_core::park::WaitReason;
 use gmp_core::sync::atomic::{AtomicBool, Ordering};
 use gmp_core::sync::Mutex;
@@ -257,12 +258,21 @@ impl SyncWaker {
     /// unwinds out of the park, its entry is removed, or a wake-up it was chosen for is
     /// passed on ([`SyncWaker::abandon`]). The blocking step of the array flavour's
     /// `send`/`recv` and the list flavour's `recv`.
+    ///
+    /// Returns false, without parking, if `deadline` has passed (`waited`: the caller
+    /// has parked before in this operation; see [`utils::timed_out`]).
     pub(crate) fn wait_once(
         &self,
         deadline: Option<Instant>,
+        waited: bool,
         reason: WaitReason,
         ready: impl Fn() -> bool,
-    ) {
+    ) -> bool {
+        if let Some(d) = deadline {
+            if utils::timed_out(d, waited) {
+                return false;
+            }
+        }
         let cx = Context::new();
         let oper = Operation::new(0);
         self.register(oper, &cx);
@@ -280,6 +290,7 @@ impl SyncWaker {
             Selected::Operation(_) => {}
         }
         cx.recycle();
+        true
     }
 
     /// The owner of a blocked registration leaves by unwinding: it decides `Aborted` and

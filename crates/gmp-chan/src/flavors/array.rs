@@ -47,7 +47,7 @@
 
 use crate::err::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::select::Token;
-use crate::utils::{self, Backoff};
+use crate::utils::Backoff;
 use crate::waker::SyncWaker;
 use crossbeam_utils::CachePadded;
 use gmp_core::park::WaitReason;
@@ -352,14 +352,14 @@ impl<T> Channel<T> {
                 first = false;
                 backoff.snooze();
             }
-            if let Some(d) = deadline {
-                if utils::timed_out(d, waited) {
-                    return Err(SendTimeoutError::Timeout(msg));
-                }
+            if !self
+                .senders
+                .wait_once(deadline, waited, WaitReason::ChanSend, || {
+                    !self.is_full() || self.is_disconnected()
+                })
+            {
+                return Err(SendTimeoutError::Timeout(msg));
             }
-            self.senders.wait_once(deadline, WaitReason::ChanSend, || {
-                !self.is_full() || self.is_disconnected()
-            });
             waited = true;
         }
     }
@@ -397,15 +397,14 @@ impl<T> Channel<T> {
                 first = false;
                 backoff.snooze();
             }
-            if let Some(d) = deadline {
-                if utils::timed_out(d, waited) {
-                    return Err(RecvTimeoutError::Timeout);
-                }
-            }
-            self.receivers
-                .wait_once(deadline, WaitReason::ChanReceive, || {
+            if !self
+                .receivers
+                .wait_once(deadline, waited, WaitReason::ChanReceive, || {
                     !self.is_empty() || self.is_disconnected()
-                });
+                })
+            {
+                return Err(RecvTimeoutError::Timeout);
+            }
             waited = true;
         }
     }

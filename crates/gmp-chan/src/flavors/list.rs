@@ -58,7 +58,7 @@
 use crate::context::{Context, Operation};
 use crate::err::{RecvTimeoutError, TryRecvError};
 use crate::select::Token;
-use crate::utils::{self, Backoff};
+use crate::utils::Backoff;
 use crate::waker::SyncWaker;
 use crossbeam_utils::CachePadded;
 use gmp_core::park::WaitReason;
@@ -609,15 +609,14 @@ impl<T> Channel<T> {
                 }
                 backoff.snooze();
             }
-            if let Some(d) = deadline {
-                if utils::timed_out(d, waited) {
-                    return Err(RecvTimeoutError::Timeout);
-                }
-            }
-            self.receivers
-                .wait_once(deadline, WaitReason::ChanReceive, || {
+            if !self
+                .receivers
+                .wait_once(deadline, waited, WaitReason::ChanReceive, || {
                     !self.is_empty() || self.is_disconnected()
-                });
+                })
+            {
+                return Err(RecvTimeoutError::Timeout);
+            }
             waited = true;
         }
     }
