@@ -45,7 +45,9 @@
 //! throughput of ~4 ns there and `ldmxcsr` adds ~3 ns. Same measurement as above: 11.1 ns
 //! per round trip as written, 5.1 ns without the two MXCSR instructions (x87 control word
 //! only), 4.1 ns with no FP control state at all. Reloading only when the control bits
-//! differ was *slower* (13.8 ns): reading back the value `stmxcsr` just stored stalls.
+//! differ was *slower* (13.8 ns): reading back the value `stmxcsr` just stored stalls
+//! there. (Not on the Intel Xeon measured later, where the switches now do just that:
+//! see "Loading MXCSR only when the control bits differ" below.)
 //! The ABI makes the MXCSR control bits callee-saved and code that changes them (`FTZ`/`DAZ`
 //! for denormal-heavy numerics, rounding-mode changes) exists, so a switch preserves them;
 //! a coroutine starts with the ABI's initial values, not its resumer's.
@@ -67,15 +69,25 @@
 //!
 //! MXCSR's low six bits are *status* flags (invalid, denormal, divide-by-zero, overflow,
 //! underflow, precision), set by floating-point operations and never cleared by them;
-//! the ABI does not preserve them across calls. A switch drops them: before `ldmxcsr`
-//! loads a saved value it tests those bits (`test byte ptr`, a load of a value stored
-//! long ago, so no stall) and clears them in memory when any is set. Loading a value
-//! with status flags set was the slowest thing a switch could do on the Intel Xeon a
-//! later session ran on (2026-12-04 pm, criterion `switch/round_trip`): 106 ns per round
-//! trip against 6.8 ns without, because any float operation of the resumer's (the
-//! precision flag: 1.0 / 3.0 sets it) made every later switch load the flag again.
-//! Same run: the scheduler's round trip 5.15 → 4.94 ns (the test-and-branch costs less
-//! than the saved flags did elsewhere), generator-rs 9.6 ns.
+//! the ABI makes them caller-saved (a function may find any flags set on entry and
+//! leave any set on return). A switch never *loads* them: loading a value with status
+//! flags set was the slowest thing a switch could do on the Intel Xeon a later session
+//! ran on (2026-12-04 pm, criterion `switch/round_trip`): 106 ns per round trip against
+//! 6.8 ns without, because any float operation of the resumer's (the precision flag:
+//! 1.0 / 3.0 sets it) made every later switch load the flag again.
+//!
+//! # Loading MXCSR only when the control bits differ
+//!
+//! [`resume_switch`] and [`suspend_switch`] compare the control bits of the MXCSR they
+//! just stored (read back from the stack) with those of the side they switch to, and
+//! run `ldmxcsr` only when they differ — after clearing the saved value's status flags
+//! in memory. When they are equal (the usual case) the side switched to keeps the
+//! current flags, as a function keeps its caller's. The read-back that stalled on the
+//! AMD EPYC of the first measurements (above) does not on the Intel Xeon of 2026-12-04 evening
+//! (criterion, 3-second windows, interleaved with the previous code): `resume`'s round
+//! trip 6.9-7.1 → 5.3-5.5 ns, the scheduler's (`resume_switch_initial_fp` + this
+//! suspend) 4.9-5.3 → 4.9-5.2 ns; the yield bench (two goroutines on one P) 22.5-23.0 →
+//! 21.5-22.1 ns per yield.
 //!
 //! # The two slots
 //!
@@ -213,15 +225,17 @@ pub(crate) unsafe fn resume_switch(slots: *mut SwitchSlots) -> usize {
             "stmxcsr [rsp]",
             "fnstcw [rsp + 4]",
             "mov [rdi], rsp",     // slots.parent_sp
+            // Our MXCSR, read back: `ldmxcsr` only if the control bits differ
+            // (module docs, "Loading MXCSR only when the control bits differ").
+            "mov eax, [rsp]",
             // Our x87 control word, read back from where `fnstcw` just put it (unlike
             // `stmxcsr`'s, that read does not stall): `fldcw` only if it differs.
             "movzx edx, word ptr [rsp + 4]",
             "mov rsp, [rdi + 8]", // slots.coroutine_sp
-            // Status flags in the saved MXCSR (see the module docs): drop them first.
-            "test byte ptr [rsp], 0x3f",
+            "xor eax, [rsp]",
+            "test eax, 0xffc0",
             "jnz 5f",
             "6:",
-            "ldmxcsr [rsp]",
             "cmp dx, word ptr [rsp + 4]",
             "je 4f",
             "fldcw [rsp + 4]",
@@ -232,7 +246,9 @@ pub(crate) unsafe fn resume_switch(slots: *mut SwitchSlots) -> usize {
             "pop rcx",
             "jmp rcx",
             "5:",
+            // Never load status flags (module docs): clear them in the saved value.
             "and dword ptr [rsp], 0xffffffc0",
+            "ldmxcsr [rsp]",
             "jmp 6b",
             "2:",
             inout("rdi") slots => _,
@@ -354,14 +370,16 @@ pub(crate) unsafe fn suspend_switch(slots: *mut SwitchSlots, value: usize) {
             "stmxcsr [rsp]",
             "fnstcw [rsp + 4]",
             "mov [rdi + 8], rsp", // slots.coroutine_sp
+            // Our MXCSR, read back: `ldmxcsr` only if the control bits differ
+            // (module docs, "Loading MXCSR only when the control bits differ").
+            "mov eax, [rsp]",
             // As in `resume_switch`: `fldcw` only if the control words differ.
             "movzx edx, word ptr [rsp + 4]",
             "mov rsp, [rdi]",     // slots.parent_sp
-            // As in `resume_switch`: drop saved status flags before `ldmxcsr`.
-            "test byte ptr [rsp], 0x3f",
+            "xor eax, [rsp]",
+            "test eax, 0xffc0",
             "jnz 5f",
             "6:",
-            "ldmxcsr [rsp]",
             "cmp dx, word ptr [rsp + 4]",
             "je 4f",
             "fldcw [rsp + 4]",
@@ -372,7 +390,9 @@ pub(crate) unsafe fn suspend_switch(slots: *mut SwitchSlots, value: usize) {
             "pop rcx",
             "jmp rcx",
             "5:",
+            // Never load status flags (module docs): clear them in the saved value.
             "and dword ptr [rsp], 0xffffffc0",
+            "ldmxcsr [rsp]",
             "jmp 6b",
             "2:",
             inout("rdi") slots => _,
