@@ -95,6 +95,7 @@ fn execute(c: &MCtx, g: GRef, inherit: bool) {
     if !inherit {
         pp.tick();
     }
+    pp.count_switch();
     g.set_status(Status::Running);
     c.curg.set(Arc::as_ptr(&g));
     crate::trace::go_start(c, p, &g);
@@ -262,6 +263,25 @@ fn gdestroy(c: &MCtx, g: GRef) {
     }
 }
 
+/// Ends a time slice that sysmon asked to end (`P::preempt`): `g`, just taken from
+/// `runnext`, goes to the back of the ring, and the ring's head runs in a fresh slice —
+/// `g` itself only if nothing else waited (`None` if a thief took everything meanwhile:
+/// look again). Out of line: the `runnext` path only loads the flag.
+#[cold]
+#[inline(never)]
+fn end_slice(
+    pp: &crate::p::P,
+    local: &gmp_queue::Local<GRef>,
+    g: GRef,
+    global: &gmp_queue::Global<GRef>,
+) -> Option<GRef> {
+    // Only the owner clears the flag, so a load and a store suffice (a request sysmon
+    // makes between them is the same request).
+    pp.preempt.store(false, Ordering::Relaxed);
+    local.push(g, global);
+    local.pop().map(|(g, _)| g)
+}
+
 /// Go: `findRunnable`. Returns `None` only at shutdown.
 fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
     let sched = &c.sched;
@@ -292,6 +312,15 @@ fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
         }
         // 3. runnext, then the ring.
         if let Some((g, inherit)) = local.pop() {
+            // One time slice has lasted 10 ms through `runnext` hand-offs (sysmon set
+            // `preempt`): end it, and let the ring have its turn (Go: a preempted
+            // goroutine queues behind the others).
+            if inherit && pp.preempt.load(Ordering::Relaxed) {
+                match end_slice(pp, local, g, &sched.global) {
+                    Some(g) => return Some((g, false)),
+                    None => continue,
+                }
+            }
             return Some((g, inherit));
         }
         // 4. A global batch.

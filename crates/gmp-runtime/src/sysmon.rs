@@ -6,9 +6,13 @@
 //! - **retake** (Go: `retake`): a P whose M has been in a `blocking` call for a full
 //!   sysmon tick (≥ 20 µs) is handed to another M; and — our answer to Rust having no
 //!   preemption points — a P whose goroutine has run for more than 10 ms without a
-//!   scheduling point (its `schedtick` frozen) is taken from its M exactly as if the
+//!   scheduling point (its `switchtick` frozen) is taken from its M exactly as if the
 //!   goroutine were in a blocking call. The goroutine runs on, without a P; at its next
-//!   scheduling point it goes back through the scheduler for one.
+//!   scheduling point it goes back through the scheduler for one. A P whose time slice
+//!   has lasted 10 ms *through* scheduling points (`schedtick` frozen, `switchtick`
+//!   moving: goroutines handing `runnext` to each other, which inherits the slice) is
+//!   not taken: sysmon sets its `preempt` flag (Go: `preemptone`), and its owner ends
+//!   the slice at the next switch.
 //! - **netpoll**: polls the network if nobody has for 10 ms.
 //! - **schedtrace**: prints Go's `SCHED` line every `GMP_SCHEDTRACE` ms.
 //! - **deadlock** (Go: `checkdead`): see [`check_dead`].
@@ -34,8 +38,23 @@ pub(crate) const DEADLOCK_GRACE: Duration = Duration::from_millis(250);
 struct PWatch {
     schedtick: u32,
     schedwhen: Option<Instant>,
+    /// The P's `switchtick` when sysmon last saw it move, and when.
+    switchtick: u32,
+    switchwhen: Option<Instant>,
     syscalltick: u32,
     syscallwhen: Option<Instant>,
+}
+
+impl PWatch {
+    /// Notes whether P `pp` has switched goroutines since the last look, and when it
+    /// last did.
+    fn watch_switches(&mut self, pp: &crate::p::P, now: Instant) {
+        let s = pp.switchtick.load(Ordering::Relaxed);
+        if self.switchwhen.is_none() || s != self.switchtick {
+            self.switchtick = s;
+            self.switchwhen = Some(now);
+        }
+    }
 }
 
 /// Starts sysmon for `sched`. It holds only a weak reference, so dropping the runtime
@@ -202,8 +221,9 @@ fn nap_until(delay: Duration, due: Option<Instant>, now: Instant) -> Duration {
 }
 
 /// When the next retake can fall due, for a P that has been held by the same goroutine
-/// since sysmon's last look: its hog limit (`schedwhen` + [`FORCE_PREEMPT`]) or, while
-/// its scheduling tick is still the one sysmon saw, its earliest timer becoming overdue
+/// since sysmon's last look: its hog limit (`schedwhen` + [`FORCE_PREEMPT`], or its last
+/// switch + [`FORCE_PREEMPT`] if earlier) or, while its switch tick is still the one
+/// sysmon saw, its earliest timer becoming overdue
 /// (+ [`TIMER_OVERDUE_NS`]). Without this the delay, backed off to as much as 10 ms
 /// while nothing was retaken, came on top of both: a goroutine sleeping behind a hog
 /// on one P woke up to that much later than the retake was due (the starve workload's
@@ -219,10 +239,20 @@ fn next_retake_due(sched: &Sched, watch: &[PWatch]) -> Option<Instant> {
         if st != OWN_USER && st != OWN_SYSCALL {
             continue;
         }
-        let Some(since) = w.schedwhen else { continue };
+        let Some(mut since) = w.schedwhen else {
+            continue;
+        };
+        // A USER P is also watched for its switches (`retake`): a hog is due 10 ms after
+        // its last one, even when a slice preemption has restarted `schedwhen`.
+        if st == OWN_USER {
+            since = w.switchwhen.map_or(since, |s| s.min(since));
+        }
         let mut d = since + FORCE_PREEMPT;
         let next_timer = pp.timers.next();
-        if next_timer != u64::MAX && pp.schedtick.load(Ordering::Relaxed) == w.schedtick {
+        if next_timer != u64::MAX
+            && w.switchwhen.is_some()
+            && pp.switchtick.load(Ordering::Relaxed) == w.switchtick
+        {
             d = d.min(crate::timers::instant(
                 next_timer.saturating_add(TIMER_OVERDUE_NS),
             ));
@@ -333,8 +363,8 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
         // loop of blocking calls, holds it). A P that schedules runs its due timers
         // itself, as many as its queue has room for (schedule.rs `timer_room`): a
         // backlog of due timers there is queued work, not a held P.
-        let stuck = watch[i].schedwhen.is_some()
-            && pp.schedtick.load(Ordering::Relaxed) == watch[i].schedtick;
+        let stuck = watch[i].switchwhen.is_some()
+            && pp.switchtick.load(Ordering::Relaxed) == watch[i].switchtick;
         if stuck
             && pp.timers.next().saturating_add(TIMER_OVERDUE_NS) <= now_ns
             && retake_held(sched, i, RetakeWhy::TimersOverdue)
@@ -351,20 +381,34 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                 if w.schedwhen.is_none() || t != w.schedtick {
                     w.schedtick = t;
                     w.schedwhen = Some(now);
-                } else if now.duration_since(w.schedwhen.unwrap_or(now)) >= FORCE_PREEMPT {
-                    // The same goroutine has run for 10 ms: take its P.
+                }
+                w.watch_switches(pp, now);
+                if now.duration_since(w.switchwhen.unwrap_or(now)) >= FORCE_PREEMPT {
+                    // The same goroutine has run for 10 ms without a scheduling point:
+                    // take its P.
                     if pp
                         .own
                         .compare_exchange(own, OWN_IDLE, Ordering::AcqRel, Ordering::Relaxed)
                         .is_ok()
                     {
                         w.schedwhen = None;
+                        w.switchwhen = None;
                         hand_off_retaken(sched, i, own, RetakeWhy::Hog);
                         took = true;
                     }
+                } else if now.duration_since(w.schedwhen.unwrap_or(now)) >= FORCE_PREEMPT {
+                    // One time slice for 10 ms, through scheduling points: goroutines
+                    // handing `runnext` back and forth. Taking the P would cost an M
+                    // hand-off every 10 ms (and sysmon's fast naps after it); ending the
+                    // slice at the owner's next switch is enough for the goroutines
+                    // queued behind them (Go: `preemptone`).
+                    pp.preempt.store(true, Ordering::Relaxed);
+                    w.schedwhen = Some(now);
                 }
             }
             OWN_SYSCALL => {
+                // For the overdue-timers check above.
+                w.watch_switches(pp, now);
                 // The same goroutine has held the P for 10 ms (its scheduling tick is
                 // frozen) while other work waits: a loop of short blocking calls, which
                 // the per-call rule below never catches. Take the P as from a hog.
@@ -418,6 +462,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
             // only an idle P starts the watch afresh.
             OWN_IDLE => {
                 w.schedwhen = None;
+                w.switchwhen = None;
                 w.syscallwhen = None;
             }
             _ => {}
@@ -660,6 +705,7 @@ mod tests {
         let since = Instant::now();
         watch[0].schedtick = pp.schedtick.load(Ordering::Relaxed);
         watch[0].schedwhen = Some(since);
+        watch[0].watch_switches(pp, since);
         assert_eq!(next_retake_due(&sched, &watch), Some(since + FORCE_PREEMPT));
 
         // A timer due 2 ms after `since` on that P: overdue 1 ms later, before the
@@ -671,9 +717,24 @@ mod tests {
         assert!(overdue < since + FORCE_PREEMPT);
         assert_eq!(next_retake_due(&sched, &watch), Some(overdue));
 
-        // P 0 scheduled since the look: its timers are its own business again.
-        pp.tick();
+        // P 0 switched goroutines since the look (a `runnext` hand-off, in the same
+        // time slice): it runs its timers itself at its switches.
+        pp.count_switch();
         assert_eq!(next_retake_due(&sched, &watch), Some(since + FORCE_PREEMPT));
+
+        // sysmon saw that switch 1 ms after `since`: with none since, the timer holds
+        // the P again.
+        watch[0].watch_switches(pp, since + Duration::from_millis(1));
+        assert_eq!(next_retake_due(&sched, &watch), Some(overdue));
+        let _fired = pp.timers.run(u64::MAX - 1, usize::MAX, |_| {});
+
+        // sysmon ended the slice 5 ms after `since` (`preempt`): the slice is watched
+        // afresh, but a hog is still due 10 ms after the last switch sysmon saw.
+        watch[0].schedwhen = Some(since + Duration::from_millis(5));
+        assert_eq!(
+            next_retake_due(&sched, &watch),
+            Some(since + Duration::from_millis(1) + FORCE_PREEMPT)
+        );
 
         // In scheduler code: nothing to retake.
         pp.own.swap(own_word(1, OWN_RUNTIME), Ordering::AcqRel);
