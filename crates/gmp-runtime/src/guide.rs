@@ -60,7 +60,8 @@
 //!    (`resetspinning`: `nmspinning`−1, and if it was the last spinner, `wakep` starts
 //!    another, so that new work keeps finding a thread); then `execute(g)`.
 //! 3. `execute` is Go's `execute` + `gogo`: a fresh time slice bumps the P's `schedtick`
-//!    (not when the G came from `runnext`, which inherits the slice); the G goes
+//!    (not when the G came from `runnext`, which inherits the slice; every switch bumps
+//!    its `switchtick`, which sysmon watches for hogs); the G goes
 //!    `Runnable` → `Running` and the P `RUNTIME` → `USER`; the M resumes the G's
 //!    coroutine ([`gmp_core::Coroutine::resume`]; at the first run the stack comes
 //!    from the P's cache).
@@ -121,7 +122,10 @@
 //! tick (20 µs at first; at once if one of the P's timers is due) or whose goroutine
 //! has run 10 ms without a scheduling point,
 //! and hands it to another M (`handoffp`) — Rust code has no preemption points, so
-//! this is how a busy loop cannot starve its P's queue. When every goroutine is parked
+//! this is how a busy loop cannot starve its P's queue. Goroutines that hand `runnext`
+//! to each other for 10 ms (one time slice, but through the scheduler) keep their P:
+//! sysmon sets its `preempt` flag (Go's `preemptone`), and the next `runnext` pick goes
+//! to the back of the queue instead. When every goroutine is parked
 //! and nothing can wake one for 250 ms, sysmon reports the deadlock (Go's `checkdead`;
 //! see the crate docs for when the report is fatal).
 //!
