@@ -137,12 +137,12 @@ pub(crate) const G_CACHE: usize = 64;
 /// a million goroutines does not pin a million Gs' memory afterwards.
 pub(crate) const G_GLOBAL_MAX: usize = 8192;
 
-/// Aligned to 128 bytes (two cache lines: x86's adjacent-line prefetch pairs them, as
-/// crossbeam's `CachePadded` assumes), so that neighbouring Ps in `allp` share no line:
-/// each owner writes its P at every switch (`switchtick`, the queue), and the other Ps
-/// read it when stealing. Unaligned (176 bytes, then 184 with `switchtick`), skynet on
-/// 2 Ps ran 5% slower with the one extra field; aligned, as fast as before or faster.
-#[repr(align(128))]
+/// Not padded or aligned on purpose, though neighbours in `allp` share a cache line:
+/// measured (interleaved direct runs, 2026-12-04), aligning `P` to 64 or 128 bytes made
+/// mpmc 75% slower (20 -> 35 ns a message) and moving the switch counter out to padded
+/// lines of its own did the same, while the 8 bytes `switchtick` and `preempt` added
+/// here cost skynet 0-5%, within its noise. The layout of these hot structures matters
+/// more than it should: profile before changing it.
 pub(crate) struct P {
     pub(crate) id: usize,
     /// Owner-only (module docs).
