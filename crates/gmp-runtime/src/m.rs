@@ -17,6 +17,28 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Asks the kernel to wake this thread from its timed waits on time.
+///
+/// Linux lets a timed wait (a futex or condvar wait with a deadline, `epoll_pwait2`,
+/// `nanosleep`) end up to the thread's *timer slack* late, 50 µs by default, so that it
+/// can batch wake-ups. The runtime's own threads wait with a deadline only for a timer
+/// that is due (an idle M for the next goroutine timer, sysmon for a P that falls
+/// due), so the slack is pure lateness: measured here, a 10 ms sleep of a goroutine
+/// ended 100 µs late with the default and 50 µs late with a slack of 1 ns. Called by
+/// every M thread and by sysmon, never on a caller's thread. Elsewhere (not Linux) a
+/// no-op.
+pub(crate) fn precise_timer_wakeups() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `PR_SET_TIMERSLACK` takes an integer and changes only the calling
+        // thread's slack; it reads and writes no memory of ours. It cannot fail for a
+        // positive value, and a failure would leave the default (late, not wrong).
+        unsafe {
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+        }
+    }
+}
+
 /// The part of an M other threads may touch.
 pub(crate) struct M {
     pub(crate) id: u64,

@@ -45,6 +45,7 @@ use std::time::{Duration, Instant};
 /// Go: `mstart`. The body of every M thread.
 pub(crate) fn mstart(sched: Arc<Sched>, m: Arc<M>, p: Option<usize>, spinning: bool) {
     sched.allm.lock().push(Arc::downgrade(&m));
+    crate::m::precise_timer_wakeups();
     let ctx = MCtx::new(m, sched.clone());
     set_ctx(&ctx);
     // `execute` resumes goroutines with `resume_with_initial_fp`, which does not save

@@ -12,7 +12,10 @@
 //!   has lasted 10 ms *through* scheduling points (`schedtick` frozen, `switchtick`
 //!   moving: goroutines handing `runnext` to each other, which inherits the slice) is
 //!   not taken: sysmon sets its `preempt` flag (Go: `preemptone`), and its owner ends
-//!   the slice at the next switch.
+//!   the slice at the next switch. A P held by a goroutine that has not switched is
+//!   also taken when its earliest timer is 50 µs overdue, and while such a timer is
+//!   pending sysmon keeps one M asleep on the idle list to hand the P to (creating a
+//!   thread at the deadline made the sleeper 200-340 µs late).
 //! - **netpoll**: polls the network if nobody has for 10 ms.
 //! - **schedtrace**: prints Go's `SCHED` line every `GMP_SCHEDTRACE` ms.
 //! - **deadlock** (Go: `checkdead`): see [`check_dead`].
@@ -76,6 +79,7 @@ pub(crate) fn start(sched: &Arc<Sched>) -> std::io::Result<std::thread::JoinHand
                 }
             }
             let _count = Count;
+            crate::m::precise_timer_wakeups();
             sysmon(weak)
         });
     if spawned.is_err() {
@@ -122,6 +126,7 @@ fn sysmon(weak: Weak<Sched>) {
     let mut last_trace = start;
     let mut frozen: Option<(u64, Instant)> = None;
     let mut last_scavenge = start;
+    let mut last_spare_m: Option<Instant> = None;
     // The next nap: `delay`, or less when a retake falls due sooner.
     let mut nap = delay;
     loop {
@@ -188,6 +193,7 @@ fn sysmon(weak: Weak<Sched>) {
         }
         let retook = retake(&sched, &mut watch, now);
         let due = next_retake_due(&sched, &watch);
+        keep_spare_m(&sched, &watch, now, &mut last_spare_m);
         sysmon_poll(&sched, now);
         scavenge_stacks(&sched, now, &mut last_scavenge);
         drop(sched);
@@ -248,11 +254,7 @@ fn next_retake_due(sched: &Sched, watch: &[PWatch]) -> Option<Instant> {
             since = w.switchwhen.map_or(since, |s| s.min(since));
         }
         let mut d = since + FORCE_PREEMPT;
-        let next_timer = pp.timers.next();
-        if next_timer != u64::MAX
-            && w.switchwhen.is_some()
-            && pp.switchtick.load(Ordering::Relaxed) == w.switchtick
-        {
+        if let Some(next_timer) = held_timer(pp, w) {
             d = d.min(crate::timers::instant(
                 next_timer.saturating_add(TIMER_OVERDUE_NS),
             ));
@@ -260,6 +262,47 @@ fn next_retake_due(sched: &Sched, watch: &[PWatch]) -> Option<Instant> {
         due = Some(due.map_or(d, |x| x.min(d)));
     }
     due
+}
+
+/// The earliest timer of P `pp` if the P is held by a goroutine that has not switched
+/// since sysmon's last look (`w`), so that the timer will be run only by a retake
+/// unless the goroutine reaches a scheduling point first.
+fn held_timer(pp: &crate::p::P, w: &PWatch) -> Option<u64> {
+    let next_timer = pp.timers.next();
+    // Relaxed: a hint; `retake` decides with its own CAS on the ownership word.
+    (next_timer != u64::MAX
+        && w.switchwhen.is_some()
+        && pp.switchtick.load(Ordering::Relaxed) == w.switchtick)
+        .then_some(next_timer)
+}
+
+/// How long after starting a spare M sysmon waits before it may start another: the
+/// new thread needs a few hundred µs to reach the idle list, where it is counted.
+const SPARE_M_EVERY: Duration = Duration::from_millis(10);
+
+/// Keeps an M asleep on the idle list while a goroutine holds a P whose timer is
+/// pending (`held_timer`), so that the retake when the timer falls overdue hands the
+/// P to a sleeping thread (one wake-up) instead of creating one. Measured with a hog
+/// on one P and a goroutine sleeping 10 ms beside it: the retake that had to create
+/// its M woke the sleeper 200-340 µs late, one that found an idle M 120-130 µs late.
+/// Go needs no spare: its sysmon preempts the hog in place (asynchronous
+/// preemption), which Rust code cannot allow.
+fn keep_spare_m(sched: &Arc<Sched>, watch: &[PWatch], now: Instant, last: &mut Option<Instant>) {
+    if last.is_some_and(|t| now.duration_since(t) < SPARE_M_EVERY)
+        || sched.nmidle.load(Ordering::Relaxed) > 0
+    {
+        return;
+    }
+    let held = sched.allp.iter().zip(watch).any(|(pp, w)| {
+        // Relaxed: a hint, as in `next_retake_due`.
+        let st = pp.own.load(Ordering::Relaxed) & 0xff;
+        (st == OWN_USER || st == OWN_SYSCALL) && held_timer(pp, w).is_some()
+    });
+    if held {
+        *last = Some(now);
+        // A failure is reported by the retake that needs the thread (`startm`).
+        let _ = sched.newm(None, false);
+    }
 }
 
 /// Stacks given back per scavenging round while goroutines run.
@@ -304,8 +347,12 @@ fn deep_sleep(sched: &Sched, timeout: Option<Duration>) {
 }
 
 /// How late a P's earliest timer may be before sysmon takes the P from the goroutine
-/// that holds it (its owner runs timers only at its scheduling points).
-const TIMER_OVERDUE_NS: u64 = 1_000_000;
+/// that holds it (its owner runs timers only at its scheduling points). The goroutine
+/// has also run without a switch since sysmon's look before the timer fell due, so
+/// a P whose goroutines switch is never taken for its timers. 1 ms until 2026-12-04:
+/// a goroutine sleeping 10 ms beside a hog on one P woke 1.07 ms late; with 50 µs,
+/// 117-134 µs late (the retake, then the OS waking the M it hands the P to).
+const TIMER_OVERDUE_NS: u64 = 50_000;
 
 /// A P whose timers are overdue is held by a goroutine that reaches no scheduling
 /// point — a hog, or a loop of short `blocking` calls whose P sysmon never sees idle
@@ -708,8 +755,8 @@ mod tests {
         watch[0].watch_switches(pp, since);
         assert_eq!(next_retake_due(&sched, &watch), Some(since + FORCE_PREEMPT));
 
-        // A timer due 2 ms after `since` on that P: overdue 1 ms later, before the
-        // hog limit.
+        // A timer due 2 ms after `since` on that P: overdue `TIMER_OVERDUE_NS` later,
+        // before the hog limit.
         let when = since + Duration::from_millis(2);
         let (g, seq) = parked_g(&sched, 1);
         assert!(pp.timers.add(when, seq, g));
