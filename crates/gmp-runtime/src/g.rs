@@ -357,7 +357,7 @@ impl fmt::Debug for G {
 }
 
 /// A goroutine's body before its first run (lifetime-erased: `spawn_in`'s contract).
-pub(crate) type Entry = std::sync::Arc<dyn crate::spawn::Start + 'static>;
+pub(crate) type Entry = crate::job::Entry;
 
 /// The run queues hold `Arc<G>`; gmp-queue stores it as a raw pointer.
 pub(crate) type GRef = Arc<G>;

@@ -550,7 +550,7 @@ impl<T> Drop for Packet<T> {
 ///
 /// Dropping the handle detaches the goroutine: it runs on to completion.
 pub struct JoinHandle<T> {
-    pub(crate) packet: Arc<dyn crate::spawn::AsPacket<T>>,
+    pub(crate) packet: crate::job::PacketRef<Packet<T>>,
     pub(crate) goroutine: Goroutine,
 }
 
@@ -569,7 +569,7 @@ impl<T> JoinHandle<T> {
     /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
     /// ```
     pub fn join(self) -> std::thread::Result<T> {
-        self.packet.packet().join()
+        self.packet.get().join()
     }
 
     /// True once the goroutine has finished running its closure.
@@ -585,7 +585,7 @@ impl<T> JoinHandle<T> {
     /// assert_eq!(h.join().unwrap(), 2); // returns at once
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.packet.packet().is_done()
+        self.packet.get().is_done()
     }
 
     /// The handle of the goroutine.
@@ -689,7 +689,7 @@ impl<T> std::future::Future for JoinHandle<T> {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::thread::Result<T>> {
-        self.packet.packet().poll_join(cx.waker())
+        self.packet.get().poll_join(cx.waker())
     }
 }
 

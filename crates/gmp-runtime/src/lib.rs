@@ -9,6 +9,7 @@ mod g;
 mod goroutine;
 pub mod guide;
 pub mod io;
+mod job;
 mod local;
 #[cfg(all(test, loom))]
 mod loom_tests;

@@ -143,6 +143,8 @@ pub(crate) struct MCtx {
     pub(crate) curg: Cell<*const G>,
     pub(crate) spinning: Cell<bool>,
     rng: Cell<u64>,
+    /// Free spawn blocks (job.rs), recycled without `malloc`.
+    pub(crate) jobs: crate::job::MCache,
 }
 
 impl MCtx {
@@ -155,6 +157,7 @@ impl MCtx {
             curg: Cell::new(std::ptr::null()),
             spinning: Cell::new(false),
             rng: Cell::new(seed),
+            jobs: crate::job::MCache::default(),
         }
     }
 

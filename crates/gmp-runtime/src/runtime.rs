@@ -298,7 +298,7 @@ impl Runtime {
         let h: JoinHandle<T> =
             unsafe { spawn_in(&self.sched, Some("main".into()), None, false, f, None) }
                 .unwrap_or_else(|e| panic!("gmp: block_on: cannot start the main goroutine: {e}"));
-        match wait_main(&self.sched, h.packet.packet()) {
+        match wait_main(&self.sched, h.packet.get()) {
             Some(Ok(v)) => v,
             Some(Err(p)) => resume_unwind(p),
             None => {

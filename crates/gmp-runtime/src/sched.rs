@@ -101,6 +101,8 @@ pub(crate) struct Sched {
     /// going back to the allocator (a cross-thread free: glibc's arena lock showed in
     /// the spawn profile at 19% of samples, `futex_wait` under `free` in `gdestroy`).
     pub(crate) gfree: Mutex<Vec<GRef>>,
+    /// Free spawn blocks the Ms trade in halves of their caches (job.rs).
+    pub(crate) job_pool: crate::job::Pool,
     pub(crate) shutdown: AtomicBool,
     /// Earliest deadline an M sleeping with a timeout will wake at (nanos; MAX: none).
     pub(crate) sleep_until: AtomicU64,
@@ -162,6 +164,7 @@ impl Sched {
             // `native_write_msr` under `StackPool::put` in `gdestroy`).
             stack_pool: StackPool::deferred(config.stack_size, STACK_POOL_MAX, STACK_POOL_HOT),
             gfree: Mutex::new(Vec::new()),
+            job_pool: crate::job::Pool::default(),
             config,
             allp,
             global: Global::new(),

@@ -1,8 +1,9 @@
 //! Starting goroutines: [`spawn`], [`Builder`], and the entry wrapper every goroutine
 //! runs in (Go: `newproc`, `newproc1`, `goexit`).
 
-use crate::g::{Entry, Status, G};
+use crate::g::{Status, G};
 use crate::goroutine::{next_goid, Goroutine, JoinHandle, Packet};
+use crate::job::{Entry, PacketRef, Payload};
 use crate::m;
 use crate::p::enter;
 use crate::runtime::default_sched;
@@ -300,29 +301,27 @@ where
     }
     let id = next_goid();
     let created_by = std::panic::Location::caller();
-    let job: Arc<Job<F, T>> = Arc::new(Job {
-        f: UnsafeCell::new(Some(f)),
-        packet: Packet::new(scope),
-    });
-    let packet: Arc<dyn AsPacket<T> + '_> = job.clone();
-    let entry: Arc<dyn Start + '_> = job;
-    // SAFETY: only the lifetimes change (same layout); our caller guarantees that what
-    // `f` borrows outlives the goroutine, including the drop of its stack, and the
-    // packet's `T` is only reached through the `JoinHandle`, which the caller's scope
-    // (a `'static` bound, `scope`, or `block_on`'s wait) keeps within those borrows.
-    let (entry, packet) = unsafe {
-        (
-            std::mem::transmute::<Arc<dyn Start + '_>, Entry>(entry),
-            std::mem::transmute::<Arc<dyn AsPacket<T> + '_>, Arc<dyn AsPacket<T>>>(packet),
-        )
+    // SAFETY: our caller guarantees that what `f` borrows outlives the goroutine,
+    // including the drop of its stack; the packet's `T` is only reached through the
+    // `JoinHandle`, which the caller's scope (a `'static` bound, `scope`, or
+    // `block_on`'s wait) keeps within those borrows. `Job` is `Send + Sync` for
+    // `F: Send, T: Send` (its `Sync` impl).
+    let (entry, job) = unsafe {
+        crate::job::new(Job {
+            f: UnsafeCell::new(Some(f)),
+            packet: Packet::new(scope),
+        })
     };
-    let co = if eager_stack || stack_size.is_some() {
+    // SAFETY: the block's second count, taken once, for the handle; the packet lives
+    // as long as the job.
+    let packet = unsafe { PacketRef::from_payload(job, |j: &Job<F, T>| &j.packet) };
+    let (co, entry) = if eager_stack || stack_size.is_some() {
         let stack = get_stack(sched, stack_size)?;
-        Some(make_coroutine(stack, entry.clone(), id, name.as_deref()))
+        let co = make_coroutine(stack, entry, id, name.as_deref());
+        (Some(co), None)
     } else {
-        None
+        (None, Some(entry))
     };
-    let entry = if co.is_some() { None } else { Some(entry) };
     let g = sched.spawn_g(|cached| {
         let g = match cached {
             Some(mut g) => match Arc::get_mut(&mut g) {
@@ -349,50 +348,39 @@ where
     Ok(handle)
 }
 
-/// A goroutine's closure and result slot, in one allocation shared by the goroutine
-/// (as its [`Entry`]) and its [`JoinHandle`]. Fields drop in order: the closure (which
+/// A goroutine's closure and result slot, in one block shared by the goroutine (as its
+/// [`Entry`]) and its [`JoinHandle`] (job.rs). Fields drop in order: the closure (which
 /// may borrow from a scope) before the packet, whose drop tells the scope.
 ///
-/// Kept small on purpose: it is the one allocation of every spawn. With the `Arc`
-/// counts it is 16 + 56 (the packet, for a result of up to 16 bytes) + the closure; a
-/// closure of up to 48 bytes keeps the request at 120 bytes, within glibc's fast bins
-/// (chunks up to 128 bytes), which a burst of spawns and exits on different threads
-/// reuses without the arena's consolidating free (`_int_free`, `unlink_chunk`: 8% of
-/// skynet when its 48-byte closure made 136-byte requests). So the goroutine's id is
-/// not stored here (`start`/`cancel` receive it) and the result slot has no `Option`
-/// tag (goroutine.rs `Packet`).
+/// Kept small on purpose: it is the one allocation of every spawn. With the block's
+/// header it is 16 + 56 (the packet, for a result of up to 16 bytes) + the closure; a
+/// closure of up to 56 bytes fits the 128-byte blocks the Ms recycle (job.rs `SMALL`),
+/// a larger one is a `malloc` of its own. So the goroutine's id is not stored here
+/// (`start`/`cancel` receive it) and the result slot has no `Option` tag (goroutine.rs
+/// `Packet`).
 pub(crate) struct Job<F, T> {
     f: UnsafeCell<Option<F>>,
     packet: Packet<T>,
 }
 
 // SAFETY: `f` is taken exactly once, by the goroutine's unique owner when it starts
-// (`Start::start` consumes the entry); `packet` is internally synchronised. `F` and `T`
-// cross threads, hence the `Send` bounds.
+// (`Payload::start` consumes the entry); `packet` is internally synchronised. `F` and
+// `T` cross threads, hence the `Send` bounds.
 unsafe impl<F: Send, T: Send> Sync for Job<F, T> {}
 
-/// Starting a goroutine's body (type-erased: the G holds an `Arc<dyn Start>`).
-pub(crate) trait Start: Send + Sync {
-    /// Runs the body of goroutine `id` on its stack, or, with `Some(error)`, reports
-    /// that no stack could be had (on the scheduler's stack, without running it).
-    fn start(self: Arc<Self>, id: u64, no_stack: Option<io::Error>);
-
-    /// The runtime shut down before goroutine `id` ran: drop the closure and tell the
-    /// joiner.
-    fn cancel(self: Arc<Self>, id: u64);
-}
-
-impl<F, T> Start for Job<F, T>
+impl<F, T> Payload for Job<F, T>
 where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    fn start(mut self: Arc<Self>, id: u64, no_stack: Option<io::Error>) {
+    fn start(entry: Entry, id: u64, no_stack: Option<io::Error>) {
+        // SAFETY: this is `Job<F, T>`'s own `start`: the block holds a `Job<F, T>`.
+        let job = unsafe { entry.payload::<Self>() };
         // SAFETY: see the `Sync` impl: we are the only caller, once.
-        let f = unsafe { (*self.f.get()).take() }.expect("gmp: a goroutine was started twice");
+        let f = unsafe { (*job.f.get()).take() }.expect("gmp: a goroutine was started twice");
         if let Some(e) = no_stack {
             drop(f);
-            self.packet.set(Err(Box::new(format!(
+            job.packet.set(Err(Box::new(format!(
                 "gmp: cannot allocate a stack for goroutine {id}: {e}"
             ))));
             return;
@@ -400,26 +388,31 @@ where
         // A detached goroutine (its `JoinHandle` already dropped, and no scope counting
         // its packet) has nobody to read its result: free the Job now instead of
         // carrying it through every park of the goroutine's life (128 bytes of every
-        // parked server goroutine; idlemem, park1m, conns). `get_mut` succeeds only if
-        // this is the last `Arc` and there is no `Weak` (there never is one), and nothing
-        // can make a new one: the handle was the only other owner. Its Acquire orders
-        // the handle's last use before the free. The closure has moved out (`f`).
-        let job = if self.packet.scope.is_none() && Arc::get_mut(&mut self).is_some() {
-            drop(self);
+        // parked server goroutine; idlemem, park1m, conns). `is_unique` succeeds only
+        // if this is the last reference, and nothing can make a new one: the handle was
+        // the only other owner. Its Acquire orders the handle's last use before the
+        // free. The closure has moved out (`f`).
+        let detached = job.packet.scope.is_none() && entry.is_unique();
+        let entry = if detached {
+            drop(entry);
             None
         } else {
-            Some(self)
+            Some(entry)
         };
         let r = catch_unwind(AssertUnwindSafe(f));
         // The goroutine's locals go with its body, however it ended (a destructor
         // that panics is a panic of the goroutine: it aborts, as in std).
         crate::local::drop_goroutine_locals();
+        // SAFETY: as above.
+        let packet = entry
+            .as_ref()
+            .map(|e| unsafe { &e.payload::<Self>().packet });
         if let Err(p) = &r {
             if gmp_core::coroutine::is_forced_unwind(&**p) {
                 // The runtime is unwinding this goroutine (shutdown): tell the joiner,
                 // if any, and keep unwinding.
-                if let Some(job) = job {
-                    job.packet.set(Err(Box::new(format!(
+                if let Some(packet) = packet {
+                    packet.set(Err(Box::new(format!(
                         "gmp: the runtime shut down while goroutine {id} was parked"
                     ))));
                 }
@@ -429,19 +422,21 @@ where
                 }
             }
         }
-        match job {
-            Some(job) => job.packet.set(r),
+        match packet {
+            Some(packet) => packet.set(r),
             // Detached: the result (or panic payload; the hook reported the panic) is
             // dropped here, where the packet would have dropped it.
             None => drop(r),
         }
     }
 
-    fn cancel(self: Arc<Self>, id: u64) {
+    fn cancel(entry: Entry, id: u64) {
+        // SAFETY: this is `Job<F, T>`'s own `cancel`: the block holds a `Job<F, T>`.
+        let job = unsafe { entry.payload::<Self>() };
         // SAFETY: see the `Sync` impl: the goroutine never started, so nobody else
         // takes `f`.
-        drop(unsafe { (*self.f.get()).take() });
-        self.packet.set(Err(Box::new(format!(
+        drop(unsafe { (*job.f.get()).take() });
+        job.packet.set(Err(Box::new(format!(
             "gmp: the runtime shut down before goroutine {id} ran"
         ))));
     }
@@ -451,21 +446,16 @@ where
 /// never run).
 #[cfg(test)]
 pub(crate) fn noop_entry() -> Entry {
-    Arc::new(Job {
-        f: UnsafeCell::new(Some(|| ())),
-        packet: Packet::new(None),
-    })
-}
-
-/// Access to the result slot, for [`JoinHandle`] (type-erased over the closure).
-pub(crate) trait AsPacket<T>: Send + Sync {
-    fn packet(&self) -> &Packet<T>;
-}
-
-impl<F: Send, T: Send> AsPacket<T> for Job<F, T> {
-    fn packet(&self) -> &Packet<T> {
-        &self.packet
-    }
+    // SAFETY: the closure borrows nothing; `Job` is `Send + Sync` here.
+    let (entry, job) = unsafe {
+        crate::job::new(Job {
+            f: UnsafeCell::new(Some(|| ())),
+            packet: Packet::<()>::new(None),
+        })
+    };
+    // SAFETY: the second count, taken once and given up at once: no handle.
+    drop(unsafe { PacketRef::from_payload(job, |j: &Job<_, ()>| &j.packet) });
+    entry
 }
 
 /// The coroutine a goroutine runs in.
