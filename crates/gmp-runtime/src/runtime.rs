@@ -298,6 +298,7 @@ impl Runtime {
         let h: JoinHandle<T> =
             unsafe { spawn_in(&self.sched, Some("main".into()), None, false, f, None) }
                 .unwrap_or_else(|e| panic!("gmp: block_on: cannot start the main goroutine: {e}"));
+        crate::proc::resched_if_lost_p();
         match wait_main(&self.sched, h.packet.get()) {
             Some(Ok(v)) => v,
             Some(Err(p)) => resume_unwind(p),
@@ -335,8 +336,10 @@ impl Runtime {
         T: Send + 'static,
     {
         // SAFETY: `'static` closure; thread-local contract from our caller.
-        unsafe { spawn_in(&self.sched, None, None, false, f, None) }
-            .unwrap_or_else(|e| panic!("gmp: failed to spawn a goroutine: {e}"))
+        let h = unsafe { spawn_in(&self.sched, None, None, false, f, None) }
+            .unwrap_or_else(|e| panic!("gmp: failed to spawn a goroutine: {e}"));
+        crate::proc::resched_if_lost_p();
+        h
     }
 
     /// The number of Ps.

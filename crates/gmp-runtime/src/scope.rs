@@ -159,7 +159,9 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // failed spawn drops it, so the count is undone exactly once. The
         // thread-local contract comes from our caller.
         let inner =
-            unsafe { spawn_in(&sched, name, stack_size, eager, f, Some(self.data.clone())) }?;
+            unsafe { spawn_in(&sched, name, stack_size, eager, f, Some(self.data.clone())) };
+        crate::proc::resched_if_lost_p();
+        let inner = inner?;
         Ok(ScopedJoinHandle {
             inner,
             _scope: PhantomData,

@@ -74,10 +74,19 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let sched = current_sched();
-    // SAFETY: `F` and `T` are `'static`; the thread-local contract is our caller's.
-    unsafe { spawn_in(&sched, None, None, false, f, None) }
-        .unwrap_or_else(|e| panic!("gmp: failed to spawn a goroutine: {e}"))
+    // The M's runtime is borrowed, not cloned: the `Arc<Sched>` count is one cache
+    // line that every spawning M would bounce (two locked RMWs a spawn). `spawn_in`
+    // never suspends, so the borrow of the M's context ends before the scheduling
+    // point below.
+    let r = match m::ctx() {
+        // SAFETY: `F` and `T` are `'static`; the thread-local contract is our caller's.
+        Some(c) => unsafe { spawn_in(&c.sched, None, None, false, f, None) },
+        // SAFETY: as above.
+        None => unsafe { spawn_in(&default_sched(), None, None, false, f, None) },
+    };
+    let h = r.unwrap_or_else(|e| panic!("gmp: failed to spawn a goroutine: {e}"));
+    crate::proc::resched_if_lost_p();
+    h
 }
 
 /// Shorthand for [`spawn`]: `go!(move || ...)` or `go!(expr)` starts a goroutine.
@@ -258,7 +267,9 @@ impl Builder {
         let sched = current_sched();
         // SAFETY: `F` and `T` are `'static`, so nothing the goroutine borrows can end
         // before it; the thread-local contract is passed on from our caller.
-        unsafe { spawn_in(&sched, self.name, self.stack_size, true, f, None) }
+        let h = unsafe { spawn_in(&sched, self.name, self.stack_size, true, f, None) };
+        crate::proc::resched_if_lost_p();
+        h
     }
 }
 
@@ -276,6 +287,9 @@ pub(crate) fn current_sched() -> Arc<Sched> {
 /// this call's error; otherwise it is taken when the goroutine first runs (from the
 /// running P's cache), so a million goroutines spawned before any runs cost no stacks,
 /// and the error, if any, comes back from `join` as a panic payload naming it.
+///
+/// Never suspends the calling goroutine; the caller calls `proc::resched_if_lost_p`
+/// after it (spawning is a scheduling point).
 ///
 /// # Safety
 /// Everything `f` borrows outlives the goroutine (its run and the drop of its stack),
@@ -338,14 +352,14 @@ where
         g.set_status(Status::Runnable);
         g
     });
-    let handle = JoinHandle {
+    // Spawning is a scheduling point (a goroutine whose P sysmon took while it ran goes
+    // back through the scheduler), but not here: `sched` may borrow the M's context,
+    // which a goroutine must not hold across a switch. Every caller reschedules after
+    // this returns (`proc::resched_if_lost_p`).
+    Ok(JoinHandle {
         packet,
         goroutine: Goroutine::from_g(g),
-    };
-    // Spawning is a scheduling point: a goroutine whose P was taken while it ran
-    // (sysmon, after 10 ms without one) goes back through the scheduler now.
-    crate::proc::resched_if_lost_p();
-    Ok(handle)
+    })
 }
 
 /// A goroutine's closure and result slot, in one block shared by the goroutine (as its
