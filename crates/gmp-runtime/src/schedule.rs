@@ -496,9 +496,12 @@ fn steal_work(c: &MCtx, owned: &OwnedP<'_>) -> Option<GRef> {
     None
 }
 
-/// Go: the `usleep(3)` in `runqgrab` before stealing `runnext` (a `nanosleep`: with the
-/// kernel's default timer slack of 50 µs it may last that much longer, as Go's does).
-const RUNNEXT_BACKOFF: Duration = Duration::from_micros(3);
+/// Go: the `usleep(3)` in `runqgrab` before stealing `runnext`. Go's sleep lasts some
+/// 50 µs more than it asks, the kernel's default timer slack; an M runs with no slack
+/// (m.rs `precise_timer_wakeups`), so the back-off asks for what it took in practice.
+/// Asking for 3 µs here made the sleep 3-8 µs and the spinner steal a ping-pong pair's
+/// `runnext` apart: pingpong on 2 Ps 358-404 -> 431-485 ns.
+const RUNNEXT_BACKOFF: Duration = Duration::from_micros(50);
 
 fn coprime_stride(n: usize, r: u64) -> usize {
     let mut s = (r as usize % n).max(1);
