@@ -271,6 +271,22 @@ run_once() { # peer bench procs timeout
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
+# Touches and frees 6 GiB (at most half the available memory), so that the next
+# processes find memory just freed rather than memory the host has taken back (free
+# page reporting; see the round loop). No-op where memory is not reported to a host.
+warm_memory() {
+    grep -q 'page_reporting' /proc/cmdline 2>/dev/null || return 0
+    python3 - <<'PY'
+import mmap
+avail = next(int(l.split()[1]) * 1024 for l in open("/proc/meminfo") if l.startswith("MemAvailable:"))
+n = min(6 << 30, avail // 2) // 4096 * 4096
+m = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+for i in range(0, n, 4096):
+    m[i] = 1
+m.close()
+PY
+}
+
 # wrk --latency prints "     99%    2.14ms": the value of percentile $1 in microseconds.
 wrk_percentile() {
     awk -v p="$1%" '$1 == p {
@@ -291,7 +307,7 @@ machine() {
     local pr
     pr=$(grep -o 'page_reporting[^ ]*' /proc/cmdline 2>/dev/null | head -1)
     if [ -n "$pr" ]; then
-        echo "- memory: free page reporting on ($pr): the peers' order rotates each round"
+        echo "- memory: free page reporting on ($pr): the peers' order rotates each round, and 6 GiB is touched and freed before each round's park1m"
     else
         echo "- memory: no free page reporting on the kernel command line"
     fi
@@ -344,6 +360,15 @@ if [ -z "${REPORT_ONLY:-}" ]; then
     # the host. A peer started right after another one of the same bench reuses the
     # pages that one freed. With gmp always first, park1m ran 1.9-2.2 s in three rounds
     # and 6.8 and 9.9 s in two (2026-12-04, Go right after it: 2.0-2.3 s in all five).
+    #
+    # Rotation alone does not make park1m fair: a peer still reuses what the one before
+    # it freed, and the threads peer (a smaller N) frees little, so whoever follows it
+    # faults gigabytes in from the host. Measured 2026-12-04: gmp's park1m right after
+    # the threads peer 7.8 s, then 2.2 s; touching 6 GiB of fresh memory took 4.7-12 s
+    # here. So each round's park1m block starts after `warm_memory` has touched and
+    # freed more memory than any peer uses (gmp 4.7 GB, Go 2.9 GB): every peer then
+    # starts from memory just freed, as Go did after gmp (gmp 1.9-2.1 s, Go 2.1-2.3 s
+    # after a warm-up, in turns).
     max_runs=$(awk 'NF && $3 > m { m = $3 } END { print m }' <<<"$PLAN")
     round_loads=()
     # Benchmark hygiene: numbers taken beside other work are not numbers. The 1-minute
@@ -359,6 +384,7 @@ if [ -z "${REPORT_ONLY:-}" ]; then
         note "round $r of ${RUNS:-$max_runs} (load average before: $(loadavg))"
         while read -r bench procs runs t; do
             [ -n "$bench" ] && selected "$bench" && [ "$r" -le "${RUNS:-$runs}" ] || continue
+            [ "$bench" != park1m ] || [ -n "${SMALL:-}" ] || warm_memory
             for k in "${!PEERS[@]}"; do
                 peer=${PEERS[$(((k + r - 1) % ${#PEERS[@]}))]}
                 run_once "$peer" "$bench" "$procs" "$t" | tee -a "$RAW"
