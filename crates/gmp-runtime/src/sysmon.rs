@@ -347,9 +347,10 @@ fn deep_sleep(sched: &Sched, timeout: Option<Duration>) {
 }
 
 /// How late a P's earliest timer may be before sysmon takes the P from the goroutine
-/// that holds it (its owner runs timers only at its scheduling points). The goroutine
-/// has also run without a switch since sysmon's look before the timer fell due, so
-/// a P whose goroutines switch is never taken for its timers. 1 ms until 2026-12-04:
+/// that holds it (its owner runs timers only at its scheduling points). The P must
+/// also have made no switch since sysmon's previous look (`held_timer`), so a P whose
+/// goroutines keep switching runs its timers itself and is not taken for them. 1 ms
+/// until 2026-12-04:
 /// a goroutine sleeping 10 ms beside a hog on one P woke 1.07 ms late; with 50 µs,
 /// 117-134 µs late (the retake, then the OS waking the M it hands the P to).
 const TIMER_OVERDUE_NS: u64 = 50_000;
