@@ -252,6 +252,9 @@ fn main() {
                 break Some(s);
             }
             if Instant::now() > deadline {
+                // Before killing it, say what its threads were doing: a hang here is
+                // rare enough that the report must carry what is needed to explain it.
+                eprintln!("{}", thread_states(child.id()));
                 let _ = child.kill();
                 break None;
             }
@@ -278,4 +281,36 @@ fn main() {
     if failed > 0 {
         std::process::exit(1);
     }
+}
+
+/// The name, state and kernel wait channel of each thread of process `pid` (Linux
+/// `/proc`; elsewhere a note that it is unavailable), for the report of a hung
+/// scenario.
+fn thread_states(pid: u32) -> String {
+    let dir = format!("/proc/{pid}/task");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return format!("(no {dir}: thread states unavailable)");
+    };
+    let mut out = format!("threads of the hung scenario (pid {pid}):\n");
+    for e in entries.flatten() {
+        let path = e.path();
+        let read = |f: &str| {
+            std::fs::read_to_string(path.join(f))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let state = read("status")
+            .lines()
+            .find(|l| l.starts_with("State:"))
+            .unwrap_or("")
+            .to_string();
+        out += &format!(
+            "  {} {:<16} {} wchan={}\n",
+            e.file_name().to_string_lossy(),
+            read("comm"),
+            state,
+            read("wchan")
+        );
+    }
+    out
 }
