@@ -76,12 +76,21 @@ struct Block<J> {
 
 /// A payload's behaviour when its goroutine starts or is cancelled. Implemented by
 /// `spawn::Job`.
+///
+/// The methods are reached through the block's vtable, which [`new`] stores for the
+/// payload's own type: that is what makes their `# Safety` hold.
 pub(crate) trait Payload: Sized {
     /// Runs the body of goroutine `id` (or, with `Some(error)`, reports that no stack
     /// could be had). `entry` is the goroutine's reference to this payload.
-    fn start(entry: Entry, id: u64, no_stack: Option<io::Error>);
+    ///
+    /// # Safety
+    /// `entry`'s block holds a `Self`.
+    unsafe fn start(entry: Entry, id: u64, no_stack: Option<io::Error>);
     /// The runtime shut down before goroutine `id` ran.
-    fn cancel(entry: Entry, id: u64);
+    ///
+    /// # Safety
+    /// `entry`'s block holds a `Self`.
+    unsafe fn cancel(entry: Entry, id: u64);
 }
 
 impl<J: Payload> Block<J> {
@@ -95,23 +104,11 @@ impl<J: Payload> Block<J> {
     };
 
     const VTABLE: VTable = VTable {
-        start: start_erased::<J>,
-        cancel: cancel_erased::<J>,
+        start: J::start,
+        cancel: J::cancel,
         drop_payload: drop_payload::<J>,
         layout: Self::LAYOUT,
     };
-}
-
-/// # Safety
-/// `entry` points at a `Block<J>`.
-unsafe fn start_erased<J: Payload>(entry: Entry, id: u64, no_stack: Option<io::Error>) {
-    J::start(entry, id, no_stack)
-}
-
-/// # Safety
-/// `entry` points at a `Block<J>`.
-unsafe fn cancel_erased<J: Payload>(entry: Entry, id: u64) {
-    J::cancel(entry, id)
 }
 
 /// # Safety
@@ -160,7 +157,8 @@ unsafe impl Sync for Entry {}
 impl Entry {
     /// Runs the goroutine body (see [`Payload::start`]).
     pub(crate) fn start(self, id: u64, no_stack: Option<io::Error>) {
-        // SAFETY: the vtable is the one `new` stored for this block's payload type.
+        // SAFETY: the vtable is the one `new` stored for this block's payload type, so
+        // the block holds the `Self` its `start` expects.
         unsafe { (self.header().vtable.start)(self, id, no_stack) }
     }
 
@@ -395,10 +393,10 @@ mod tests {
     }
 
     impl Payload for Probe {
-        fn start(entry: Entry, _id: u64, _no_stack: Option<io::Error>) {
+        unsafe fn start(entry: Entry, _id: u64, _no_stack: Option<io::Error>) {
             drop(entry)
         }
-        fn cancel(entry: Entry, _id: u64) {
+        unsafe fn cancel(entry: Entry, _id: u64) {
             drop(entry)
         }
     }
@@ -440,10 +438,10 @@ mod tests {
             }
         }
         impl Payload for Big {
-            fn start(entry: Entry, _: u64, _: Option<io::Error>) {
+            unsafe fn start(entry: Entry, _: u64, _: Option<io::Error>) {
                 drop(entry)
             }
-            fn cancel(entry: Entry, _: u64) {
+            unsafe fn cancel(entry: Entry, _: u64) {
                 drop(entry)
             }
         }

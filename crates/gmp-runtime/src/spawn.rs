@@ -387,8 +387,8 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    fn start(entry: Entry, id: u64, no_stack: Option<io::Error>) {
-        // SAFETY: this is `Job<F, T>`'s own `start`: the block holds a `Job<F, T>`.
+    unsafe fn start(entry: Entry, id: u64, no_stack: Option<io::Error>) {
+        // SAFETY: our caller's contract: the block holds a `Job<F, T>`.
         let job = unsafe { entry.payload::<Self>() };
         // SAFETY: see the `Sync` impl: we are the only caller, once.
         let f = unsafe { (*job.f.get()).take() }.expect("gmp: a goroutine was started twice");
@@ -444,8 +444,8 @@ where
         }
     }
 
-    fn cancel(entry: Entry, id: u64) {
-        // SAFETY: this is `Job<F, T>`'s own `cancel`: the block holds a `Job<F, T>`.
+    unsafe fn cancel(entry: Entry, id: u64) {
+        // SAFETY: our caller's contract: the block holds a `Job<F, T>`.
         let job = unsafe { entry.payload::<Self>() };
         // SAFETY: see the `Sync` impl: the goroutine never started, so nobody else
         // takes `f`.
