@@ -17,6 +17,7 @@ mod m;
 mod metrics;
 pub mod net;
 mod p;
+mod prefetch;
 mod proc;
 pub mod process;
 mod registry;
