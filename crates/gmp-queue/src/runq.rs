@@ -46,8 +46,9 @@
 //!   that produced `head`, they see a `tail` at least as new as the one that CAS's author
 //!   saw, so `tail - head` cannot go negative. It can still exceed the capacity (the owner
 //!   may push and others steal between the two loads); that torn pair is retried, as Go.
-//! - The owner pushes to `runnext` with a **Release** swap and thieves take it with an
-//!   **Acquire** swap, so the element is visible to the thief.
+//! - The owner pushes to `runnext` with a swap that is at least **Release** (it is
+//!   **SeqCst**, below) and thieves take it with an **Acquire** swap, so the element is
+//!   visible to the thief.
 //! - The owner keeps a private copy of the last `head` it acquired and checks for room
 //!   against it, loading the real `head` only when the copy says "full". The copy is a
 //!   lower bound (`head` only grows), so room is never overstated; and since every write
@@ -74,7 +75,17 @@
 //!
 //! Lengths read while other threads push or steal are snapshots. A wake-up protocol that
 //! pushes and then checks for idle workers (Go's `wakep`) needs a StoreLoad barrier
-//! between the two (`fence(SeqCst)`); the publishing store here is only Release.
+//! between the two. `push`'s publishing store is only Release, so after it the caller
+//! needs a `fence(SeqCst)`. `push_next`'s swap of `runnext` is SeqCst: a caller's
+//! SeqCst loads after it are ordered after it in the single total order, which is all
+//! such a protocol needs when the other side's re-check follows a SeqCst fence (the
+//! proof is in gmp-runtime's `Sched::wakep_after_push_next`). The G that `push_next`
+//! moves on to the ring is published by `push`'s Release store only.
+//!
+//! loom models SeqCst fences but treats SeqCst accesses as AcqRel (its documented
+//! limitation), so under `--cfg loom` the swap is followed by a SeqCst fence that stands
+//! in for it; gmp-runtime's model `runnext_publish_vs_spinner_giving_up` fails without
+//! that fence.
 
 use std::cell::Cell;
 use std::fmt;
@@ -270,13 +281,20 @@ impl<T: Item> Local<T> {
     /// the pair then runs back to back. [`Local::pop`] reports such elements with `true`.
     #[inline]
     pub fn push_next(&self, value: T, global: &Global<T>) {
-        // Release: publishes the element to a thief that takes it with an Acquire swap.
-        // The old value needs no Acquire: only this thread ever stores a non-null pointer
-        // (invariant 4), so whatever non-null value we get back is our own write.
+        // Release would publish the element to a thief (it takes it with an Acquire
+        // swap), and the old value needs no Acquire: only this thread ever stores a
+        // non-null pointer (invariant 4), so whatever non-null value we get back is our
+        // own write. SeqCst on top: the swap is then the StoreLoad point a scheduler needs
+        // between publishing work and reading whether anyone spins (gmp-runtime's
+        // `wakep_after_push_next`), and on x86 it is the same `xchg` either way.
         let old = self
             .inner
             .runnext
-            .swap(value.into_raw().as_ptr(), Ordering::Release);
+            .swap(value.into_raw().as_ptr(), Ordering::SeqCst);
+        // What the SeqCst swap gives a caller's later SeqCst loads, spelled so that loom
+        // can model it (module docs, "What is approximate").
+        #[cfg(loom)]
+        gmp_core::sync::atomic::fence(Ordering::SeqCst);
         if let Some(old) = NonNull::new(old) {
             self.push_raw(old, global);
         }

@@ -26,6 +26,12 @@
 //!    whichever wins the parent's lock (the child links itself, or sees the parent ended),
 //!    the child ends with the parent's error and the select returns.
 //!
+//! 7. `runnext_publish_vs_spinner_giving_up`: as model 1, but the goroutine is readied
+//!    into the submitter's own `runnext` (`push_next`, whose swap is `SeqCst`) and
+//!    `wakep_after_push_next` leaves out `wakep`'s fence. Either the spinner's re-scan
+//!    sees the G, or the submitter sees no spinner and hands the idle P to an M. With
+//!    the swap weakened to Release, loom finds the interleaving where neither happens.
+//!
 //!    The context models use cancel contexts only: a deadline's timer lives on the
 //!    runtime's per-P heaps (`time::callback_at`), which no loom thread here runs.
 
@@ -126,6 +132,60 @@ fn wakep_vs_spinner_giving_up() {
             "nmspinning leaked or underflowed"
         );
         assert_eq!(s.global.len(), 1, "the goroutine was lost");
+        teardown(&s);
+    });
+}
+
+#[test]
+fn runnext_publish_vs_spinner_giving_up() {
+    loom::model(|| {
+        let s = sched(2);
+        // M1 holds one P and readies a goroutine; M2 holds the other and is the only
+        // spinner, about to give up; M3 sleeps on the idle list.
+        let submitter_p = take_p(&s, 1);
+        let spinner_p = take_p(&s, 2);
+        s.nmspinning.store(1, Ordering::SeqCst);
+        let m3 = M::new(3);
+        s.idle.lock().midle.push(m3.clone());
+        s.nmidle.store(1, Ordering::Relaxed);
+
+        let s2 = s.clone();
+        let submitter = loom::thread::spawn(move || {
+            let gr = g(&s2, 7);
+            gr.set_status(Status::Runnable);
+            // SAFETY: this thread stands in for P `submitter_p`'s owner (M1): no other
+            // thread uses that queue but through its stealer.
+            let local = unsafe { s2.allp[submitter_p].local_as_owner() };
+            local.push_next(gr, &s2.global);
+            s2.wakep_after_push_next();
+        });
+        let spinner = s.release_p(spinner_p, true);
+        submitter.join().unwrap();
+
+        let m3_got_p = s.idle.lock().midle.is_empty();
+        match spinner {
+            // The spinner saw the G (in the submitter's `runnext`) and took a P back.
+            Release::Reacquired(_) => {}
+            Release::Keep | Release::Spin => unreachable!("the global queue stays empty"),
+            // The spinner sleeps: the submitter must have seen no spinner and handed
+            // the idle P to M3, spinning, to run the G in parallel.
+            Release::Released => {
+                assert!(
+                    m3_got_p,
+                    "missed wake-up: a G readied, a P idle, nobody spinning to take it"
+                );
+                match m3.sleep(None) {
+                    Wake::P(p, spinning) => {
+                        assert_eq!(p, spinner_p);
+                        assert!(spinning);
+                    }
+                    Wake::Nudge => panic!("M3 woken without a P"),
+                }
+            }
+        }
+        // SAFETY: the submitter thread has ended; this thread is the queue's owner now.
+        let local = unsafe { s.allp[submitter_p].local_as_owner() };
+        assert!(local.pop().is_some(), "the goroutine was lost");
         teardown(&s);
     });
 }

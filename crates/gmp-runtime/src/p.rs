@@ -221,6 +221,18 @@ impl P {
         self.own.load(Ordering::Acquire) & 0xff
     }
 
+    /// The local run queue, for a loom model whose thread stands in for the P's owner.
+    ///
+    /// # Safety
+    ///
+    /// The caller must act as the P's only owner while it uses the queue: no other
+    /// thread may use it but through `stealer`.
+    #[cfg(loom)]
+    pub(crate) unsafe fn local_as_owner(&self) -> &Local<GRef> {
+        // SAFETY: the caller is the P's only owner (# Safety), as `OwnedP::local`.
+        unsafe { &*self.local.get() }
+    }
+
     /// Starts a fresh time slice (`schedtick`).
     pub(crate) fn tick(&self) {
         owner_increment(&self.schedtick);

@@ -9,7 +9,9 @@
 //! admit the lost wake-up):
 //!
 //! - a submitter publishes work, then (`SeqCst` fence) reads `nmspinning`/`npidle`
-//!   (`wakep`);
+//!   (`wakep`); where the publication is itself a `SeqCst` read-modify-write (the
+//!   `runnext` swap of `push_next`), that RMW is the StoreLoad point and the fence is
+//!   left out (`wakep_after_push_next`; Go's `runqput` CAS plays the same part);
 //! - a spinner that gives up decrements `nmspinning` (`SeqCst` RMW), then re-scans every
 //!   run queue before sleeping.
 //!
@@ -231,13 +233,25 @@ impl Sched {
             .filter(|c| Arc::ptr_eq(&c.sched, self))
             .and_then(enter);
         let alone = self.holds_the_only_p(owned.is_some());
-        match owned {
-            Some(p) if next => p.local().push_next(g, &self.global),
-            Some(p) => p.local().push(g, &self.global),
-            None => self.global.push(g),
-        }
-        if !alone {
-            self.wakep();
+        // (The P is given back at the end of each arm, before any M is woken.)
+        let into_runnext = match owned {
+            Some(p) if next => {
+                p.local().push_next(g, &self.global);
+                true
+            }
+            Some(p) => {
+                p.local().push(g, &self.global);
+                false
+            }
+            None => {
+                self.global.push(g);
+                false
+            }
+        };
+        match (alone, into_runnext) {
+            (true, _) => {}
+            (false, true) => self.wakep_after_push_next(),
+            (false, false) => self.wakep(),
         }
     }
 
@@ -259,7 +273,7 @@ impl Sched {
             .filter(|c| Arc::ptr_eq(&c.sched, self))
             .and_then(enter);
         let alone = self.holds_the_only_p(owned.is_some());
-        let g = match owned {
+        let (g, into_runnext) = match owned {
             Some(p) => {
                 // The live-goroutine count, on our P's shard.
                 self.count_goroutine_owned(p.id(), 1);
@@ -267,7 +281,7 @@ impl Sched {
                 let g = make(p.take_g());
                 crate::trace::go_create(self, Some(p.id()), &g);
                 p.local().push_next(g.clone(), &self.global);
-                g
+                (g, true)
             }
             None => {
                 self.goroutine_started();
@@ -275,11 +289,13 @@ impl Sched {
                 let g = make(None);
                 crate::trace::go_create(self, None, &g);
                 self.global.push(g.clone());
-                g
+                (g, false)
             }
         };
-        if !alone {
-            self.wakep();
+        match (alone, into_runnext) {
+            (true, _) => {}
+            (false, true) => self.wakep_after_push_next(),
+            (false, false) => self.wakep(),
         }
         g
     }
@@ -289,6 +305,20 @@ impl Sched {
         // SeqCst fence: the StoreLoad between publishing work and reading the
         // spinning count (module docs).
         fence(Ordering::SeqCst);
+        self.wakep_after_push_next();
+    }
+
+    /// [`wakep`](Self::wakep) for a caller whose work was published by `push_next`,
+    /// whose swap of `runnext` is `SeqCst`: that swap, sequenced before the `SeqCst`
+    /// loads below, orders them as the fence would, so a spinner that gives up
+    /// (`release_p`: `SeqCst` decrement, fence, re-scan) either is seen here or sees
+    /// the G in `runnext`. The fence was a locked instruction that drained the store
+    /// buffer at every ready on 2 Ps (17 ns a round trip of channel ping-pong, perf
+    /// annotate of `wakep`). A G that `push_next` moved on to the ring is published by a
+    /// Release store only and may be missed by that spinner, but never lost: the
+    /// caller's P holds it and runs it (Go's `runqput` has the same shape). Loom model:
+    /// `runnext_publish_vs_spinner_giving_up`, which fails with a Release swap.
+    pub(crate) fn wakep_after_push_next(self: &Arc<Self>) {
         if self.nmspinning.load(Ordering::SeqCst) != 0 || self.npidle.load(Ordering::SeqCst) == 0 {
             return;
         }
