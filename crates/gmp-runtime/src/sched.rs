@@ -312,12 +312,20 @@ impl Sched {
     /// whose swap of `runnext` is `SeqCst`: that swap, sequenced before the `SeqCst`
     /// loads below, orders them as the fence would, so a spinner that gives up
     /// (`release_p`: `SeqCst` decrement, fence, re-scan) either is seen here or sees
-    /// the G in `runnext`. The fence was a locked instruction that drained the store
+    /// the G in `runnext` (or a later value: the owner already took it). Why, in C++20's
+    /// single total order S of SeqCst operations and fences: were the spinner to miss
+    /// the G and this call to see it spinning, S would hold the swap < our load of
+    /// `nmspinning` (sequenced after it) < the spinner's decrement (our load read the
+    /// value before it) < its fence (sequenced after it) < the swap (its re-scan, after
+    /// the fence, read the `runnext` before it): a cycle. The fence was a locked
+    /// instruction that drained the store
     /// buffer at every ready on 2 Ps (17 ns a round trip of channel ping-pong, perf
-    /// annotate of `wakep`). A G that `push_next` moved on to the ring is published by a
-    /// Release store only and may be missed by that spinner, but never lost: the
-    /// caller's P holds it and runs it (Go's `runqput` has the same shape). Loom model:
-    /// `runnext_publish_vs_spinner_giving_up`, which fails with a Release swap.
+    /// annotate of `wakep`). A G that `push_next` moved on — to the ring, or from a full
+    /// ring to the global queue — is published by a Release store or the global lock
+    /// only, and that spinner may miss it; it is not lost: the caller's P runs its ring
+    /// and looks at the global queue at least every 61st schedule (Go's `runqput` has
+    /// the same shape). Loom model: `runnext_publish_vs_spinner_giving_up`, which fails
+    /// with a Release swap.
     pub(crate) fn wakep_after_push_next(self: &Arc<Self>) {
         if self.nmspinning.load(Ordering::SeqCst) != 0 || self.npidle.load(Ordering::SeqCst) == 0 {
             return;
