@@ -84,8 +84,8 @@
 //!
 //! loom models SeqCst fences but treats SeqCst accesses as AcqRel (its documented
 //! limitation), so under `--cfg loom` the swap is followed by a SeqCst fence that stands
-//! in for it; gmp-runtime's model `runnext_publish_vs_spinner_giving_up` fails without
-//! that fence.
+//! in for it while its ordering (`RUNNEXT_SWAP`) is SeqCst; gmp-runtime's model
+//! `runnext_publish_vs_spinner_giving_up` fails when `RUNNEXT_SWAP` is Release.
 
 use std::cell::Cell;
 use std::fmt;
@@ -96,6 +96,10 @@ use gmp_core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use gmp_core::sync::{spin_loop, Arc};
 
 use crate::{Global, Item, LOCAL_CAPACITY};
+
+/// The ordering of `push_next`'s swap of `runnext`: SeqCst, the StoreLoad point of a
+/// scheduler's wake-up protocol (module docs, "What is approximate").
+const RUNNEXT_SWAP: Ordering = Ordering::SeqCst;
 
 /// Slots in the ring, as the index type.
 const CAP: u32 = LOCAL_CAPACITY as u32;
@@ -290,11 +294,14 @@ impl<T: Item> Local<T> {
         let old = self
             .inner
             .runnext
-            .swap(value.into_raw().as_ptr(), Ordering::SeqCst);
+            .swap(value.into_raw().as_ptr(), RUNNEXT_SWAP);
         // What the SeqCst swap gives a caller's later SeqCst loads, spelled so that loom
-        // can model it (module docs, "What is approximate").
+        // can model it (module docs, "What is approximate"). Tied to the swap's ordering,
+        // so that weakening it fails gmp-runtime's model.
         #[cfg(loom)]
-        gmp_core::sync::atomic::fence(Ordering::SeqCst);
+        if RUNNEXT_SWAP == Ordering::SeqCst {
+            gmp_core::sync::atomic::fence(Ordering::SeqCst);
+        }
         if let Some(old) = NonNull::new(old) {
             self.push_raw(old, global);
         }

@@ -30,7 +30,8 @@
 //!    into the submitter's own `runnext` (`push_next`, whose swap is `SeqCst`) and
 //!    `wakep_after_push_next` leaves out `wakep`'s fence. Either the spinner's re-scan
 //!    sees the G, or the submitter sees no spinner and hands the idle P to an M. With
-//!    the swap weakened to Release, loom finds the interleaving where neither happens.
+//!    the swap weakened to Release (gmp-queue's `RUNNEXT_SWAP`), loom finds the
+//!    interleaving where neither happens.
 //!
 //!    The context models use cancel contexts only: a deadline's timer lives on the
 //!    runtime's per-P heaps (`time::callback_at`), which no loom thread here runs.

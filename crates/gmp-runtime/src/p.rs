@@ -227,7 +227,7 @@ impl P {
     ///
     /// The caller must act as the P's only owner while it uses the queue: no other
     /// thread may use it but through `stealer`.
-    #[cfg(loom)]
+    #[cfg(all(loom, test))]
     pub(crate) unsafe fn local_as_owner(&self) -> &Local<GRef> {
         // SAFETY: the caller is the P's only owner (# Safety), as `OwnedP::local`.
         unsafe { &*self.local.get() }
