@@ -83,6 +83,25 @@ fn take_p(sched: &Sched, m: u64) -> usize {
     p
 }
 
+/// An M asleep on the idle list, counted there (`stopm` before its sleep).
+fn idle_m(sched: &Sched, id: u64) -> Arc<M> {
+    let m = M::new(id);
+    sched.idle.lock().midle.push(m.clone());
+    sched.nmidle.store(1, Ordering::Relaxed);
+    m
+}
+
+/// `m` was handed P `p`, spinning, by `wakep`'s `startm`.
+fn assert_handed_p_spinning(m: &M, p: usize) {
+    match m.sleep(None) {
+        Wake::P(p2, spinning) => {
+            assert_eq!(p2, p);
+            assert!(spinning);
+        }
+        Wake::Nudge => panic!("M woken without a P"),
+    }
+}
+
 #[test]
 fn wakep_vs_spinner_giving_up() {
     loom::model(|| {
@@ -90,9 +109,7 @@ fn wakep_vs_spinner_giving_up() {
         // M1 holds the only P and is spinning; M2 sleeps on the idle list.
         let p = take_p(&s, 1);
         s.nmspinning.store(1, Ordering::SeqCst);
-        let m2 = M::new(2);
-        s.idle.lock().midle.push(m2.clone());
-        s.nmidle.store(1, Ordering::Relaxed);
+        let m2 = idle_m(&s, 2);
 
         let s2 = s.clone();
         let submitter = loom::thread::spawn(move || {
@@ -112,13 +129,7 @@ fn wakep_vs_spinner_giving_up() {
             // The spinner sleeps: M2 must have been handed the P, spinning.
             Release::Released => {
                 assert!(m2_got_p, "lost wake-up: work queued, P idle, no M running");
-                match m2.sleep(None) {
-                    Wake::P(p2, spinning) => {
-                        assert_eq!(p2, p);
-                        assert!(spinning);
-                    }
-                    Wake::Nudge => panic!("M2 woken without a P"),
-                }
+                assert_handed_p_spinning(&m2, p);
             }
         }
         // The spinning count is exactly the number of spinning Ms.
@@ -146,9 +157,7 @@ fn runnext_publish_vs_spinner_giving_up() {
         let submitter_p = take_p(&s, 1);
         let spinner_p = take_p(&s, 2);
         s.nmspinning.store(1, Ordering::SeqCst);
-        let m3 = M::new(3);
-        s.idle.lock().midle.push(m3.clone());
-        s.nmidle.store(1, Ordering::Relaxed);
+        let m3 = idle_m(&s, 3);
 
         let s2 = s.clone();
         let submitter = loom::thread::spawn(move || {
@@ -175,13 +184,7 @@ fn runnext_publish_vs_spinner_giving_up() {
                     m3_got_p,
                     "missed wake-up: a G readied, a P idle, nobody spinning to take it"
                 );
-                match m3.sleep(None) {
-                    Wake::P(p, spinning) => {
-                        assert_eq!(p, spinner_p);
-                        assert!(spinning);
-                    }
-                    Wake::Nudge => panic!("M3 woken without a P"),
-                }
+                assert_handed_p_spinning(&m3, spinner_p);
             }
         }
         // SAFETY: the submitter thread has ended; this thread is the queue's owner now.
@@ -261,9 +264,7 @@ fn timer_insert_vs_sleeping_m() {
     loom::model(|| {
         let s = sched(1); // P 0 idle
                           // Another idle M that a wake-up may pick instead of the sleeper.
-        let spare = M::new(3);
-        s.idle.lock().midle.push(spare.clone());
-        s.nmidle.store(1, Ordering::Relaxed);
+        let spare = idle_m(&s, 3);
         let sleeper_m = M::new(2);
 
         let (s2, m2) = (s.clone(), sleeper_m.clone());
