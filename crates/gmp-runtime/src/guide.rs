@@ -151,10 +151,14 @@
 //!
 //! Go's `_Prunning` is split in two: `RUNTIME` while the M runs scheduler code and
 //! may touch the P's queues, `USER` while it runs goroutine code — the state in which
-//! sysmon may take the P away (a compare-and-swap on the P's owner word, which also
-//! names the M, so a late owner cannot take back a P that moved on). `SYSCALL` is Go's
-//! `_Psyscall`, inside [`blocking`](crate::blocking). There is no `_Pgcstop` or
-//! `_Pdead`: no garbage collector, and the number of Ps is fixed per runtime.
+//! sysmon may take the P away. It does so through `RETAKE`: it marks the P, makes every
+//! running thread pass a memory barrier (`membarrier`), and then takes the P only if
+//! its M is not at that moment taking it back itself; so the M, at each switch, takes
+//! its P back with plain stores and loads instead of a compare-and-swap (p.rs module
+//! docs). The owner word also names the M, so a late owner cannot take back a P that
+//! moved on. `SYSCALL` is Go's `_Psyscall`, inside [`blocking`](crate::blocking). There
+//! is no `_Pgcstop` or `_Pdead`: no garbage collector, and the number of Ps is fixed per
+//! runtime.
 //!
 #![doc = include_str!("guide/p-status.svg")]
 //!

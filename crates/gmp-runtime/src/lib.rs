@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), warn(missing_docs))]
 
+mod barrier;
 pub mod context;
 pub mod debug;
 pub mod fs;

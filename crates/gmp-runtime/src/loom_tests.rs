@@ -33,12 +33,22 @@
 //!    the swap weakened to Release (gmp-queue's `RUNNEXT_SWAP`), loom finds the
 //!    interleaving where neither happens.
 //!
+//! 8. `enter_vs_retake`: an M takes its P back from goroutine code (`enter_from_user`:
+//!    a flag, a compiler fence, a load; no locked instruction) while sysmon takes the
+//!    same P for a hog (`take_from_user`: a CAS to `RETAKE`, `membarrier`, a look at
+//!    the flag). Exactly one of them gets the P, or both one after the other, never
+//!    both at once: the P's owner-only state is a loom cell, so two owners at once are
+//!    a data race loom reports. Under loom both barriers are `SeqCst` fences (what
+//!    `membarrier` guarantees the pair); with either one weakened (the M's to
+//!    `Release`, sysmon's to `AcqRel`) loom finds the interleaving where both go on
+//!    (checked, 2026-12-05).
+//!
 //!    The context models use cancel contexts only: a deadline's timer lives on the
 //!    runtime's per-P heaps (`time::callback_at`), which no loom thread here runs.
 
 use crate::g::{Status, G};
 use crate::m::{Wake, M};
-use crate::p::{own_word, OWN_IDLE, OWN_RUNTIME};
+use crate::p::{enter_from_user, own_word, take_from_user, Take, OWN_IDLE, OWN_RUNTIME, OWN_USER};
 use crate::sched::{Config, Release, Sched};
 use gmp_core::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -190,6 +200,63 @@ fn runnext_publish_vs_spinner_giving_up() {
         // SAFETY: the submitter thread has ended; this thread is the queue's owner now.
         let local = unsafe { s.allp[submitter_p].local_as_owner() };
         assert!(local.pop().is_some(), "the goroutine was lost");
+        teardown(&s);
+    });
+}
+
+#[test]
+fn enter_vs_retake() {
+    loom::model(|| {
+        let s = sched(1);
+        // M1 holds the only P and runs goroutine code (USER); sysmon has watched it
+        // hog for 10 ms and is about to take it just as the goroutine switches.
+        let p = take_p(&s, 1);
+        let m1 = M::new(1);
+        s.allm.lock().push(Arc::downgrade(&m1));
+        let user = own_word(1, OWN_USER);
+        s.allp[p].own.store(user, Ordering::Release);
+        // The P's owner-only state (its run queue, caches): touched by whoever holds it.
+        let state = Arc::new(loom::cell::UnsafeCell::new(0u32));
+
+        let (s2, state2) = (s.clone(), state.clone());
+        let sysmon = loom::thread::spawn(move || {
+            let took = take_from_user(&s2, p, user);
+            if took == Take::Taken {
+                // Handed on: the next owner uses the P.
+                // SAFETY: we hold the P (the model's claim: loom reports a race if not).
+                state2.with_mut(|v| unsafe { *v += 1 });
+            }
+            took
+        });
+        // Two switches: the second one's flag follows the first one's, and sysmon may
+        // read either.
+        let mut entered = false;
+        for _ in 0..2 {
+            if !enter_from_user(&s.allp[p], &m1) {
+                break;
+            }
+            entered = true;
+            // SAFETY: as above, for the M.
+            state.with_mut(|v| unsafe { *v += 10 });
+            // Back to the goroutine (`OwnedP`'s drop).
+            s.allp[p].own.store(user, Ordering::Release);
+        }
+        let took = sysmon.join().unwrap();
+
+        assert!(
+            entered || took == Take::Taken,
+            "the P was lost: its M gave it up and sysmon did not take it"
+        );
+        let own = s.allp[p].own.load(Ordering::Acquire);
+        if took == Take::Taken {
+            assert_eq!(own, OWN_IDLE, "a taken P must stay idle until handed on");
+        } else {
+            assert_eq!(own, user, "a P sysmon left must be its M's again");
+        }
+        assert!(
+            !m1.entering.load(Ordering::Relaxed),
+            "the M's flag was left set"
+        );
         teardown(&s);
     });
 }

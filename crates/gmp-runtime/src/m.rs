@@ -47,6 +47,10 @@ pub(crate) struct M {
     pub(crate) curg_id: gmp_core::sync::atomic::AtomicU64,
     /// The P this M holds (`usize::MAX`: none), for `scheddetail`; informational.
     pub(crate) p_id: gmp_core::sync::atomic::AtomicUsize,
+    /// Set by the M while it takes its P back from goroutine code (p.rs `enter_from_user`),
+    /// read by sysmon before it takes the P: the M's half of the handshake that
+    /// replaces a compare-and-swap per switch. Written only by this M.
+    pub(crate) entering: gmp_core::sync::atomic::AtomicBool,
     note: Mutex<Note>,
     cvar: Condvar,
 }
@@ -73,6 +77,7 @@ impl M {
             id,
             curg_id: gmp_core::sync::atomic::AtomicU64::new(0),
             p_id: gmp_core::sync::atomic::AtomicUsize::new(usize::MAX),
+            entering: gmp_core::sync::atomic::AtomicBool::new(false),
             note: Mutex::new(Note::default()),
             cvar: Condvar::new(),
         })

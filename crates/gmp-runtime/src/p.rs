@@ -4,21 +4,49 @@
 //! and a scheduling tick. Its owner is recorded in one atomic word, `own`:
 //!
 //! ```text
-//!   own = (M id << 8) | state        state: IDLE | RUNTIME | USER | SYSCALL
+//!   own = (M id << 8) | state        state: IDLE | RUNTIME | USER | SYSCALL | RETAKE
 //! ```
 //!
 //! - `IDLE` (M id 0): on the idle list, or being handed from one M to another.
 //! - `RUNTIME`: its M is running scheduler code and may touch the P's internals.
-//! - `USER`: its M is running goroutine code. sysmon may *retake* the P (CAS to
-//!   `IDLE`) if the same goroutine has run for more than 10 ms: our answer to the lack
-//!   of preemption points in Rust (ARCHITECTURE.md, hard part 4).
+//! - `USER`: its M is running goroutine code. sysmon may *retake* the P (to `IDLE`,
+//!   through `RETAKE`) if the same goroutine has run for more than 10 ms: our answer to
+//!   the lack of preemption points in Rust (ARCHITECTURE.md, hard part 4).
 //! - `SYSCALL`: its M is inside `blocking(f)`; sysmon retakes it after 20 µs.
+//! - `RETAKE`: sysmon is deciding whether to take a `USER` P (below).
 //!
 //! An M that wants to touch its P again (to ready a goroutine, to spawn, after a
-//! switch) CASes `(me, USER)` → `(me, RUNTIME)`; if that fails the P was taken and the
-//! M carries on without one (Go: `exitsyscall`'s slow path). Putting the M id in the
-//! word makes the CAS immune to ABA: a P retaken and handed to another M never matches
-//! the old owner's expected value.
+//! switch) moves it `(me, USER)` → `(me, RUNTIME)`; if the P was taken meanwhile the M
+//! carries on without one (Go: `exitsyscall`'s slow path). Putting the M id in the
+//! word makes every check immune to ABA: a P retaken and handed to another M never
+//! matches the old owner's expected value.
+//!
+//! # Taking a P from goroutine code, without a CAS per switch
+//!
+//! The M and sysmon race for a `USER` P. A compare-and-swap by the M on every switch
+//! would settle it, at ~5 ns (a fifth of a `yield_now`) for a race that sysmon starts
+//! at most once per 10 ms. Instead the two run a handshake whose expensive half is
+//! sysmon's ([`enter_from_user`], [`take_from_user`]; barrier.rs):
+//!
+//! ```text
+//!   M (enter_from_user)                     sysmon (take_from_user)
+//!   m.entering = true                       CAS own (m, USER) -> (m, RETAKE)
+//!   light barrier (compiler fence)          heavy barrier (membarrier)
+//!   own == (me, USER)?                      m.entering?
+//!     yes: own = (me, RUNTIME)                yes: CAS (m, RETAKE) -> (m, USER), give up
+//!     (me, RETAKE): wait for sysmon           no:  CAS (m, RETAKE) -> IDLE, hand it on
+//!     else: the P is gone
+//!   m.entering = false
+//! ```
+//!
+//! The barriers make it Dekker's: either the M's load sees `RETAKE` (it then waits for
+//! sysmon's verdict) or sysmon sees `entering` (it then gives the P back). So sysmon
+//! never hands on a P whose M has gone on into the runtime, and the M's plain store of
+//! `RUNTIME` never overwrites a decision: it only ever replaces `USER` or a `RETAKE`
+//! that sysmon is bound to revert. The flag is the M's, not the P's, so an M that has
+//! lost its P and looks again cannot disturb the P's next owner. Only goroutine
+//! code's side is cheap; a P in `SYSCALL` is still taken and left by CAS (a blocking
+//! call costs more than the CAS), and `RUNTIME` is never taken.
 //!
 //! Every legal change of state is a row of [`TRANSITIONS`]; debug builds check each
 //! write of `own` against it ([`Own`]), and the guide's P state diagram
@@ -41,6 +69,7 @@ pub(crate) const OWN_IDLE: u64 = 0;
 pub(crate) const OWN_RUNTIME: u64 = 1;
 pub(crate) const OWN_USER: u64 = 2;
 pub(crate) const OWN_SYSCALL: u64 = 3;
+pub(crate) const OWN_RETAKE: u64 = 4;
 
 pub(crate) fn own_word(m: u64, state: u64) -> u64 {
     (m << 8) | state
@@ -58,7 +87,10 @@ pub(crate) const TRANSITIONS: &[(u64, u64, &str)] = &[
     (OWN_RUNTIME, OWN_SYSCALL, "entersyscall"),
     (OWN_SYSCALL, OWN_RUNTIME, "enter"),
     (OWN_SYSCALL, OWN_USER, "exitsyscall"),
-    (OWN_USER, OWN_IDLE, "retake: ran 10 ms"),
+    (OWN_USER, OWN_RETAKE, "retake: ran 10 ms?"),
+    (OWN_RETAKE, OWN_RUNTIME, "enter (sysmon gives up)"),
+    (OWN_RETAKE, OWN_USER, "retake: M entering"),
+    (OWN_RETAKE, OWN_IDLE, "retake: ran 10 ms"),
     (OWN_SYSCALL, OWN_IDLE, "retake: blocked 20 µs"),
 ];
 
@@ -121,7 +153,7 @@ fn check_transition(from: u64, to: u64) {
     assert!(
         legal && same_m,
         "gmp: illegal P state transition {from:#x} -> {to:#x} (M id << 8 | state; states: \
-         0 IDLE, 1 RUNTIME, 2 USER, 3 SYSCALL)"
+         0 IDLE, 1 RUNTIME, 2 USER, 3 SYSCALL, 4 RETAKE)"
     );
 }
 
@@ -390,35 +422,152 @@ impl fmt::Debug for OwnedP<'_> {
     }
 }
 
-/// Takes this M's P for runtime work: from goroutine code, CAS `(me, USER)` (or
-/// `SYSCALL`) → `(me, RUNTIME)`; in scheduler code the P is already ours. `None` (and
-/// the M forgets its P) if sysmon took it.
+/// Takes this M's P for runtime work: from goroutine code, `(me, USER)` →
+/// `(me, RUNTIME)` by [`enter_from_user`]'s handshake, or by CAS from `(me, SYSCALL)`;
+/// in scheduler code the P is already ours. `None` (and the M forgets its P) if sysmon
+/// took it.
+#[inline]
 pub(crate) fn enter(c: &MCtx) -> Option<OwnedP<'_>> {
     let id = c.p.get()?;
     let p = &c.sched.allp[id];
     let me = c.m.id;
     let cur = p.own.load(Ordering::Relaxed);
-    if cur != own_word(me, OWN_RUNTIME) {
-        if cur != own_word(me, OWN_USER) && cur != own_word(me, OWN_SYSCALL) {
-            c.p.set(None);
-            return None;
-        }
+    let owned = if cur == own_word(me, OWN_RUNTIME) {
+        true
+    } else if cur == own_word(me, OWN_SYSCALL) {
         // Acquire on success: we own the P again and must see what its previous
         // owner wrote; on failure the P was handed on and we must not touch it.
-        if p.own
+        p.own
             .compare_exchange(
                 cur,
                 own_word(me, OWN_RUNTIME),
                 Ordering::Acquire,
                 Ordering::Relaxed,
             )
-            .is_err()
-        {
-            c.p.set(None);
-            return None;
-        }
+            .is_ok()
+    } else if cur == own_word(me, OWN_USER) || cur == own_word(me, OWN_RETAKE) {
+        enter_from_user(p, &c.m)
+    } else {
+        false
+    };
+    if !owned {
+        c.p.set(None);
+        return None;
     }
     Some(OwnedP { c, id, p })
+}
+
+/// The M's half of the handshake that takes its `USER` P back without a locked
+/// instruction (module docs, "Taking a P from goroutine code"). True if `m` now holds
+/// `p` in state `RUNTIME`; false if sysmon took it.
+#[inline]
+pub(crate) fn enter_from_user(p: &P, m: &crate::m::M) -> bool {
+    // Relaxed: ordered before the load below by the barrier, which is what sysmon's
+    // heavy barrier pairs with.
+    m.entering.store(true, Ordering::Relaxed);
+    crate::barrier::light();
+    // Acquire: a P that sysmon gave back (RETAKE -> USER) is ours with our own writes;
+    // nothing else reaches us through this load, but it costs nothing on x86.
+    let cur = p.own.load(Ordering::Acquire);
+    if cur == own_word(m.id, OWN_USER) {
+        entered(p, m);
+        true
+    } else {
+        enter_contended(p, m, cur)
+    }
+}
+
+/// `enter_from_user` saw `(me, USER)`: the P is ours again.
+#[inline]
+fn entered(p: &P, m: &crate::m::M) {
+    // A plain store: sysmon may have moved USER to RETAKE since our load, but then it
+    // sees `entering` and gives up (its CAS back to USER fails on our RUNTIME, or lands
+    // first and we overwrite it): never a P it handed on.
+    #[cfg(not(loom))]
+    p.own.store(own_word(m.id, OWN_RUNTIME), Ordering::Relaxed);
+    // loom keeps modification order as a partial order, which leaves this store
+    // unordered against a RETAKE that our thread never saw. C++ orders them (the RMW
+    // read the USER our load read, so it comes right after it; our store, after our
+    // load, comes after both), and so does the hardware; loom would let sysmon's CAS
+    // read RETAKE after our store and report two owners. A swap gives loom the edge:
+    // it reads the newest value.
+    #[cfg(loom)]
+    p.own.swap(own_word(m.id, OWN_RUNTIME), Ordering::Relaxed);
+    // Release: a sysmon that sees `false` here must also see RUNTIME above, so that
+    // its CAS from RETAKE fails.
+    m.entering.store(false, Ordering::Release);
+}
+
+/// `enter_from_user` did not find `(me, USER)`: sysmon is deciding (`RETAKE`), or has
+/// taken the P.
+#[cold]
+#[inline(never)]
+fn enter_contended(p: &P, m: &crate::m::M, mut cur: u64) -> bool {
+    let mut spins = 0u32;
+    while cur == own_word(m.id, OWN_RETAKE) {
+        // sysmon gives the P back if it saw `entering`, else takes it, within a system
+        // call; wait, yielding the CPU to it (on a VM that packs threads onto one vCPU,
+        // sysmon may be queued behind us).
+        spins += 1;
+        if spins < 64 {
+            gmp_core::sync::spin_loop();
+        } else {
+            gmp_core::sync::thread::yield_now();
+        }
+        // Acquire: as in `enter_from_user`.
+        cur = p.own.load(Ordering::Acquire);
+    }
+    if cur == own_word(m.id, OWN_USER) {
+        entered(p, m);
+        return true;
+    }
+    // Taken (IDLE, or already another M's): we never touched it.
+    m.entering.store(false, Ordering::Relaxed);
+    false
+}
+
+/// What [`take_from_user`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// The P is `IDLE`: the caller must hand it on.
+    Taken,
+    /// Its M was taking it back (it is at a scheduling point, no hog): the M keeps it.
+    Kept,
+    /// It was no longer in the state the caller saw.
+    Changed,
+}
+
+/// sysmon's half of the handshake: takes P `i`, seen in state `own` = `(m, USER)`, from
+/// its M unless that M is taking it back right now (module docs).
+pub(crate) fn take_from_user(sched: &crate::sched::Sched, i: usize, own: u64) -> Take {
+    debug_assert_eq!(own & 0xff, OWN_USER);
+    let pp = &sched.allp[i];
+    let deciding = (own & !0xff) | OWN_RETAKE;
+    // AcqRel: acquire the M's writes to the P (its Release store of USER); release is
+    // for the M's Acquire load that may see RETAKE.
+    if pp
+        .own
+        .compare_exchange(own, deciding, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return Take::Changed;
+    }
+    // A failed membarrier guarantees nothing about the M's side: act as if it were
+    // entering (the P stays its M's; sysmon looks again at its next round).
+    let entering = !crate::barrier::heavy() || sched.m_entering(own >> 8);
+    let verdict = if entering { own } else { OWN_IDLE };
+    // AcqRel: on IDLE, the P's next owner acquires through the hand-off; on USER, the
+    // waiting M's Acquire load sees the P as it left it. Fails only if the M, which
+    // was entering, already stored RUNTIME over our RETAKE: then it is the M's.
+    let decided = pp
+        .own
+        .compare_exchange(deciding, verdict, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok();
+    if decided && !entering {
+        Take::Taken
+    } else {
+        Take::Kept
+    }
 }
 
 /// Go: `acquirep`. This M becomes the owner of P `id` (which must be idle).

@@ -155,6 +155,7 @@ impl Sched {
         let procs = config.procs;
         let allp: Box<[P]> = (0..procs).map(P::new).collect();
         crate::trace::start_from_env();
+        crate::barrier::init();
         Sched {
             id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             // Go keeps freed stacks for reuse rather than returning them to the OS at
@@ -347,6 +348,19 @@ impl Sched {
         let p = idle.pidle.pop()?;
         self.npidle.fetch_sub(1, Ordering::SeqCst);
         Some(p)
+    }
+
+    /// True if M `id` is taking its P back from goroutine code right now (p.rs
+    /// `take_from_user`). An M that has exited is not.
+    pub(crate) fn m_entering(&self, id: u64) -> bool {
+        self.allm
+            .lock()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .find(|m| m.id == id)
+            // Acquire: pairs with the M's Release store of `false` (p.rs
+            // `enter_from_user`): seeing it, we also see the RUNTIME it stored before.
+            .is_some_and(|m| m.entering.load(Ordering::Acquire))
     }
 
     /// Go: `pidleput`. The P must have been released by its M (`own` = IDLE).

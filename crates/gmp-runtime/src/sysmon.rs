@@ -23,7 +23,7 @@
 //! When every P is idle and no goroutine is in a blocking call, sysmon sleeps until an
 //! M starts running again (Go: `sysmonwait`), so an idle runtime uses no CPU.
 
-use crate::p::{OWN_IDLE, OWN_SYSCALL, OWN_USER};
+use crate::p::{Take, OWN_IDLE, OWN_SYSCALL, OWN_USER};
 use crate::sched::{Sched, ALL_M};
 use crate::trace::RetakeWhy;
 use gmp_core::sync::atomic::Ordering;
@@ -374,11 +374,19 @@ fn retake_held(sched: &Arc<Sched>, i: usize, why: RetakeWhy) -> bool {
             }
             continue;
         }
-        if pp
-            .own
-            .compare_exchange(own, OWN_IDLE, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
+        let taken = if st == OWN_USER {
+            match crate::p::take_from_user(sched, i, own) {
+                Take::Taken => true,
+                // Its M is at a scheduling point: it runs its timers itself.
+                Take::Kept => return false,
+                Take::Changed => false,
+            }
+        } else {
+            pp.own
+                .compare_exchange(own, OWN_IDLE, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        };
+        if taken {
             hand_off_retaken(sched, i, own, why);
             return true;
         }
@@ -434,11 +442,7 @@ fn retake(sched: &Arc<Sched>, watch: &mut [PWatch], now: Instant) -> bool {
                 if now.duration_since(w.switchwhen.unwrap_or(now)) >= FORCE_PREEMPT {
                     // The same goroutine has run for 10 ms without a scheduling point:
                     // take its P.
-                    if pp
-                        .own
-                        .compare_exchange(own, OWN_IDLE, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-                    {
+                    if crate::p::take_from_user(sched, i, own) == Take::Taken {
                         w.schedwhen = None;
                         w.switchwhen = None;
                         hand_off_retaken(sched, i, own, RetakeWhy::Hog);

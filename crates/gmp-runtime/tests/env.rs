@@ -103,3 +103,64 @@ fn gmp_schedtrace_prints_go_style_lines() {
     }
     assert!(line.ends_with(']'), "{line}");
 }
+
+/// sysmon takes a P from a goroutine that holds it (a hog) through a handshake with
+/// the P's M (p.rs, "Taking a P from goroutine code"): `membarrier` on sysmon's side by
+/// default, full fences on both sides with `GMP_MEMBARRIER=off`. In both modes a hog
+/// is retaken while goroutines on both Ps switch a million times (each switch is the
+/// M's side of the handshake), and every goroutine finishes.
+#[test]
+fn hogs_are_retaken_with_and_without_membarrier() {
+    if is_child() {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        use std::time::Instant;
+        let rt = gmp_runtime::Runtime::builder().procs(2).build().unwrap();
+        let before = rt.metrics().retakes_hog;
+        let yields = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        // SAFETY: the goroutines hold no thread-local state across a suspension point.
+        unsafe {
+            rt.block_on(|| {
+                let switchers: Vec<_> = (0..4)
+                    .map(|_| {
+                        let (yields, stop) = (yields.clone(), stop.clone());
+                        gmp_runtime::go!(move || {
+                            while !stop.load(Ordering::Relaxed) {
+                                gmp_runtime::yield_now();
+                                yields.fetch_add(1, Ordering::Relaxed);
+                            }
+                        })
+                    })
+                    .collect();
+                for _ in 0..3 {
+                    gmp_runtime::go!(|| {
+                        let t = Instant::now();
+                        while t.elapsed() < Duration::from_millis(40) {
+                            std::hint::spin_loop();
+                        }
+                    })
+                    .join()
+                    .unwrap();
+                }
+                while yields.load(Ordering::Relaxed) < 1_000_000 {
+                    gmp_runtime::sleep(Duration::from_millis(1));
+                }
+                stop.store(true, Ordering::Relaxed);
+                for h in switchers {
+                    h.join().unwrap();
+                }
+            })
+        };
+        let m = rt.metrics();
+        assert!(m.retakes_hog > before, "{m:?}");
+        return;
+    }
+    for mode in ["on", "off"] {
+        let (ok, err) = child(
+            "hogs_are_retaken_with_and_without_membarrier",
+            &[("GMP_MEMBARRIER", mode)],
+        );
+        assert!(ok, "GMP_MEMBARRIER={mode}: {err}");
+    }
+}

@@ -15,7 +15,7 @@
 //! the tables. Arrows are straight, bent only as far as needed to miss other states.
 
 use crate::g::{self, Status};
-use crate::p::{self, OWN_IDLE, OWN_RUNTIME, OWN_SYSCALL, OWN_USER};
+use crate::p::{self, OWN_IDLE, OWN_RETAKE, OWN_RUNTIME, OWN_SYSCALL, OWN_USER};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -385,6 +385,7 @@ fn p_diagram() -> Diagram {
                 OWN_RUNTIME => ("RUNTIME", "_Prunning (sched)", 420.0, 240.0),
                 OWN_USER => ("USER", "_Prunning (user)", 720.0, 80.0),
                 OWN_SYSCALL => ("SYSCALL", "_Psyscall", 720.0, 400.0),
+                OWN_RETAKE => ("RETAKE", "(sysmon deciding)", 260.0, 80.0),
                 _ => return None,
             };
             Some((name.to_string(), go, x, y))
