@@ -4,7 +4,8 @@
 //! A round runs a random selection of workloads at once, as goroutines: spawn trees,
 //! every channel flavour (rendezvous, bounded, unbounded) with several producers and
 //! consumers, `select!` with timeouts, sleeps, TCP echo on loopback, `blocking` calls,
-//! `scope`, panics; and, in half of the rounds, a shutdown with goroutines still parked
+//! `scope`, panics, hogs (a goroutine that runs 12-25 ms without a scheduling point,
+//! which sysmon takes the P from, beside a ping-pong pair switching all the while); and, in half of the rounds, a shutdown with goroutines still parked
 //! (on a channel, a timer, an accept, a `select!`).
 //!
 //! Checked, and fatal (exit status 1, with the seed to replay it) when violated:
@@ -325,6 +326,44 @@ fn blocking_run(n: u64, calls: u64) {
     T.messages.fetch_add(n * calls, Relaxed);
 }
 
+/// A hog: a goroutine that spins for `ms` milliseconds without a scheduling point, so
+/// that sysmon takes its P (p.rs `take_from_user`), while a ping-pong pair on the other
+/// goroutines switches (each switch takes its M's P back: `enter_from_user`, the other
+/// half of the same handshake). Every ping must come back once, in order.
+fn hog_run(ms: u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+    let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+    let echo = spawn!(move || {
+        for v in ping_rx.iter() {
+            pong_tx.send(v).unwrap();
+        }
+    });
+    let stop2 = stop.clone();
+    let pinger = spawn!(move || {
+        let mut n = 0u64;
+        while !stop2.load(Relaxed) {
+            ping_tx.send(n).unwrap();
+            if pong_rx.recv() != Ok(n) {
+                fail("hog: a ping came back wrong or not at all");
+            }
+            n += 1;
+        }
+        n
+    });
+    let hog = spawn!(move || {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(ms) {
+            std::hint::spin_loop();
+        }
+    });
+    hog.join().unwrap();
+    stop.store(true, Relaxed);
+    let n = pinger.join().unwrap();
+    echo.join().unwrap();
+    T.messages.fetch_add(2 * n, Relaxed);
+}
+
 /// `scope` with goroutines borrowing the caller's counters.
 fn scope_run(n: usize) {
     let slots: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
@@ -399,7 +438,7 @@ fn round_main(mut r: Rng, park_at_shutdown: bool) -> Parked {
             let picks = r.range(3, 8);
             for _ in 0..picks {
                 let mut w = r.fork();
-                hs.push(match w.range(0, 8) {
+                hs.push(match w.range(0, 9) {
                     0 => spawn!(move || {
                         let (d, f) = (w.range(1, 4) as u32, w.range(2, 5));
                         if spawn_tree(d, f) != f.pow(d) {
@@ -422,6 +461,7 @@ fn round_main(mut r: Rng, park_at_shutdown: bool) -> Parked {
                     }),
                     5 => spawn!(move || blocking_run(w.range(1, 4), w.range(1, 20))),
                     6 => spawn!(move || scope_run(w.range(1, 32) as usize)),
+                    7 => spawn!(move || hog_run(w.range(12, 26))),
                     _ => spawn!(move || panic_run(w.range(1, 10))),
                 });
             }
