@@ -23,6 +23,10 @@ pub use crate::err::{
 };
 pub use crate::select::{Select, SelectedOperation};
 
+/// Hooks for the runtime that runs goroutines (gmp-runtime); not part of the API.
+#[doc(hidden)]
+pub use crate::context::runtime_support;
+
 /// Items used by the expansion of [`select!`]; not part of the API.
 #[doc(hidden)]
 pub mod internal {

@@ -88,6 +88,13 @@ impl Unparker {
     pub fn will_wake(&self, other: &Unparker) -> bool {
         std::ptr::addr_eq(Arc::as_ptr(&self.inner), Arc::as_ptr(&other.inner))
     }
+
+    /// The waiter's identity: the address of its [`Unpark`] object, equal for every
+    /// handle that wakes the same waiter. Only for comparing (a runtime may compare it
+    /// with its goroutine's address); it is never dereferenced.
+    pub fn addr(&self) -> *const () {
+        Arc::as_ptr(&self.inner) as *const ()
+    }
 }
 
 impl fmt::Debug for Unparker {
@@ -113,6 +120,15 @@ pub trait ParkHook: Sync + 'static {
     /// default asks [`current`](ParkHook::current); runtimes can answer more cheaply.
     fn in_goroutine(&self) -> bool {
         self.current().is_some()
+    }
+
+    /// The identity of the goroutine running on this thread — the address that
+    /// [`Unparker::addr`] returns for the unparkers [`current`](ParkHook::current)
+    /// makes — or `None` when no goroutine is running here. Lets [`is_current`] answer
+    /// without making an unparker (a reference-count increment and decrement);
+    /// runtimes should override the default, which makes one.
+    fn current_addr(&self) -> Option<*const ()> {
+        self.current().map(|u| u.addr())
     }
 
     /// [`park`](ParkHook::park), saying why the goroutine waits (shown in goroutine
@@ -216,6 +232,33 @@ pub fn current() -> Unparker {
         return u;
     }
     thread_unparker()
+}
+
+/// True if `u` wakes whoever is running: the current goroutine, else this thread.
+///
+/// [`current`] makes a new handle (a reference-count increment, and a decrement when
+/// it is dropped); a cache of waiter records asks this instead, to keep the handle
+/// it already has when the same waiter blocks again.
+///
+/// ```
+/// use gmp_core::park;
+///
+/// let me = park::current();
+/// assert!(park::is_current(&me));
+/// let other = std::thread::spawn(park::current).join().unwrap();
+/// assert!(!park::is_current(&other));
+/// ```
+pub fn is_current(u: &Unparker) -> bool {
+    let me = match hook().and_then(|h| h.current_addr()) {
+        Some(addr) => addr,
+        // `try_with`: in a thread-local destructor the parker may be gone; then no
+        // handle made earlier can be this thread's current one (see `thread_unparker`).
+        None => match THREAD_PARKER.try_with(|p| Arc::as_ptr(p) as *const ()) {
+            Ok(addr) => addr,
+            Err(_) => return false,
+        },
+    };
+    std::ptr::addr_eq(u.addr(), me)
 }
 
 /// True when the caller runs as a goroutine of a runtime that installed a hook (its

@@ -34,6 +34,12 @@ impl ParkHook for Hook {
         current_g().is_some() && !std::thread::panicking()
     }
 
+    fn current_addr(&self) -> Option<*const ()> {
+        // As `current`: the G that `G::arc` hands out, whose address its unparkers carry.
+        let g = current_g().filter(|_| !std::thread::panicking())?;
+        Some(g as *const G as *const ())
+    }
+
     fn park(&self, deadline: Option<Instant>) -> bool {
         self.park_for(deadline, gmp_core::park::WaitReason::Park)
     }

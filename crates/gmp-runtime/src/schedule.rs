@@ -67,6 +67,8 @@ pub(crate) fn mstart(sched: Arc<Sched>, m: Arc<M>, p: Option<usize>, spinning: b
     }
     gmp_core::park::set_hook(prev_hook);
     set_ctx(std::ptr::null());
+    // No goroutine's G may stay in this thread's channel cache past the shutdown.
+    gmp_chan::runtime_support::clear_thread_cache();
     sched.count_m_exited();
 }
 
@@ -255,7 +257,9 @@ fn gdestroy(c: &MCtx, g: GRef) {
         None => sched.goroutine_exited_unowned(),
     }
     // Go: `gfput`. Keep the G for the next spawn if nobody else holds it (no join
-    // handle, no timer entry, no unparker).
+    // handle, no timer entry, no unparker). The record of the goroutine's last blocking
+    // channel operation, cached on this M, keeps an unparker of it: let it go.
+    gmp_chan::runtime_support::forget_waiter(Arc::as_ptr(&g) as *const ());
     let mut g = g;
     if let Some(p) = &owned {
         if Arc::get_mut(&mut g).is_some() {
