@@ -629,4 +629,92 @@ mod tests {
             Ordering::Relaxed,
         );
     }
+
+    /// A P in goroutine code (`(1, USER)`) of M 1, which the runtime knows (`allm`).
+    fn user_p() -> (
+        std::sync::Arc<crate::sched::Sched>,
+        std::sync::Arc<crate::m::M>,
+    ) {
+        let s = crate::timers::tests::sched(1);
+        let m = crate::m::M::new(1);
+        s.allm.lock().push(std::sync::Arc::downgrade(&m));
+        s.allp[0]
+            .own
+            .swap(own_word(1, OWN_RUNTIME), Ordering::AcqRel);
+        s.allp[0]
+            .own
+            .store(own_word(1, OWN_USER), Ordering::Release);
+        (s, m)
+    }
+
+    #[test]
+    fn sysmon_takes_a_p_whose_m_is_not_entering() {
+        let (s, m) = user_p();
+        assert_eq!(take_from_user(&s, 0, own_word(1, OWN_USER)), Take::Taken);
+        assert_eq!(s.allp[0].own.load(Ordering::Acquire), OWN_IDLE);
+        // The M finds it gone, and leaves its flag clear.
+        assert!(!enter_from_user(&s.allp[0], &m));
+        assert!(!m.entering.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn sysmon_leaves_a_p_whose_m_is_entering() {
+        let (s, m) = user_p();
+        m.entering.store(true, Ordering::Relaxed);
+        assert_eq!(take_from_user(&s, 0, own_word(1, OWN_USER)), Take::Kept);
+        assert_eq!(s.allp[0].own.load(Ordering::Acquire), own_word(1, OWN_USER));
+    }
+
+    #[test]
+    fn sysmon_leaves_a_p_that_changed_state() {
+        let (s, m) = user_p();
+        assert!(enter_from_user(&s.allp[0], &m));
+        assert_eq!(
+            s.allp[0].own.load(Ordering::Acquire),
+            own_word(1, OWN_RUNTIME)
+        );
+        assert_eq!(take_from_user(&s, 0, own_word(1, OWN_USER)), Take::Changed);
+        assert_eq!(
+            s.allp[0].own.load(Ordering::Acquire),
+            own_word(1, OWN_RUNTIME)
+        );
+    }
+
+    /// An M that finds sysmon deciding (`RETAKE`) waits for the verdict: the P back
+    /// (it goes on to RUNTIME) or taken (it goes on without one).
+    #[test]
+    fn an_entering_m_waits_for_sysmons_verdict() {
+        for give_back in [true, false] {
+            let (s, m) = user_p();
+            s.allp[0]
+                .own
+                .swap(own_word(1, OWN_RETAKE), Ordering::AcqRel);
+            let s2 = s.clone();
+            let sysmon = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let verdict = if give_back {
+                    own_word(1, OWN_USER)
+                } else {
+                    OWN_IDLE
+                };
+                s2.allp[0].own.swap(verdict, Ordering::AcqRel);
+            });
+            let entered = enter_from_user(&s.allp[0], &m);
+            sysmon.join().unwrap();
+            assert_eq!(entered, give_back);
+            let own = s.allp[0].own.load(Ordering::Acquire);
+            assert_eq!(
+                own,
+                if give_back {
+                    own_word(1, OWN_RUNTIME)
+                } else {
+                    OWN_IDLE
+                }
+            );
+            assert!(
+                !m.entering.load(Ordering::Relaxed),
+                "the M's flag was left set"
+            );
+        }
+    }
 }
