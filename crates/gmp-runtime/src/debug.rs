@@ -249,7 +249,9 @@ fn capture_parked(sched: &Arc<Sched>, g: &Arc<G>) -> Option<Backtrace> {
     if !g.park.end_capture() {
         // Woken while lent to us: wake it as its waker would have.
         if !g.abandoned.load(Ordering::Acquire) {
-            sched.ready(g.clone());
+            // SAFETY: `end_capture` failed: we hold the G's wake-up, as a waker that
+            // had found it `PARKED`; `g` keeps it alive.
+            sched.ready(unsafe { g.take_park_ref() });
         }
     }
     bt

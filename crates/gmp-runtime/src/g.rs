@@ -1,7 +1,11 @@
 //! G: a goroutine — its coroutine, its status, its permit, its identity.
 //!
 //! A `G` lives in an `Arc`. The run queues, timers, join handles and unparkers all hold
-//! clones, so a G is freed when the last of them lets go. Exactly one owner may *run* a
+//! clones, so a G is freed when the last of them lets go. A parked G without a deadline
+//! is also held by its *park*: the scheduler's reference from the run queue is not
+//! dropped when the park commits but handed to whoever readies the G
+//! ([`G::commit_park`], [`G::take_park_ref`]) — Go's `gopark`/`goready` pass the G
+//! itself, and so an uncontended park and wake-up make no reference-count change. Exactly one owner may *run* a
 //! G at a time: a runnable G sits in at most one run queue (or runnext slot), and a G
 //! that parks is readied by exactly one waker — the one whose transition of the permit
 //! word (`ParkState`) found it `PARKED`. That exclusivity is what makes the unsynchronised
@@ -177,6 +181,11 @@ pub(crate) struct G {
     /// deadline has passed without reading the clock again. Relaxed: the run queue's
     /// Release/Acquire hand-off of the G publishes it.
     pub(crate) timer_fired: gmp_core::sync::atomic::AtomicBool,
+    /// Set while the current park holds a reference to this G (`commit_park` without a
+    /// deadline: the timer of a timed park holds the scheduler's instead). Written by
+    /// the scheduler before the commit, read by whoever takes the G out of `PARKED`:
+    /// Relaxed, the `ParkState` hand-over orders it.
+    park_ref: gmp_core::sync::atomic::AtomicBool,
     /// The backtrace taken in capture mode, for the dump to collect. Boxed: a
     /// `Backtrace` is 48 bytes that every goroutine would carry for the rare dump.
     pub(crate) captured: UnsafeCell<Option<Box<std::backtrace::Backtrace>>>,
@@ -236,6 +245,7 @@ impl G {
             parked_at: AtomicU64::new(0),
             capture: Cell::new(false),
             timer_fired: gmp_core::sync::atomic::AtomicBool::new(false),
+            park_ref: gmp_core::sync::atomic::AtomicBool::new(false),
             captured: UnsafeCell::new(None),
         })
     }
@@ -265,6 +275,56 @@ impl G {
         self.abort.store(ABORT_NONE, Ordering::Relaxed);
         self.abort_mask.set(0);
         debug_assert!(self.locals.get_mut().is_empty());
+    }
+
+    /// Go: `park_m`'s commit. Commits the park of `g` (the scheduler's reference, from
+    /// the run queue) that its goroutine asked for. Without a deadline the reference
+    /// becomes the park's (`Ok(None)`: after it the G may already be running on another
+    /// M, and the caller must not touch it); a timed park gives it back (`Ok(Some)`) for
+    /// the timer to hold, and holds none itself. `Err(g)`: an unpark slipped in first,
+    /// and the G is the caller's to run again.
+    #[inline]
+    pub(crate) fn commit_park(g: GRef, timed: bool) -> Result<Option<GRef>, GRef> {
+        // Relaxed: published by the commit's Release, read by the waker after its
+        // Acquire of `PARKED` (`take_park_ref`).
+        g.park_ref.store(!timed, Ordering::Relaxed);
+        if timed {
+            return if g.park.commit_park() {
+                Ok(Some(g))
+            } else {
+                Err(g)
+            };
+        }
+        let raw = Arc::into_raw(g);
+        // SAFETY: `raw` is the reference we just turned into a pointer: alive until our
+        // commit hands it over (the CAS is our last access).
+        if unsafe { &*raw }.park.commit_park() {
+            Ok(None)
+        } else {
+            // SAFETY: not committed: the reference is still ours.
+            Err(unsafe { Arc::from_raw(raw) })
+        }
+    }
+
+    /// A reference for the one who takes this G out of `PARKED` to ready it (an unpark,
+    /// a timer, a dump that borrowed it): the park's own if it has one, else a new one.
+    ///
+    /// # Safety
+    ///
+    /// The caller won the G's transition out of `PARKED` (`ParkState::unpark` saw it, a
+    /// timer's `cancel_park` or a dump's `end_capture` failed for it), once per park, and
+    /// holds a reference (or `&self` from one) for the duration of the call.
+    #[inline]
+    pub(crate) unsafe fn take_park_ref(&self) -> GRef {
+        let me = self as *const G;
+        // Relaxed: see `park_ref`. Only we touch it now; the next park sets it again.
+        if !self.park_ref.load(Ordering::Relaxed) {
+            // SAFETY: every `G` lives in an `Arc` (`G::new` is the only constructor) and
+            // the caller's reference keeps it alive: one more is sound.
+            unsafe { Arc::increment_strong_count(me) };
+        }
+        // SAFETY: the park's reference (or the one just added), now the caller's.
+        unsafe { Arc::from_raw(me) }
     }
 
     pub(crate) fn status(&self) -> Status {
@@ -329,13 +389,9 @@ impl Unpark for G {
             return;
         }
         if self.park.unpark() {
-            // SAFETY: every `G` lives in an `Arc` (`G::new` is the only constructor), and
-            // `&self` proves a strong reference is alive for the duration of this call,
-            // so adding one more and re-materialising it is sound.
-            let g = unsafe {
-                Arc::increment_strong_count(self as *const G);
-                Arc::from_raw(self as *const G)
-            };
+            // SAFETY: we found the G `PARKED`: we are the one waker that readies it,
+            // and `&self` keeps it alive for this call.
+            let g = unsafe { self.take_park_ref() };
             // `self.sched`, not `g.sched`: the reference the caller holds keeps this G,
             // and so its runtime, alive until we return, while `g` itself moves into the
             // run queue (where another M may finish and free it at once). No clone of

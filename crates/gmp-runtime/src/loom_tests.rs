@@ -10,7 +10,8 @@
 //!    spinning count never underflows or leaks.
 //! 2. `park_commit_vs_unpark`: the scheduler commits a goroutine's park while another
 //!    thread unparks it: it is made runnable exactly once (by the unparker, or by the
-//!    failed commit).
+//!    failed commit), and the run queue's reference that the park holds goes to exactly
+//!    one place (`G::commit_park`, `G::take_park_ref`).
 //! 3. `timer_vs_unpark`: a park deadline fires while an unpark arrives: exactly one of
 //!    them readies the goroutine.
 //! 4. `timer_insert_vs_sleeping_m`: a goroutine parks with a deadline (a timer is added)
@@ -261,12 +262,17 @@ fn enter_vs_retake() {
     });
 }
 
-/// The scheduler's commit of a park (proc.rs `after_suspend`): true if parked.
-fn commit(gr: &G) -> bool {
+/// The scheduler's commit of a park (schedule.rs `after_suspend`), with the run queue's
+/// reference `gr` (an untimed park keeps it for its waker; a timed one gives it back for
+/// the timer): true if parked.
+fn commit(gr: Arc<G>, timed: bool) -> (bool, Option<Arc<G>>) {
     gr.set_status(Status::Waiting);
     let seq = gr.park_seq.load(Ordering::Relaxed) + 1;
     gr.park_seq.store(seq, Ordering::Release);
-    gr.park.commit_park()
+    match G::commit_park(gr, timed) {
+        Ok(timer_g) => (true, timer_g),
+        Err(gr) => (false, Some(gr)),
+    }
 }
 
 #[test]
@@ -281,8 +287,10 @@ fn park_commit_vs_unpark() {
         let waker = loom::thread::spawn(move || {
             gmp_core::park::Unpark::unpark(&*g2);
         });
-        let parked = commit(&gr);
+        // The run queue's reference, which an untimed park hands to its waker.
+        let (parked, back) = commit(gr.clone(), false);
         waker.join().unwrap();
+        drop(back);
         let readied_by_unpark = s.global.len();
         if parked {
             // The unpark found it parked and readied it.
@@ -291,8 +299,14 @@ fn park_commit_vs_unpark() {
             // The permit slipped in first: the scheduler re-runs it; nobody else did.
             assert_eq!(readied_by_unpark, 0, "readied twice");
         }
-        drop((gr, s.clone()));
         teardown(&s);
+        // The park's reference went to the run queue (or back to us), nowhere else:
+        // none leaked, none taken twice.
+        assert_eq!(
+            Arc::strong_count(&gr),
+            1,
+            "a G reference leaked or was taken twice"
+        );
     });
 }
 
@@ -304,9 +318,11 @@ fn timer_vs_unpark() {
         let gr = g(&s, 11);
         gr.set_status(Status::Runnable);
         gr.set_status(Status::Running);
-        assert!(commit(&gr), "nothing else touches it yet");
+        let (parked, timer_g) = commit(gr.clone(), true);
+        assert!(parked, "nothing else touches it yet");
         let seq = gr.park_seq.load(Ordering::Relaxed);
-        s.allp[0].timers.add(Instant::now(), seq, gr.clone());
+        let timer_g = timer_g.expect("a timed park gives its reference back");
+        s.allp[0].timers.add(Instant::now(), seq, timer_g);
         let g2 = gr.clone();
         let waker = loom::thread::spawn(move || {
             gmp_core::park::Unpark::unpark(&*g2);
@@ -323,6 +339,11 @@ fn timer_vs_unpark() {
             "readied {by_timer} + {by_unpark} times"
         );
         teardown(&s);
+        assert_eq!(
+            Arc::strong_count(&gr),
+            1,
+            "a G reference leaked or was taken twice"
+        );
     });
 }
 
@@ -352,7 +373,9 @@ fn timer_insert_vs_sleeping_m() {
         let gr = g(&s, 5);
         gr.set_status(Status::Runnable);
         gr.set_status(Status::Running);
-        assert!(commit(&gr));
+        let (parked, timer_g) = commit(gr, true);
+        assert!(parked, "nothing else touches it yet");
+        let gr = timer_g.expect("a timed park gives its reference back");
         let when = Instant::now() + std::time::Duration::from_secs(1);
         let seq = gr.park_seq.load(Ordering::Relaxed);
         if s.allp[0].timers.add(when, seq, gr) {

@@ -682,6 +682,15 @@ impl Sched {
         // frame, and a parent waiting in `scope` must find its children gone.
         gs.sort_by_key(|g| std::cmp::Reverse(g.id));
         gs.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        for g in &gs {
+            // A parked G's park may hold a reference (g.rs `commit_park`) that no waker
+            // will take now: take it back (unless a thread outside the runtime just
+            // won the wake-up, which then holds it).
+            if g.park.cancel_park() {
+                // SAFETY: `cancel_park` made us the one that takes the G out of its park.
+                drop(unsafe { g.take_park_ref() });
+            }
+        }
         for g in gs {
             // SAFETY: no M runs any more, and a goroutine that is not running is owned
             // by nobody else: we are its unique owner now.

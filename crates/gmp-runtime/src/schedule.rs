@@ -30,7 +30,7 @@
 //! 8. sleep: in the poller if it has waiters and nobody else polls, else on the M's
 //!    note — in both cases only until the earliest timer.
 
-use crate::g::{Action, GRef, Status};
+use crate::g::{Action, GRef, Status, G};
 use crate::m::{set_ctx, MCtx, M};
 use crate::metrics::PStats;
 use crate::p::{acquirep, enter, own_word, releasep, OwnedP, OWN_IDLE, OWN_USER};
@@ -181,15 +181,20 @@ fn after_suspend(c: &MCtx, g: GRef) {
             // Only the owner writes `park_seq`: a load and a store, no locked RMW.
             let seq = g.park_seq.load(Ordering::Relaxed) + 1;
             g.park_seq.store(seq, Ordering::Release);
-            if !g.park.commit_park() {
-                // An unpark slipped in between the goroutine's check and the commit:
-                // do not sleep; run it again next, inheriting the time slice.
-                g.set_status(Status::Runnable);
-                put_local(c, g, true);
-                return;
-            }
-            // Committed: from here another M may already be running `g`.
-            if let Some(d) = deadline {
+            let timer_g = match G::commit_park(g, deadline.is_some()) {
+                Ok(timer_g) => timer_g,
+                Err(g) => {
+                    // An unpark slipped in between the goroutine's check and the commit:
+                    // do not sleep; run it again next, inheriting the time slice.
+                    g.set_status(Status::Runnable);
+                    put_local(c, g, true);
+                    return;
+                }
+            };
+            // Committed: from here another M may already be running the G. An untimed
+            // park kept our reference for its waker; a timed one gave it back for the
+            // timer.
+            if let (Some(d), Some(g)) = (deadline, timer_g) {
                 let pi = c.p.get().unwrap_or(g.id as usize % sched.nprocs());
                 match enter(c) {
                     Some(p) => PStats::bump(&p.p().stats.timers_armed),

@@ -148,6 +148,8 @@ impl Timers {
             }
             for e in due.into_iter().flatten() {
                 if fire(&e) {
+                    // The timer's reference readies the G (a timed park holds none of
+                    // its own: g.rs `commit_park`).
                     ready(e.g);
                     n += 1;
                 }
@@ -267,7 +269,10 @@ pub(crate) mod tests {
         g.set_status(Status::Waiting);
         let seq = g.park_seq.load(Ordering::Relaxed) + 1;
         g.park_seq.store(seq, Ordering::Release);
-        assert!(g.park.commit_park());
+        // A timed park: the reference comes back, for the timer.
+        let g = G::commit_park(g, true)
+            .expect("nothing else touches it yet")
+            .expect("a timed park gives its reference back");
         (g, seq)
     }
 
