@@ -5,11 +5,13 @@
 //! is also held by its *park*: the scheduler's reference from the run queue is not
 //! dropped when the park commits but handed to whoever readies the G
 //! ([`G::commit_park`], [`G::take_park_ref`]) — Go's `gopark`/`goready` pass the G
-//! itself, and so an uncontended park and wake-up make no reference-count change. Exactly one owner may *run* a
-//! G at a time: a runnable G sits in at most one run queue (or runnext slot), and a G
-//! that parks is readied by exactly one waker — the one whose transition of the permit
-//! word (`ParkState`) found it `PARKED`. That exclusivity is what makes the unsynchronised
-//! access to the coroutine (`G::co`) sound; every access below names it.
+//! itself — so a park and its wake-up make no reference-count change.
+//!
+//! Exactly one owner may *run* a G at a time: a runnable G sits in at most one run queue
+//! (or runnext slot), and a G that parks is readied by exactly one waker — the one whose
+//! transition of the permit word (`ParkState`) found it `PARKED`. That exclusivity is
+//! what makes the unsynchronised access to the coroutine (`G::co`) sound; every access
+//! below names it.
 //!
 //! Status follows Go's `_G*` states with only Go's legal transitions (`casgstatus`):
 //! the table [`TRANSITIONS`], which debug builds check every [`G::set_status`] against
@@ -311,9 +313,10 @@ impl G {
     ///
     /// # Safety
     ///
-    /// The caller won the G's transition out of `PARKED` (`ParkState::unpark` saw it, a
-    /// timer's `cancel_park` or a dump's `end_capture` failed for it), once per park, and
-    /// holds a reference (or `&self` from one) for the duration of the call.
+    /// The caller won the G's transition out of `PARKED` — `ParkState::unpark` saw it,
+    /// `cancel_park` succeeded (the shutdown), or a dump's `end_capture` failed — once
+    /// per park, and holds a reference (or `&self` from one) for the duration of the
+    /// call.
     #[inline]
     pub(crate) unsafe fn take_park_ref(&self) -> GRef {
         let me = self as *const G;
