@@ -364,7 +364,7 @@ fn put_spare(inner: Arc<Inner>) {
 /// call costs a reference-count change later, never correctness.
 pub mod runtime_support {
     #[cfg(not(loom))]
-    use super::{unique, SPARE};
+    use super::{put_spare, take_spare, unique};
 
     /// Drops this thread's cached unparker if it wakes the waiter at `addr` (see
     /// [`Unparker::addr`](gmp_core::park::Unparker::addr)). The runtime calls it when
@@ -373,19 +373,16 @@ pub mod runtime_support {
     pub fn forget_waiter(addr: *const ()) {
         #[cfg(not(loom))]
         {
-            // In a thread-local destructor the cache may be gone: then it holds nothing.
-            let cached = SPARE.try_with(|s| s.take()).ok().flatten();
-            let Some(mut inner) = cached else { return };
-            let mut gone = None;
-            if let Some(i) = unique(&mut inner) {
-                if i.unparker
-                    .as_ref()
-                    .is_some_and(|u| std::ptr::addr_eq(u.addr(), addr))
-                {
-                    gone = i.unparker.take();
-                }
-            }
-            let _ = SPARE.try_with(|s| s.set(Some(inner)));
+            let Some(mut inner) = take_spare() else {
+                return;
+            };
+            let gone = unique(&mut inner).and_then(|i| {
+                let wakes = i.unparker.as_ref()?;
+                std::ptr::addr_eq(wakes.addr(), addr)
+                    .then(|| i.unparker.take())
+                    .flatten()
+            });
+            put_spare(inner);
             // Dropped outside the thread-local access (it may be the G's last handle).
             drop(gone);
         }
@@ -397,9 +394,6 @@ pub mod runtime_support {
     /// goroutine's G outlives the runtime's shutdown in a thread-local).
     pub fn clear_thread_cache() {
         #[cfg(not(loom))]
-        {
-            let cached = SPARE.try_with(|s| s.take()).ok().flatten();
-            drop(cached);
-        }
+        drop(take_spare());
     }
 }
