@@ -135,7 +135,9 @@ fn recv_async_dropped_while_its_waker_fires() {
 /// A registered zero-capacity `send_async` is dropped while a receiver takes its
 /// message (and fires its waker): either the receiver got it and the future did not
 /// drop it, or the receiver timed out and the future dropped it — never both, never
-/// neither.
+/// neither. It is also the model of the packet's `LEFT` race (zero.rs): the future lets
+/// go while the receiver completes, and exactly one of them frees the packet. With
+/// either side's `fetch_add` split into a load and a store, loom finds the packet leaked.
 #[test]
 fn send_async_dropped_while_a_receiver_takes_it() {
     model(|| {

@@ -9,13 +9,20 @@
 //! exchanges the message through the waiter's *packet*; otherwise it registers itself,
 //! with a packet of its own, and parks. A packet is the exchange slot: the message, a
 //! `state` word (`PENDING`, then `READY` or `CANCELLED`), the unparker of a peer that
-//! waits for the message (case 4), and a reference count.
+//! waits for the message (case 4), and a `LEFT` mark (below).
 //!
 //! Packets live on the heap, shared by the two parties (the *owner*, the registered
-//! waiter, and the *peer*, the one that selected it) with a count of two; each party
-//! drops its reference when it is done, and the last one frees the packet and whatever
-//! message is still in it. So neither party ever waits for the other to be done with
-//! memory, and a party that disappears (unwound while parked) leaves nothing dangling.
+//! waiter, and the *peer*, the one that selected it). Who frees one follows from the
+//! roles below, with no reference count: the *completer*'s last touch is the
+//! read-modify-write that publishes the final state, so the *waiting* party, once it has
+//! read that state, is the packet's only user and frees it (and whatever message is
+//! still in it) without another atomic operation. A waiting party that leaves before the
+//! final state (unwound while parked, a dropped token or future) marks the packet `LEFT`
+//! instead; whichever of that mark and the final state comes second frees it. So neither
+//! party ever waits for the other to be done with memory, and a party that disappears
+//! leaves nothing dangling. A registration nobody chose is freed by its owner, who
+//! removed it from the queue. (Go: the `sudog` belongs to the parked goroutine, which
+//! waits for its wake-up; a goroutine here may leave by unwinding, hence `LEFT`.)
 //! Go keeps its `sudog`s in a per-P cache; one allocation per blocked operation is the
 //! price here (the operation parks anyway, which costs more).
 //!
@@ -44,7 +51,7 @@
 //! - *nobody chose it yet*: the guard decides `Aborted`, removes the entry, and frees the
 //!   packet. An offered message is dropped with the sender (it was never delivered); a
 //!   receiver took nothing.
-//! - *a peer chose it*: the guard only drops the owner's reference. A sender's message is
+//! - *a peer chose it*: the guard only lets go of the packet (`LEFT`). A sender's message is
 //!   then delivered exactly once, by the peer, which owns the pairing; a message a peer
 //!   hands to a vanished receiver is dropped with the packet (the sender's handoff
 //!   completed, as in Go when a receiver dies right after `chanrecv` returned). Nothing is
@@ -64,6 +71,8 @@
 //!   decision word, by the completer only before it publishes the final state, by the
 //!   waiter only after it read `READY`, and by the owner of a queued entry only after
 //!   removing it (no peer can have seen it then).
+//! - A packet is freed exactly once: by the waiter after it read the final state, by the
+//!   second of `LEFT` and the final state, or by the owner of an entry it removed.
 //! - Every party that waits for a flag (`state`) parks in a loop, and the party that sets
 //!   the flag unparks it afterwards: no spinning on a peer that might not be running (a
 //!   goroutine waiting for a goroutine on the same thread would otherwise never let it
@@ -79,7 +88,7 @@ use crate::select::Token;
 use crate::utils;
 use crate::waker::Waker;
 use gmp_core::park::{self, Unparker, WaitReason};
-use gmp_core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use gmp_core::sync::atomic::{AtomicU8, Ordering};
 use gmp_core::sync::{Mutex, UnsafeCell};
 use std::alloc::{self, Layout};
 use std::marker::PhantomData;
@@ -90,6 +99,10 @@ use std::time::Instant;
 const PENDING: u8 = 0;
 const READY: u8 = 1;
 const CANCELLED: u8 = 2;
+/// Or-ed into the state by a waiting party that lets go before the final state.
+const LEFT: u8 = 4;
+/// The bits of the final state (`PENDING`, `READY`, `CANCELLED`).
+const FINAL: u8 = 3;
 
 /// What this party does with the packet of a pairing.
 #[derive(Debug)]
@@ -102,8 +115,8 @@ enum Role {
     Wait,
 }
 
-/// What a completed pairing left for `read`/`write`: the packet (holding one reference,
-/// which this token owns) and our role. A null packet means "disconnected". Dropped
+/// What a completed pairing left for `read`/`write`: the packet (this token's party's
+/// share of it, see the module docs) and our role. A null packet means "disconnected". Dropped
 /// without being used (a `SelectedOperation` dropped by an unwinding thread), it cancels
 /// the pairing: see the module docs.
 #[derive(Debug)]
@@ -137,15 +150,13 @@ impl Drop for ZeroToken {
         if packet.is_null() {
             return;
         }
-        // SAFETY: a non-null token packet holds one reference, owned by this token.
-        let hdr = unsafe { &*packet };
-        if let Role::Complete(owner) = role {
-            // SAFETY: we are the completer: the state is still PENDING and ours to set,
-            // and (case 4) the waiter's unparker is ours to take.
-            unsafe { hdr.finish(CANCELLED, owner) };
+        match role {
+            // SAFETY: a non-null token holds its party's share of a live packet; we are
+            // the completer, once: the state is still PENDING and ours to set.
+            Role::Complete(owner) => unsafe { Header::complete(packet, CANCELLED, owner) },
+            // SAFETY: as above; we are the waiting party and let go once.
+            Role::Wait => unsafe { Header::leave(packet) },
         }
-        // SAFETY: this token's reference, released once.
-        unsafe { Header::release(packet) };
     }
 }
 
@@ -153,12 +164,18 @@ impl Drop for ZeroToken {
 /// `*const Header` is also the packet's address).
 #[repr(C)]
 struct Header {
+    /// `PENDING`, then `READY` or `CANCELLED` (set by the completer), plus `LEFT` (set by
+    /// a waiting party that let go first).
     state: AtomicU8,
-    refs: AtomicUsize,
     /// Case 4: the peer's unparker, stored by the peer before it publishes the packet.
     waiter: UnsafeCell<Option<Unparker>>,
     /// Frees the whole `Packet<T>`.
     free: unsafe fn(*const Header),
+    /// Under loom, a tracked allocation that lives exactly as long as the packet: a
+    /// packet nobody frees fails the model ("Arc leaked"), which the message-drop counts
+    /// alone miss when the packet is empty.
+    #[cfg(loom)]
+    _live: gmp_core::sync::Arc<()>,
 }
 
 /// An exchange slot (see the module docs).
@@ -169,15 +186,16 @@ struct Packet<T> {
 }
 
 impl<T> Packet<T> {
-    /// A packet with two references (the owner's, and the one its wait-queue entry hands
-    /// to the peer that selects it).
+    /// A packet for a registration: the owner's, until its wait-queue entry hands a share
+    /// to the peer that selects it.
     fn alloc(msg: Option<T>) -> *const Header {
         let packet = Packet {
             hdr: Header {
                 state: AtomicU8::new(PENDING),
-                refs: AtomicUsize::new(2),
                 waiter: UnsafeCell::new(None),
                 free: Packet::<T>::free,
+                #[cfg(loom)]
+                _live: gmp_core::sync::Arc::new(()),
             },
             msg: UnsafeCell::new(msg),
         };
@@ -195,7 +213,7 @@ impl<T> Packet<T> {
 
     /// # Safety
     ///
-    /// `h` came from `Packet::<T>::alloc` and has no reference left.
+    /// `h` came from `Packet::<T>::alloc` and nobody else uses it or will.
     unsafe fn free(h: *const Header) {
         let p = h as *mut Packet<T>;
         // SAFETY: guaranteed by the caller: a live packet nobody else uses; this drops a
@@ -212,9 +230,10 @@ impl<T> Packet<T> {
 
     /// # Safety
     ///
-    /// `h` came from `Packet::<T>::alloc` and the caller holds a reference.
+    /// `h` came from `Packet::<T>::alloc` and the caller's party has not let go of it.
     unsafe fn from_header<'a>(h: *const Header) -> &'a Packet<T> {
-        // SAFETY: `repr(C)` puts the header at the packet's address; alive while referenced.
+        // SAFETY: `repr(C)` puts the header at the packet's address; alive until the
+        // caller's party lets go (caller).
         unsafe { &*(h as *const Packet<T>) }
     }
 
@@ -244,62 +263,93 @@ impl<T> Packet<T> {
 }
 
 impl Header {
-    /// Drops one reference; the last one frees the packet.
+    /// Frees a packet that only the caller can reach.
     ///
     /// # Safety
     ///
-    /// `h` is a live packet and the caller gives up a reference it holds.
-    unsafe fn release(h: *const Header) {
-        // SAFETY: alive while we hold our reference.
-        let hdr = unsafe { &*h };
-        // Release: our uses of the packet happen before the free; the last holder's
-        // Acquire load below makes them (and the other party's) visible to the drop.
-        if hdr.refs.fetch_sub(1, Ordering::Release) == 1 {
-            // An Acquire load of the count rather than an Acquire fence: the same
-            // synchronisation (it reads the value our RMW wrote, at the end of the release
-            // sequence of every earlier decrement), and ThreadSanitizer, which does not
-            // model fences, sees it (std's `Arc` does the same under TSan). With a fence,
-            // TSan reported the packet's later free racing the other party's last read.
-            hdr.refs.load(Ordering::Acquire);
-            // SAFETY: no reference left.
-            unsafe { (hdr.free)(h) };
-        }
+    /// `h` is a live packet and nobody else uses it or will: the caller is the waiting
+    /// party and has read the final state, or the owner of an entry it removed from its
+    /// queue before any peer chose it. Called once.
+    unsafe fn free_now(h: *const Header) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { ((*h).free)(h) };
     }
 
     /// The waiter's side: parks until the completer has set the final state; `reason` is
-    /// what a goroutine dump shows meanwhile.
+    /// what a goroutine dump shows meanwhile. The packet is then the caller's alone.
     fn wait_done(&self, reason: WaitReason) -> u8 {
         loop {
-            // Acquire: pairs with the completer's Release store, so the message (READY)
-            // is visible.
+            // Acquire: pairs with the completer's release in `complete`, so the message
+            // (READY) is visible, and so is every use the completer made of the packet
+            // before the caller frees it.
             let s = self.state.load(Ordering::Acquire);
             if s != PENDING {
+                debug_assert_eq!(s & LEFT, 0, "gmp_chan: a waiting party left twice");
                 return s;
             }
             park::park_for(reason);
         }
     }
 
-    /// The completer's side: publishes the final state and wakes the waiting party.
+    /// The completer's side: publishes the final state, wakes the waiting party, and
+    /// frees the packet if that party has already let go. The completer does not touch
+    /// the packet after this.
     ///
     /// # Safety
     ///
-    /// The caller is the completer of this pairing (see the module docs), calls this once,
-    /// and holds a reference.
-    unsafe fn finish(&self, state: u8, owner: Option<Context>) {
+    /// `h` is a live packet of which the caller is the completer (see the module docs),
+    /// and this is its one call of `complete`.
+    unsafe fn complete(h: *const Header, state: u8, owner: Option<Context>) {
+        // SAFETY: live: the waiting party frees it only after reading the final state,
+        // which we have not set yet, or after `LEFT`, which makes us the one to free it.
+        let hdr = unsafe { &*h };
         let peer = match owner {
             Some(_) => None,
             // Case 4: the peer left its unparker before publishing the packet to us.
             // SAFETY: exclusive access until the state leaves PENDING (caller).
-            None => unsafe { self.waiter.with_mut(|w| (*w).take()) },
+            None => unsafe { hdr.waiter.with_mut(|w| (*w).take()) },
         };
-        // Release: publishes the message (READY) to the waiter's Acquire in `wait_done`.
-        self.state.store(state, Ordering::Release);
+        // AcqRel: Release publishes the message (READY) and our uses of the packet to the
+        // waiting party, which then frees it (`wait_done`'s Acquire) or has let go
+        // (`leave`'s Acquire); Acquire makes a `leave` we see happen before our free.
+        // One RMW is all the completer pays: the read of `LEFT` comes with the store. An
+        // add, not an or: the bits are disjoint and each is set once, and x86 has a
+        // single instruction (`lock xadd`) for an add that returns the old value, where
+        // `fetch_or` is a `cmpxchg` loop.
+        let prev = hdr.state.fetch_add(state, Ordering::AcqRel);
+        debug_assert_eq!(prev & FINAL, PENDING, "gmp_chan: a pairing completed twice");
+        if prev & LEFT != 0 {
+            // SAFETY: the waiting party let go before our final state: nobody else will
+            // touch the packet.
+            unsafe { Header::free_now(h) };
+        }
         if let Some(o) = owner {
             o.unpark();
         }
         if let Some(p) = peer {
             p.unpark();
+        }
+    }
+
+    /// A waiting party lets go without (necessarily) having read the final state: it
+    /// unwinds out of its park, or drops its token or future. Frees the packet if the
+    /// completer is done with it; otherwise the completer will. Never waits.
+    ///
+    /// # Safety
+    ///
+    /// `h` is a live packet, the caller is its waiting party (or the owner of a chosen
+    /// registration), and this is its last use of the packet.
+    unsafe fn leave(h: *const Header) {
+        // SAFETY: live: the completer frees it only after seeing `LEFT`, not set yet.
+        let hdr = unsafe { &*h };
+        // AcqRel: Release orders our uses of the packet before the completer's free;
+        // Acquire makes the completer's uses happen before ours.
+        // An add: as in `complete`.
+        let prev = hdr.state.fetch_add(LEFT, Ordering::AcqRel);
+        debug_assert_eq!(prev & LEFT, 0, "gmp_chan: a waiting party left twice");
+        if prev & FINAL != PENDING {
+            // SAFETY: the completer published its final state, its last touch.
+            unsafe { Header::free_now(h) };
         }
     }
 }
@@ -402,7 +452,7 @@ impl<T> Channel<T> {
         match inner.receivers.try_select(None) {
             Some(entry) => {
                 entry.cx.store_packet(entry.packet);
-                // The entry's reference passes to the token. Cases 2/3: we complete.
+                // The entry's share passes to the token. Cases 2/3: we complete.
                 token.zero = ZeroToken {
                     packet: entry.packet as *const Header,
                     role: Role::Complete(Some(entry.cx)),
@@ -418,8 +468,8 @@ impl<T> Channel<T> {
         match inner.senders.try_select(None) {
             Some(entry) => {
                 let packet = entry.packet as *const Header;
-                // SAFETY: we won the owner's decision word, so the entry's reference and
-                // the message are ours to use (module invariant 1).
+                // SAFETY: we won the owner's decision word, so the entry's share and the
+                // message are ours to use (module invariant 1).
                 let p = unsafe { Packet::<T>::from_header(packet) };
                 // SAFETY: as above.
                 if unsafe { p.has_msg() } {
@@ -485,15 +535,13 @@ impl<T> Channel<T> {
         let Role::Complete(owner) = role else {
             unreachable!("gmp_chan: a send token always completes its pairing")
         };
-        // SAFETY: the token held a reference to a `Packet<T>` of this channel.
+        // SAFETY: the token held its share of a `Packet<T>` of this channel.
         let p = unsafe { Packet::<T>::from_header(packet) };
         // SAFETY: we are the completer: the waiting party reads the message only after
         // READY, and no one else has access.
         unsafe { p.put_msg(msg) };
-        // SAFETY: we are the completer, once; we hold the token's reference.
-        unsafe { p.hdr.finish(READY, owner) };
-        // SAFETY: the token's reference, released once.
-        unsafe { Header::release(packet) };
+        // SAFETY: we are the completer, once (the token is spent).
+        unsafe { Header::complete(packet, READY, owner) };
         Ok(())
     }
 
@@ -524,38 +572,39 @@ impl<T> Channel<T> {
         if packet.is_null() {
             return Err(ReadError::Disconnected);
         }
-        // SAFETY: the token held a reference to a `Packet<T>` of this channel.
+        // SAFETY: the token held its share of a `Packet<T>` of this channel.
         let p = unsafe { Packet::<T>::from_header(packet) };
-        let res = match role {
+        match role {
             Role::Complete(owner) => {
                 // Case 1. SAFETY: we are the completer: exclusive access until we finish.
                 let msg = unsafe { p.take_msg() }.expect("gmp_chan: sender's packet is empty");
-                // SAFETY: we are the completer, once; we hold the token's reference.
-                unsafe { p.hdr.finish(READY, owner) };
+                // SAFETY: we are the completer, once (the token is spent).
+                unsafe { Header::complete(packet, READY, owner) };
                 Ok(msg)
             }
             Role::Wait => {
                 // If we unwind while parked here, the owner completes alone and the
                 // message is dropped with the packet (module docs).
                 let guard = OnUnwind::new(|| {
-                    // SAFETY: the token's reference, released once: here (unwinding) or
-                    // below, never both (the guard is disarmed first).
-                    unsafe { Header::release(packet) }
+                    // SAFETY: we are the waiting party and let go once: here (unwinding)
+                    // or below, never both (the guard is disarmed first).
+                    unsafe { Header::leave(packet) }
                 });
                 // Case 4's peer: a receive waiting for a select's send arm to write.
+                // (Case 3's owner has already waited in `accept`: READY at once.)
                 let state = p.hdr.wait_done(WaitReason::ChanReceive);
                 guard.disarm();
-                if state == READY {
+                let res = if state == READY {
                     // SAFETY: READY: the completer is done with the message.
                     Ok(unsafe { p.take_msg() }.expect("gmp_chan: ready packet is empty"))
                 } else {
                     Err(ReadError::Retry)
-                }
+                };
+                // SAFETY: we read the final state: the packet is ours alone.
+                unsafe { Header::free_now(packet) };
+                res
             }
-        };
-        // SAFETY: the token's reference, released once.
-        unsafe { Header::release(packet) };
-        res
+        }
     }
 
     /// Completes a receive reserved by `select` (see `read_inner`). A cancelled pairing
@@ -588,26 +637,28 @@ impl<T> Channel<T> {
 
     /// The owner of a plain operation's registration leaves by unwinding (module docs).
     fn abandon(&self, oper: Operation, cx: &Context, packet: *const Header, is_send: bool) {
-        match cx.abort() {
-            // A peer chose us: it owns the entry's reference and completes or cancels
-            // the pairing; we only let go of ours.
-            Selected::Operation(_) => {}
+        let entry = match cx.abort() {
+            // A peer chose us: it completes or cancels the pairing; we only let go.
+            Selected::Operation(_) => None,
             Selected::Aborted | Selected::Disconnected | Selected::Waiting => {
                 let mut inner = self.inner.lock();
-                let entry = if is_send {
+                if is_send {
                     inner.senders.unregister(oper, cx)
                 } else {
                     inner.receivers.unregister(oper, cx)
-                };
-                drop(inner);
-                if entry.is_some() {
-                    // SAFETY: the entry's reference, which no peer took.
-                    unsafe { Header::release(packet) };
                 }
             }
+        };
+        if entry.is_some() {
+            // SAFETY: we removed our entry before any peer chose it: nobody else can
+            // reach the packet. Once: the guard runs once.
+            unsafe { Header::free_now(packet) };
+        } else {
+            // SAFETY: a peer chose us (an entry is only ever removed by its owner or by
+            // the peer that won its decision word): we are the waiting party (cases 1
+            // and 2) and let go once.
+            unsafe { Header::leave(packet) };
         }
-        // SAFETY: the owner's reference, released once (the guard runs once).
-        unsafe { Header::release(packet) };
     }
 
     /// Sends, blocking until a receiver takes the message, until `deadline` if any.
@@ -675,12 +726,9 @@ impl<T> Channel<T> {
                 },
             };
             guard.disarm();
-            if matches!(res, Some(Err(_))) {
-                // SAFETY: the entry's reference (we removed the entry ourselves).
-                unsafe { Header::release(packet) };
-            }
-            // SAFETY: the owner's reference, released once.
-            unsafe { Header::release(packet) };
+            // SAFETY: we removed our own entry (no peer saw it) or read the final state:
+            // the packet is ours alone. Once: the guard is disarmed.
+            unsafe { Header::free_now(packet) };
             cx.recycle();
             if let Some(res) = res {
                 return res;
@@ -762,12 +810,9 @@ impl<T> Channel<T> {
                 },
             };
             guard.disarm();
-            if matches!(res, Some(Err(_))) {
-                // SAFETY: the entry's reference (we removed the entry ourselves).
-                unsafe { Header::release(packet) };
-            }
-            // SAFETY: the owner's reference, released once.
-            unsafe { Header::release(packet) };
+            // SAFETY: we removed our own entry (no peer saw it) or read the final state:
+            // the packet is ours alone. Once: the guard is disarmed.
+            unsafe { Header::free_now(packet) };
             cx.recycle();
             if let Some(res) = res {
                 return res;
@@ -776,7 +821,7 @@ impl<T> Channel<T> {
     }
 
     /// Registers a `select` arm (send if `is_send`) with a fresh packet; true if the arm
-    /// is ready right now. The owner's reference is found again through the context once
+    /// is ready right now. The owner's packet is found again through the context once
     /// a peer chose the arm (`accept`, `abandon_selected`), or through the entry
     /// (`unregister`).
     pub(crate) fn register(&self, oper: Operation, cx: &Context, is_send: bool) -> bool {
@@ -805,12 +850,9 @@ impl<T> Channel<T> {
         };
         if let Some(entry) = entry {
             let packet = entry.packet as *const Header;
-            // SAFETY: its entry was still queued, so no peer ever saw it: both references
-            // (the entry's and the owner's) are ours.
-            unsafe {
-                Header::release(packet);
-                Header::release(packet);
-            }
+            // SAFETY: its entry was still queued, so no peer ever saw it: the packet is
+            // ours alone.
+            unsafe { Header::free_now(packet) };
         }
     }
 
@@ -830,7 +872,7 @@ impl<T> Channel<T> {
     pub(crate) fn accept(&self, token: &mut Token, cx: &Context, is_send: bool) -> bool {
         let packet = self.chosen_packet(cx);
         if is_send {
-            // Case 4: the owner's reference passes to the token.
+            // Case 4: the owner's share passes to the token; we complete.
             token.zero = ZeroToken {
                 packet,
                 role: Role::Complete(None),
@@ -840,37 +882,39 @@ impl<T> Channel<T> {
         // Case 3. If we unwind while parked here, the sender completes alone and the
         // message is dropped with the packet (module docs).
         let guard = OnUnwind::new(|| {
-            // SAFETY: the owner's reference, released once: here (unwinding) or below,
-            // never both (the guard is disarmed first).
-            unsafe { Header::release(packet) }
+            // SAFETY: we are the waiting party and let go once: here (unwinding) or
+            // below, never both (the guard is disarmed first).
+            unsafe { Header::leave(packet) }
         });
-        // SAFETY: we hold the owner's reference.
+        // SAFETY: the owner's share: live until we let go.
         let state = unsafe { &*packet }.wait_done(WaitReason::Select);
         guard.disarm();
         if state == READY {
+            // `read` takes the message and frees the packet (its wait returns at once).
             token.zero = ZeroToken {
                 packet,
                 role: Role::Wait,
             };
             true
         } else {
-            // SAFETY: the owner's reference, released once.
-            unsafe { Header::release(packet) };
+            // SAFETY: we read the final state: the packet is ours alone.
+            unsafe { Header::free_now(packet) };
             false
         }
     }
 
     /// A peer chose a `select` arm of ours, but the select unwinds before `accept`: a
     /// send arm cancels the pairing (the waiting receiver retries), a receive arm lets go
-    /// of its reference (module docs). Never parks.
+    /// of the packet (module docs). Never parks.
     pub(crate) fn abandon_selected(&self, cx: &Context, is_send: bool) {
         let packet = self.chosen_packet(cx);
         if is_send {
-            // SAFETY: case 4, we are the completer and hold the owner's reference.
-            unsafe { (*packet).finish(CANCELLED, None) };
+            // SAFETY: case 4, we are the completer, once.
+            unsafe { Header::complete(packet, CANCELLED, None) };
+        } else {
+            // SAFETY: case 3, we are the waiting party and let go once.
+            unsafe { Header::leave(packet) };
         }
-        // SAFETY: the owner's reference, released once.
-        unsafe { Header::release(packet) };
     }
 
     /// Registers a readiness observer; true if ready right now.
@@ -931,9 +975,9 @@ pub(crate) enum AsyncSend<T> {
 }
 
 /// Async sends (`Sender::send_async`, see `async_ops`). A future cannot park, so its
-/// registration is case 1 with a packet the future owns a reference to, exactly as a
-/// blocked `send`: a receiver takes the message from it and sets the final state, and
-/// whichever of the two lets go last frees it. Async receives need no code here: they
+/// registration is case 1 with a packet the future owns, exactly as a blocked `send`: a
+/// receiver takes the message from it and sets the final state; the future frees it once
+/// it has seen that state, or lets go first (`LEFT`) and the receiver frees it. Async receives need no code here: they
 /// observe the channel (`watch`) and take messages with `try_recv`, so a dropped
 /// receive future never holds a message.
 impl<T> Channel<T> {
@@ -967,7 +1011,7 @@ impl<T> Channel<T> {
 
     /// Where a registered async send stands; `None` while it waits (the receiver
     /// unparks `cx` after setting the final state, so `None` is never final). On `Some`
-    /// the registration is over and the future's reference to the packet released.
+    /// the registration is over and the packet freed.
     ///
     /// # Safety
     ///
@@ -980,13 +1024,13 @@ impl<T> Channel<T> {
         cx: &Context,
     ) -> Option<AsyncSend<T>> {
         let h = packet as *const Header;
-        // SAFETY: the packet came from `Packet::<T>::alloc` and we hold the owner's
-        // reference (caller).
+        // SAFETY: the packet came from `Packet::<T>::alloc` and the owner (the caller)
+        // has not let go of it.
         let p = unsafe { Packet::<T>::from_header(h) };
         let res = match cx.selected() {
             Selected::Waiting => return None,
             Selected::Operation(_) => {
-                // Acquire: pairs with the completer's Release store of the state.
+                // Acquire: pairs with the completer's release in `complete`.
                 match p.hdr.state.load(Ordering::Acquire) {
                     PENDING => return None,
                     READY => AsyncSend::Sent,
@@ -1003,20 +1047,19 @@ impl<T> Channel<T> {
                 debug_assert!(entry.is_some(), "gmp_chan: undecided entry vanished");
                 // SAFETY: unregistered while undecided by peers: exclusive access.
                 let msg = unsafe { p.take_msg() }.expect("gmp_chan: own packet is empty");
-                // SAFETY: the entry's reference (we removed the entry ourselves).
-                unsafe { Header::release(h) };
                 AsyncSend::Disconnected(msg)
             }
         };
-        // SAFETY: the owner's reference, released once.
-        unsafe { Header::release(h) };
+        // SAFETY: we read the final state or removed our own entry: the packet is ours
+        // alone, and the caller makes no further use of it.
+        unsafe { Header::free_now(h) };
         Some(res)
     }
 
     /// Withdraws a registered async send (its future was dropped): the message is
     /// dropped, unless a receiver already took it (then it was delivered). A receiver
-    /// that chose it and is still taking it holds its own reference: the packet goes
-    /// when the last of us lets go, and no one waits for the other.
+    /// that chose it and is still taking it completes alone and frees the packet; no
+    /// one waits for the other.
     ///
     /// # Safety
     ///
@@ -1026,11 +1069,13 @@ impl<T> Channel<T> {
         if !matches!(cx.abort(), Selected::Operation(_))
             && self.inner.lock().senders.unregister(oper, cx).is_some()
         {
-            // SAFETY: the entry's reference (we removed the entry ourselves).
-            unsafe { Header::release(h) };
+            // SAFETY: we removed our entry before any peer chose it: the packet is ours
+            // alone; the message inside is dropped with it.
+            unsafe { Header::free_now(h) };
+        } else {
+            // SAFETY: a receiver chose it: we are the waiting party (case 1) and let go
+            // once (caller).
+            unsafe { Header::leave(h) };
         }
-        // SAFETY: the owner's reference, released once; the message (if still inside)
-        // is dropped with the packet.
-        unsafe { Header::release(h) };
     }
 }
