@@ -47,7 +47,9 @@
 //! sleep with a CAS `EMPTY -> PARKED`, which fails if a permit slipped in. Every
 //! transition is a `SeqCst`-free RMW on one word, so there is no lost wake-up: loom
 //! models in `tests/loom_park.rs` check unpark-before-park, unpark-during-park and a
-//! timeout racing an unpark.
+//! timeout racing an unpark. A goroutine's waker, which resumes the goroutine itself,
+//! takes a parked one straight back to `EMPTY` ([`ParkState::unpark_taking`]), so the
+//! goroutine has no permit to consume when it runs (a loom model of that hand-off too).
 
 use crate::sync::atomic::{AtomicU8, Ordering};
 // The unparker's refcount is plain std: it is not part of any protocol a model checks,
@@ -323,9 +325,11 @@ fn park_inner_for(deadline: Option<Instant>, reason: WaitReason) {
 /// (a value handed over through a channel slot, a ready flag) is visible to the
 /// waiter once it returns from `park`. The other way, committing a park
 /// (`EMPTY -> PARKED`) is `Release` and every transition that takes a parked waiter
-/// over (`unpark` seeing `PARKED`, `cancel_park`, `begin_capture`) is `Acquire`: the
-/// winner may resume the waiter elsewhere and must see what it wrote before parking.
-/// No StoreLoad ordering is needed: all transitions are RMWs on this one word.
+/// over (`unpark` seeing `PARKED`, `unpark_taking`, `cancel_park`, `begin_capture`) is
+/// `Acquire`: the winner may resume the waiter elsewhere and must see what it wrote
+/// before parking. No StoreLoad ordering is needed: all transitions are RMWs on this one
+/// word (`try_acquire` and `unpark_taking` load it first only to skip a CAS bound to
+/// fail).
 #[derive(Debug, Default)]
 pub struct ParkState(AtomicU8);
 
@@ -344,9 +348,16 @@ impl ParkState {
     /// Takes a pending permit without blocking; true if there was one.
     #[inline]
     pub fn try_acquire(&self) -> bool {
-        self.0
-            .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        // A plain load first: a waiter about to park usually has no permit, and a failed
+        // `compare_exchange` is still a locked instruction on x86 (a goroutine's park
+        // paid one per channel wait). Relaxed: only a hint; the permit is taken by the
+        // Acquire CAS. One stored after the load is not lost: it is there for the
+        // caller's `commit_park`, whose CAS then fails on it.
+        self.0.load(Ordering::Relaxed) == NOTIFIED
+            && self
+                .0
+                .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// The waiter commits to sleeping: `EMPTY -> PARKED`. Returns `false` if a permit
@@ -384,6 +395,33 @@ impl ParkState {
         // waker that sees PARKED takes the waiter over (it readies it, and someone
         // resumes it): it must see the waiter's writes before `commit_park`.
         self.0.swap(NOTIFIED, Ordering::AcqRel) == PARKED
+    }
+
+    /// The waker's side for a waiter that the caller itself resumes (a goroutine, which
+    /// its waker readies): as [`unpark`](Self::unpark), but a waiter found `PARKED` is
+    /// left `EMPTY` rather than `NOTIFIED`, so that it resumes with no permit to consume
+    /// and need not call [`finish_park`](Self::finish_park) (Go's `goready` passes the G
+    /// with no word to reset). Returns `true` if the waiter was `PARKED`: the caller must
+    /// then resume it, exactly once, and order its own writes before that resumption (a
+    /// run queue's Release/Acquire hand-off does), since the waiter reads no permit to
+    /// acquire them from. A waiter that resumes with a permit all the same (this call
+    /// fell back to `unpark` in a race, or an `unpark` came after) sees one spurious
+    /// return from its next park, which every caller allows for.
+    #[inline]
+    pub fn unpark_taking(&self) -> bool {
+        // A plain load first, to try the CAS only on a parked waiter: a failed CAS is a
+        // locked instruction too. Relaxed: a hint; the CAS decides.
+        if self.0.load(Ordering::Relaxed) == PARKED
+            // AcqRel: Acquire takes the waiter over, as in `unpark`; Release publishes
+            // our writes to the waiter's next owner, as `unpark`'s swap does.
+            && self
+                .0
+                .compare_exchange(PARKED, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            return true;
+        }
+        self.unpark()
     }
 
     /// A sleeper that woke (signalled, timed out, or spuriously) leaves the parked

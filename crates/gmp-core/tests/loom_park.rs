@@ -148,3 +148,46 @@ fn committed_context_is_visible_to_whoever_resumes_the_waiter() {
         });
     }
 }
+
+/// A goroutine's wake-up (`ParkState::unpark_taking`): a waker that finds the waiter
+/// `PARKED` leaves the word `EMPTY` and resumes the waiter itself, here through a
+/// Release/Acquire hand-off flag standing in for the run queue; the resumed waiter does
+/// not swap the word again (no `finish_park`). The waiter must see what the waker wrote
+/// (a Relaxed flag: only the hand-off publishes it; without it the waiter parks again
+/// and nobody resumes it, which loom reports), no wake-up is lost, and the word ends
+/// idle: a state left `PARKED` would make the last `commit_park` panic.
+#[test]
+fn unpark_taking_resumes_the_waiter_through_its_handoff() {
+    use gmp_core::park::ParkState;
+    loom::model(|| {
+        let state = Arc::new(ParkState::new());
+        let data = Arc::new(AtomicBool::new(false));
+        let resumed = Arc::new(AtomicBool::new(false));
+        let (s2, d2, r2) = (state.clone(), data.clone(), resumed.clone());
+        let t = thread::spawn(move || {
+            // Relaxed: the hand-off below (or the permit) must publish it.
+            d2.store(true, Ordering::Relaxed);
+            if s2.unpark_taking() {
+                // We took the parked waiter over: resume it (a run queue's push).
+                r2.store(true, Ordering::Release);
+            }
+        });
+        while !data.load(Ordering::Relaxed) {
+            if state.try_acquire() {
+                continue; // a permit: re-check
+            }
+            if state.commit_park() {
+                // Asleep until the one who took us over resumes us (an M's pop).
+                while !resumed.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
+                resumed.store(false, Ordering::Relaxed);
+            }
+        }
+        t.join().unwrap();
+        // Idle again: a new park commits (a permit left in a race is taken instead).
+        if !state.try_acquire() {
+            assert!(state.commit_park(), "the word was left wedged");
+        }
+    });
+}

@@ -391,7 +391,10 @@ impl Unpark for G {
         if self.abandoned.load(Ordering::Acquire) {
             return;
         }
-        if self.park.unpark() {
+        // Taking: a G we find `PARKED` is left `EMPTY`, so it resumes with no permit to
+        // consume (`park_current` does not swap the word again): one locked RMW less
+        // per wake-up. Our writes reach it through the run queue's hand-off in `ready`.
+        if self.park.unpark_taking() {
             // SAFETY: we found the G `PARKED`: we are the one waker that readies it,
             // and `&self` keeps it alive for this call.
             let g = unsafe { self.take_park_ref() };

@@ -169,7 +169,11 @@ pub(crate) fn park_current(g: &G, deadline: Option<Instant>, reason: gmp_core::p
     g.set_wait_reason(Some(reason));
     g.action.set(Action::Park { deadline });
     suspend(g);
-    g.park.finish_park();
+    // No `finish_park`: whoever resumed us took us out of `PARKED` itself (an unpark
+    // leaves `EMPTY`: `ParkState::unpark_taking`; a timer or the shutdown
+    // `cancel_park`), and orders its writes before our resumption through the run
+    // queue. A permit still there is a later unpark's (or one left in a race), for
+    // the next park to take: at worst one spurious return, which callers allow for.
     g.set_wait_reason(None);
     // Resumed, perhaps on another M: re-read nothing thread-local before this.
     check_abort(g);

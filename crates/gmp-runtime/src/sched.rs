@@ -119,6 +119,9 @@ pub(crate) struct Sched {
     pub(crate) progress: AtomicU64,
     /// True while sysmon sleeps deeply (checked before taking `sysmon_lock`).
     pub(crate) sysmon_sleeping: AtomicBool,
+    /// The coarse clock as sysmon last read it, for the park's timestamp; 0 while sysmon
+    /// is not keeping it fresh. See `timers::park_stamp`.
+    pub(crate) park_clock: AtomicU64,
     /// When an M last polled the network (nanos).
     pub(crate) last_poll: AtomicU64,
     /// True while an M of this runtime is blocked in the poller.
@@ -196,6 +199,7 @@ impl Sched {
             threads: Mutex::new(Vec::new()),
             progress: AtomicU64::new(0),
             sysmon_sleeping: AtomicBool::new(false),
+            park_clock: AtomicU64::new(0),
             last_poll: AtomicU64::new(0),
             last_poll_blocked: AtomicBool::new(false),
             deadlocked: AtomicBool::new(false),

@@ -171,9 +171,10 @@ fn after_suspend(c: &MCtx, g: GRef) {
                         .expect("gmp: more than 4 billion goroutines in the registry"),
                 );
             }
-            // The coarse clock: a park must not pay for a precise clock read (it was
-            // 12% of a channel ping-pong), and the dump shows minutes.
-            g.parked_at.store(timers::coarse_nanos(), Ordering::Relaxed);
+            // The coarse clock, as sysmon last read it: a park must not pay for a clock
+            // read (a precise one was 12% of a channel ping-pong), the dump shows minutes.
+            g.parked_at
+                .store(timers::park_stamp(sched), Ordering::Relaxed);
             crate::trace::go_park(c, &g);
             g.set_status(Status::Waiting);
             // Release: a timer armed below with this seq is valid only if the G is

@@ -25,6 +25,7 @@
 
 use crate::p::{Take, OWN_IDLE, OWN_SYSCALL, OWN_USER};
 use crate::sched::{Sched, ALL_M};
+use crate::timers;
 use crate::trace::RetakeWhy;
 use gmp_core::sync::atomic::Ordering;
 use std::fmt::Write as _;
@@ -133,8 +134,10 @@ fn sysmon(weak: Weak<Sched>) {
         std::thread::sleep(nap);
         let Some(sched) = weak.upgrade() else { return };
         if sched.is_shutdown() {
+            timers::set_park_clock(&sched, false);
             return;
         }
+        timers::set_park_clock(&sched, true);
         if watch.len() != sched.nprocs() {
             watch = vec![PWatch::default(); sched.nprocs()];
         }
@@ -174,6 +177,7 @@ fn sysmon(weak: Weak<Sched>) {
                 } else {
                     sched.main_waiting().then_some(DEADLOCK_GRACE / 2)
                 };
+                timers::set_park_clock(&sched, false);
                 deep_sleep(&sched, timeout);
                 // Go: sysmon restarts at 20 µs only when a goroutine entering a
                 // blocking call woke it (`syscallWake`): such a P must be retaken

@@ -19,6 +19,7 @@
 //! the lock (Go: `timers.wakeTime`).
 
 use crate::g::GRef;
+use crate::sched::Sched;
 use gmp_core::sync::atomic::{AtomicU64, Ordering};
 use gmp_core::sync::Mutex;
 use std::sync::OnceLock;
@@ -49,6 +50,33 @@ pub(crate) fn coarse_nanos() -> u64 {
     // wait time), which is harmless.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// When a goroutine parks, for the wait time in dumps (`G::parked_at`): sysmon's last
+/// read of the coarse clock, or a read of our own while sysmon does not keep that fresh.
+///
+/// A park is the hottest path that wants the time, and even the vDSO read of the coarse
+/// clock was 1.6% of a channel ping-pong. sysmon reads it anyway at each round, at most
+/// 10 ms apart while anything runs, and clears it before it sleeps for longer (all Ps
+/// idle) or exits; the dump shows whole minutes. Go sets `waitsince` lazily for the same
+/// reason (at the next GC's stack scan).
+pub(crate) fn park_stamp(sched: &Sched) -> u64 {
+    // Relaxed: a hint shown in minutes, not a guard; a value a round old is fine.
+    match sched.park_clock.load(Ordering::Relaxed) {
+        0 => coarse_nanos(),
+        t => t,
+    }
+}
+
+/// sysmon's side of [`park_stamp`]: `fresh` is true at each round, false before a sleep
+/// that may be long. The store is skipped while the value is unchanged (the coarse clock
+/// ticks every 1-4 ms, sysmon may run every 20 µs), so the parks' cache line stays shared.
+pub(crate) fn set_park_clock(sched: &Sched, fresh: bool) {
+    let t = if fresh { coarse_nanos() } else { 0 };
+    // Relaxed: see `park_stamp`.
+    if sched.park_clock.load(Ordering::Relaxed) != t {
+        sched.park_clock.store(t, Ordering::Relaxed);
+    }
 }
 
 fn epoch() -> Instant {
@@ -274,6 +302,26 @@ pub(crate) mod tests {
             .expect("nothing else touches it yet")
             .expect("a timed park gives its reference back");
         (g, seq)
+    }
+
+    /// A park's timestamp is sysmon's clock while sysmon keeps it fresh, and a clock
+    /// read of its own when sysmon has cleared it (before a deep sleep, at exit): never
+    /// a stale value, never zero.
+    #[test]
+    fn park_stamp_follows_sysmon_or_reads_the_clock() {
+        let sched = sched(1);
+        let before = coarse_nanos();
+        let t = park_stamp(&sched);
+        assert!(t >= before, "no sysmon clock yet: the park reads its own");
+        set_park_clock(&sched, true);
+        let fresh = sched.park_clock.load(Ordering::Relaxed);
+        assert!(fresh >= t);
+        assert_eq!(park_stamp(&sched), fresh, "sysmon's value, no clock read");
+        // A stale value is cleared before sysmon stops keeping it fresh.
+        sched.park_clock.store(1, Ordering::Relaxed);
+        set_park_clock(&sched, false);
+        assert_eq!(sched.park_clock.load(Ordering::Relaxed), 0);
+        assert!(park_stamp(&sched) >= fresh);
     }
 
     /// More due entries than one batch, in several batches, each fired once, in
