@@ -307,6 +307,30 @@ impl<T: Item> Local<T> {
         }
     }
 
+    /// [`push_next`](Local::push_next) without its StoreLoad point, for a caller that
+    /// does not look for idle workers after it (a scheduler's only P: there is nobody to
+    /// wake). An empty `runnext` then takes the element with a plain Release store
+    /// instead of a locked swap (a thief only ever swaps a non-null `runnext` to null, so
+    /// it cannot write between our load and our store); an occupied one is swapped.
+    #[inline]
+    pub fn push_next_unfenced(&self, value: T, global: &Global<T>) {
+        let new = value.into_raw().as_ptr();
+        // Relaxed: only this thread stores a non-null pointer (invariant 4), so a null we
+        // read stays null until our store; a non-null one is our own write.
+        let old = if self.inner.runnext.load(Ordering::Relaxed).is_null() {
+            // Release: publishes the element to a thief's Acquire swap, as `push_next`.
+            self.inner.runnext.store(new, Ordering::Release);
+            ptr::null_mut()
+        } else {
+            // Release: as above. The old element may be taken by a thief meanwhile:
+            // the swap returns whatever is left (null then).
+            self.inner.runnext.swap(new, Ordering::Release)
+        };
+        if let Some(old) = NonNull::new(old) {
+            self.push_raw(old, global);
+        }
+    }
+
     #[inline]
     fn push_raw(&self, mut ptr: NonNull<()>, global: &Global<T>) {
         let inner = &*self.inner;

@@ -106,6 +106,22 @@ fn steal_of_runnext() {
     });
 }
 
+/// `push_next_unfenced` (a single P's push): the empty `runnext` takes the element with
+/// a plain store while a thief (a goroutine dump, for a single P) may be stealing it,
+/// then a second push kicks it to the ring with a swap. Each element is taken once.
+#[test]
+fn steal_of_runnext_unfenced() {
+    loom::model(|| {
+        let g = Global::new();
+        let (q, s) = local::<B>();
+        let t = thief(s, &[true, true]);
+        q.push_next_unfenced(B(0), &g);
+        q.push_next_unfenced(B(1), &g);
+        let got: Vec<usize> = q.pop().map(|(b, _)| b.0).into_iter().collect();
+        assert_exactly_once(2, got, &q, &g, vec![t]);
+    });
+}
+
 #[test]
 fn overflow_racing_a_steal() {
     loom::model(|| {

@@ -240,6 +240,11 @@ impl Sched {
         let alone = self.holds_the_only_p(owned.is_some());
         // (The P is given back at the end of each arm, before any M is woken.)
         let into_runnext = match owned {
+            // Alone, nobody is woken after the push: no StoreLoad point needed.
+            Some(p) if next && alone => {
+                p.local().push_next_unfenced(g, &self.global);
+                true
+            }
             Some(p) if next => {
                 p.local().push_next(g, &self.global);
                 true
