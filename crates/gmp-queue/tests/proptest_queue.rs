@@ -107,9 +107,14 @@ impl Model {
 enum Op {
     Push(usize, usize),
     PushNext(usize),
+    /// `push_next_unfenced`: the same sequential behaviour as `PushNext`.
+    PushNextUnfenced(usize),
     PushBatch(usize, usize),
     Pop(usize),
-    Steal { from: usize, runnext: bool },
+    Steal {
+        from: usize,
+        runnext: bool,
+    },
     GlobalPush(usize),
     GlobalPushFront,
     GlobalPop,
@@ -122,6 +127,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (q.clone(), prop_oneof![3 => 1..8usize, 1 => 100..300usize])
             .prop_map(|(i, k)| Op::Push(i, k)),
         3 => q.clone().prop_map(Op::PushNext),
+        2 => q.clone().prop_map(Op::PushNextUnfenced),
         1 => (q.clone(), 1..300usize).prop_map(|(i, k)| Op::PushBatch(i, k)),
         5 => q.clone().prop_map(Op::Pop),
         3 => (q.clone(), any::<bool>()).prop_map(|(from, runnext)| Op::Steal { from, runnext }),
@@ -185,6 +191,11 @@ proptest! {
                 Op::PushNext(i) => {
                     let v = next_id();
                     real.q[i].push_next(Id(v), &real.global);
+                    model.push_next(i, v);
+                }
+                Op::PushNextUnfenced(i) => {
+                    let v = next_id();
+                    real.q[i].push_next_unfenced(Id(v), &real.global);
                     model.push_next(i, v);
                 }
                 Op::PushBatch(i, k) => {
