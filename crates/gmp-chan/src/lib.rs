@@ -5,8 +5,11 @@ mod context;
 mod counter;
 mod err;
 mod flavors;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod select;
 mod select_macro;
+mod spinlock;
 pub mod sync;
 mod utils;
 mod waker;

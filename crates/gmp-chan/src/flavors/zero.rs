@@ -3,7 +3,7 @@
 //!
 //! # Algorithm
 //!
-//! There is no buffer. A mutex guards two wait queues (blocked senders, blocked
+//! There is no buffer. A spin lock (`spinlock.rs`) guards two wait queues (blocked senders, blocked
 //! receivers) and the disconnected flag. An operation that finds a waiter of the other
 //! kind wins that waiter's decision word ([`Context::try_select`]) under the lock and
 //! exchanges the message through the waiter's *packet*; otherwise it registers itself,
@@ -85,11 +85,12 @@
 use crate::context::{Context, OnUnwind, Operation, Selected};
 use crate::err::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::select::Token;
+use crate::spinlock::SpinLock;
 use crate::utils;
 use crate::waker::Waker;
 use gmp_core::park::{self, Unparker, WaitReason};
 use gmp_core::sync::atomic::{AtomicU8, Ordering};
-use gmp_core::sync::{Mutex, UnsafeCell};
+use gmp_core::sync::UnsafeCell;
 use std::alloc::{self, Layout};
 use std::marker::PhantomData;
 use std::mem;
@@ -431,14 +432,14 @@ struct Inner {
 
 /// A zero-capacity channel.
 pub(crate) struct Channel<T> {
-    inner: Mutex<Inner>,
+    inner: SpinLock<Inner>,
     _marker: PhantomData<T>,
 }
 
 impl<T> Channel<T> {
     pub(crate) fn new() -> Self {
         Channel {
-            inner: Mutex::new(Inner {
+            inner: SpinLock::new(Inner {
                 senders: Waker::new(),
                 receivers: Waker::new(),
                 disconnected: false,
