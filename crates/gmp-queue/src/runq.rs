@@ -310,8 +310,9 @@ impl<T: Item> Local<T> {
     /// [`push_next`](Local::push_next) without its StoreLoad point, for a caller that
     /// does not look for idle workers after it (a scheduler's only P: there is nobody to
     /// wake). An empty `runnext` then takes the element with a plain Release store
-    /// instead of a locked swap (a thief only ever swaps a non-null `runnext` to null, so
-    /// it cannot write between our load and our store); an occupied one is swapped.
+    /// instead of a locked swap (a thief only ever stores null, so whatever it does
+    /// between our load and our store leaves `runnext` null, and takes nothing); an
+    /// occupied one is swapped.
     #[inline]
     pub fn push_next_unfenced(&self, value: T, global: &Global<T>) {
         let new = value.into_raw().as_ptr();

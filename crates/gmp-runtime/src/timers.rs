@@ -306,7 +306,7 @@ pub(crate) mod tests {
 
     /// A park's timestamp is sysmon's clock while sysmon keeps it fresh, and a clock
     /// read of its own when sysmon has cleared it (before a deep sleep, at exit): never
-    /// a stale value, never zero.
+    /// a value from before sysmon stopped, never zero.
     #[test]
     fn park_stamp_follows_sysmon_or_reads_the_clock() {
         let sched = sched(1);

@@ -3,13 +3,13 @@
 //!
 //! # Algorithm
 //!
-//! There is no buffer. A spin lock (`spinlock.rs`) guards two wait queues (blocked senders, blocked
-//! receivers) and the disconnected flag. An operation that finds a waiter of the other
-//! kind wins that waiter's decision word ([`Context::try_select`]) under the lock and
-//! exchanges the message through the waiter's *packet*; otherwise it registers itself,
-//! with a packet of its own, and parks. A packet is the exchange slot: the message, a
-//! `state` word (`PENDING`, then `READY` or `CANCELLED`), the unparker of a peer that
-//! waits for the message (case 4), and a `LEFT` mark (below).
+//! There is no buffer. A spin lock (`spinlock.rs`) guards two wait queues (blocked
+//! senders, blocked receivers) and the disconnected flag. An operation that finds a waiter
+//! of the other kind wins that waiter's decision word ([`Context::try_select`]) under the
+//! lock and exchanges the message through the waiter's *packet*; otherwise it registers
+//! itself, with a packet of its own, and parks. A packet is the exchange slot: the
+//! message, a `state` word (`PENDING`, then `READY` or `CANCELLED`, plus a `LEFT` mark,
+//! below), and the unparker of a peer that waits for the message (case 4).
 //!
 //! Packets live on the heap, shared by the two parties (the *owner*, the registered
 //! waiter, and the *peer*, the one that selected it). Who frees one follows from the
@@ -51,11 +51,11 @@
 //! - *nobody chose it yet*: the guard decides `Aborted`, removes the entry, and frees the
 //!   packet. An offered message is dropped with the sender (it was never delivered); a
 //!   receiver took nothing.
-//! - *a peer chose it*: the guard only lets go of the packet (`LEFT`). A sender's message is
-//!   then delivered exactly once, by the peer, which owns the pairing; a message a peer
-//!   hands to a vanished receiver is dropped with the packet (the sender's handoff
-//!   completed, as in Go when a receiver dies right after `chanrecv` returned). Nothing is
-//!   received twice, nothing leaks.
+//! - *a peer chose it*: the guard only lets go of the packet (`LEFT`). A sender's
+//!   message is then delivered exactly once, by the peer, which owns the pairing; a
+//!   message a peer hands to a vanished receiver is dropped with the packet (the sender's
+//!   handoff completed, as in Go when a receiver dies right after `chanrecv` returned).
+//!   Nothing is received twice, nothing leaks.
 //! - *a `select` send arm chosen but not yet written* (case 4): the owner cannot produce
 //!   the message, so it *cancels*: `CANCELLED`, and the waiting peer retries its receive
 //!   as if the pairing never happened.
@@ -117,9 +117,9 @@ enum Role {
 }
 
 /// What a completed pairing left for `read`/`write`: the packet (this token's party's
-/// share of it, see the module docs) and our role. A null packet means "disconnected". Dropped
-/// without being used (a `SelectedOperation` dropped by an unwinding thread), it cancels
-/// the pairing: see the module docs.
+/// share of it, see the module docs) and our role. A null packet means "disconnected".
+/// Dropped without being used (a `SelectedOperation` dropped by an unwinding thread), it
+/// cancels the pairing: see the module docs.
 #[derive(Debug)]
 pub(crate) struct ZeroToken {
     packet: *const Header,
@@ -978,9 +978,9 @@ pub(crate) enum AsyncSend<T> {
 /// Async sends (`Sender::send_async`, see `async_ops`). A future cannot park, so its
 /// registration is case 1 with a packet the future owns, exactly as a blocked `send`: a
 /// receiver takes the message from it and sets the final state; the future frees it once
-/// it has seen that state, or lets go first (`LEFT`) and the receiver frees it. Async receives need no code here: they
-/// observe the channel (`watch`) and take messages with `try_recv`, so a dropped
-/// receive future never holds a message.
+/// it has seen that state, or lets go first (`LEFT`) and the receiver frees it. Async
+/// receives need no code here: they observe the channel (`watch`) and take messages with
+/// `try_recv`, so a dropped receive future never holds a message.
 impl<T> Channel<T> {
     /// Hands `msg` to a waiting receiver (`Ok(None)`), fails if the channel is
     /// disconnected (`Err(msg)`), or registers it in a packet under `cx`
