@@ -6,7 +6,7 @@ use gmp_core::sync::{thread, Arc, UnsafeCell};
 
 /// The spin lock excludes and orders: two threads each increment a counter that loom
 /// tracks, under the lock. Both increments survive, and loom reports no data race on the
-/// counter; it does report one if the release store or the taking swap is weakened to
+/// counter; it does report one if the release store or the taking CAS is weakened to
 /// Relaxed (checked), and a lock that let both in at once would lose an increment. The
 /// channels' own models (`tests/loom_*.rs`) run on the spin lock too.
 #[test]
