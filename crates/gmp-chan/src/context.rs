@@ -1,9 +1,11 @@
 //! The waiter record: what a blocked operation leaves in a channel's wait queue.
 //!
 //! Go calls it a `sudog` and decides `select` races with `g.selectDone`; here one
-//! [`Context`] is created each time a thread or goroutine is about to block, shared (by
-//! reference count) with every wait queue it is registered in, and dropped when the
-//! operation returns. It holds three things:
+//! [`Context`] is created each time a thread or goroutine is about to block and owned by
+//! it; every wait queue it is registered in holds a [`WaiterRef`], a plain pointer to it
+//! with no reference count (the entry's clone and drop of a counted handle were two
+//! locked instructions per blocking operation, 11% of a channel ping-pong). It holds
+//! three things:
 //!
 //! - `select`: the decision word. It starts `WAITING`; exactly one compare-and-swap moves
 //!   it away, to `ABORTED` (the waiter gave up: timeout, or it noticed readiness itself),
@@ -18,14 +20,37 @@
 //! - the waiter's [`Unparker`], taken from `gmp_core::park::current()` when the context is
 //!   created: the goroutine or thread to wake.
 //!
-//! A context is reused only once nobody else holds it: the owner calls
-//! [`Context::recycle`] when its operation is over, and the record goes to a one-slot
-//! per-thread cache if its reference count says no peer kept a clone (a peer may hold one
-//! briefly after choosing the waiter, to unpark it). So while registered, an
-//! `(operation, context)` pair names one registration uniquely, and a late `unpark` can
-//! at worst cause one spurious wake-up of a later park (all parks here loop on their
-//! condition). The cache saves an allocation per blocking operation; it is skipped under
-//! loom.
+//! # Who may touch a record, and until when
+//!
+//! The owner keeps its record alive (and does not reuse it) until no peer can touch it:
+//!
+//! - while an entry is queued, peers reach the record only under that queue's lock, and
+//!   the owner removes its entries under the same lock before letting go;
+//! - a peer that wins the decision word takes the record *busy* (a high bit of the
+//!   word, set by its winning CAS) and may keep using it after the lock: it publishes
+//!   the exchange slot, then unparks the waiter and clears the bit with a Release store
+//!   ([`WaiterRef::unpark_release`]), its last touch. The owner waits for the bit to
+//!   clear (Acquire) before its record dies (its `Drop`, [`Context::recycle`]).
+//!   That wait is short: between its CAS and the release a peer runs no user code and
+//!   never parks, except a zero-capacity pairing held by a `select`'s
+//!   `SelectedOperation`, which only touches the record again after the owner's packet
+//!   reached its final state (zero.rs), so an owner that has seen that state waits only
+//!   for the unpark in progress;
+//! - an owner that must leave before a peer is done (it unwinds out of its park) uses
+//!   the zero-capacity flavour's `LEFT` mark: if it lets go of the packet first, the
+//!   peer will not touch the record again, and the owner says so
+//!   ([`Context::peer_gone`]); otherwise the peer is already finishing and the owner
+//!   waits for it as above.
+//!
+//! Go needs none of this because a `sudog` belongs to a goroutine that is never freed
+//! and whose `gopark` returns only once it is readied; here a park may return
+//! spuriously, and a waiter may unwind.
+//!
+//! A record is reused once its owner is done: [`Context::recycle`] puts it in a one-slot
+//! per-thread cache. So while registered, an `(operation, context)` pair names one
+//! registration uniquely, and a late `unpark` can at worst cause one spurious wake-up of
+//! a later park (all parks here loop on their condition). The cache saves an allocation
+//! per blocking operation; it is skipped under loom.
 //!
 //! The cached record keeps its unparker while the waiter that recycled it is the one
 //! running ([`park::is_current`]): a waiter that blocks again on the same thread — a
@@ -41,6 +66,7 @@ use crate::utils;
 use gmp_core::park::{self, Unparker, WaitReason};
 use gmp_core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use gmp_core::sync::Arc;
+use std::mem::ManuallyDrop;
 use std::ptr;
 use std::time::Instant;
 
@@ -48,6 +74,9 @@ const WAITING: usize = 0;
 const ABORTED: usize = 1;
 const DISCONNECTED: usize = 2;
 const FIRST_OPERATION: usize = 3;
+/// Or-ed into the decision word by a peer that won it, until its last touch of the
+/// record (module docs).
+const BUSY: usize = 1 << (usize::BITS - 1);
 
 /// Identifies one operation of a waiter (an arm of a `select`, or the single operation of
 /// a plain `send`/`recv`). Only unique together with its [`Context`].
@@ -84,7 +113,7 @@ pub(crate) enum Selected {
 impl From<usize> for Selected {
     #[inline]
     fn from(v: usize) -> Selected {
-        match v {
+        match v & !BUSY {
             WAITING => Selected::Waiting,
             ABORTED => Selected::Aborted,
             DISCONNECTED => Selected::Disconnected,
@@ -110,12 +139,30 @@ struct Inner {
     packet: AtomicPtr<()>,
     /// The waiter; `None` in the cache once its waiter has gone (module docs).
     unparker: Option<Unparker>,
+    /// Under loom, every touch of the record through a [`WaiterRef`] reads this cell and
+    /// the owner writes it just before the record dies: a peer touch that is not ordered
+    /// before the owner's end (a use after free) fails the model as a data race.
+    #[cfg(loom)]
+    life: gmp_core::sync::UnsafeCell<()>,
 }
 
-/// A waiter record; see the module docs. Cloning shares the same record.
-#[derive(Clone)]
+impl Inner {
+    fn new(unparker: Option<Unparker>) -> Inner {
+        Inner {
+            select: AtomicUsize::new(WAITING),
+            packet: AtomicPtr::new(ptr::null_mut()),
+            unparker,
+            #[cfg(loom)]
+            life: gmp_core::sync::UnsafeCell::new(()),
+        }
+    }
+}
+
+/// A waiter record, owned by the waiter; see the module docs. Wait queues hold
+/// [`WaiterRef`]s to it ([`Context::waiter`]).
 pub(crate) struct Context {
-    inner: Arc<Inner>,
+    /// Dropped in `Drop` or moved out by `recycle`, each after `quiesce`.
+    inner: ManuallyDrop<Arc<Inner>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -127,6 +174,12 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
+    fn from_inner(inner: Arc<Inner>) -> Context {
+        Context {
+            inner: ManuallyDrop::new(inner),
+        }
+    }
+
     /// A fresh record for whoever is running (goroutine or thread).
     #[inline]
     pub(crate) fn new() -> Context {
@@ -140,59 +193,106 @@ impl Context {
                 if !i.unparker.as_ref().is_some_and(park::is_current) {
                     i.unparker = Some(park::current());
                 }
-                return Context { inner };
+                return Context::from_inner(inner);
             }
         }
-        let unparker = Some(park::current());
-        Context {
-            inner: Arc::new(Inner {
-                select: AtomicUsize::new(WAITING),
-                packet: AtomicPtr::new(ptr::null_mut()),
-                unparker,
-            }),
-        }
+        Context::from_inner(Arc::new(Inner::new(Some(park::current()))))
     }
 
     /// A fresh record whose waiter is `unparker` (an async task's waker, see
     /// `async_ops`), not whoever is running.
     pub(crate) fn with_unparker(unparker: Unparker) -> Context {
-        Context {
-            inner: Arc::new(Inner {
-                select: AtomicUsize::new(WAITING),
-                packet: AtomicPtr::new(ptr::null_mut()),
-                unparker: Some(unparker),
-            }),
+        Context::from_inner(Arc::new(Inner::new(Some(unparker))))
+    }
+
+    /// What a wait queue keeps of this record (module docs).
+    #[inline]
+    pub(crate) fn waiter(&self) -> WaiterRef {
+        WaiterRef {
+            #[cfg(not(loom))]
+            inner: ptr::NonNull::from(&**self.inner),
+            #[cfg(loom)]
+            inner: Arc::clone(&self.inner),
         }
     }
 
     /// The owner is done with the record: keep it for this thread's next blocking
-    /// operation unless a peer still holds a clone.
+    /// operation.
     #[inline]
     pub(crate) fn recycle(self) {
+        self.quiesce();
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the `Arc` is moved out of it once, here.
+        let inner = unsafe { ManuallyDrop::take(&mut this.inner) };
         #[cfg(not(loom))]
         {
-            let mut inner = self.inner;
+            let mut inner = inner;
             // The unparker stays: it is the current waiter's (only the owner recycles,
             // on its normal path), which its next operation here will likely reuse.
             if unique(&mut inner).is_some() {
                 put_spare(inner);
             }
         }
+        #[cfg(loom)]
+        drop(inner);
     }
 
-    /// True if both handles name the same waiter.
+    /// Waits until no peer that won the decision word still uses the record (module
+    /// docs): at most the unpark a peer is finishing, which never blocks.
     #[inline]
-    pub(crate) fn same(&self, other: &Context) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+    fn quiesce(&self) {
+        if self.word() & BUSY != 0 {
+            self.quiesce_slow();
+        }
+        #[cfg(loom)]
+        self.inner.life.with_mut(|_| ());
     }
 
-    /// Tries to decide the waiter's outcome: `WAITING -> sel`. On failure returns the
-    /// outcome someone else decided.
+    #[cold]
+    #[inline(never)]
+    fn quiesce_slow(&self) {
+        let backoff = crate::utils::Backoff::new();
+        while self.word() & BUSY != 0 {
+            backoff.snooze();
+        }
+    }
+
+    /// The decision word, Acquire: pairs with the Release of a peer's `unpark_release`
+    /// (and of its winning CAS), so every use the peer made of the record happens before
+    /// the owner's next step.
+    #[inline]
+    fn word(&self) -> usize {
+        // Under loom a load may keep reading an old value however often it spins; a
+        // compare-and-swap reads the latest one, and one that fails (the word is never
+        // all ones) writes nothing (see spinlock.rs).
+        #[cfg(loom)]
+        return match self.inner.select.compare_exchange(
+            usize::MAX,
+            usize::MAX,
+            Ordering::Acquire,
+            Ordering::Acquire,
+        ) {
+            Ok(w) | Err(w) => w,
+        };
+        #[cfg(not(loom))]
+        self.inner.select.load(Ordering::Acquire)
+    }
+
+    /// The owner has let go of its exchange slot before the peer that chose it finished
+    /// (zero.rs `LEFT`): that peer will not touch the record again, so the owner need not
+    /// wait for it.
+    pub(crate) fn peer_gone(&self) {
+        // Relaxed: no peer touches the word any more (the caller's `LEFT` came first); only
+        // this thread reads it again.
+        let w = self.inner.select.load(Ordering::Relaxed);
+        self.inner.select.store(w & !BUSY, Ordering::Relaxed);
+    }
+
+    /// The owner decides its own outcome: `WAITING -> sel` (no peer is involved, so the
+    /// record is not taken busy). On failure returns the outcome someone else decided.
     #[inline]
     pub(crate) fn try_select(&self, sel: Selected) -> Result<(), Selected> {
-        // AcqRel: the winner publishes what it wrote before (a packet's waiter field) to
-        // whoever later reads the word with Acquire, and acquires the waiter's
-        // registration. A loser only needs to see the winner's value (Acquire).
+        // AcqRel/Acquire: as in `WaiterRef::try_select`.
         self.inner
             .select
             .compare_exchange(WAITING, sel.into(), Ordering::AcqRel, Ordering::Acquire)
@@ -207,14 +307,6 @@ impl Context {
         Selected::from(self.inner.select.load(Ordering::Acquire))
     }
 
-    /// Publishes the exchange slot of the selected operation (zero-capacity channels).
-    /// Called by the peer that won the decision, before it unparks the waiter.
-    #[inline]
-    pub(crate) fn store_packet(&self, packet: *mut ()) {
-        // Release: the owner's Acquire in `packet` then sees what the peer wrote before.
-        self.inner.packet.store(packet, Ordering::Release);
-    }
-
     /// The exchange slot published by the peer that selected this waiter (null if none).
     /// The peer publishes it in the same critical section of the channel's lock as its
     /// winning CAS, so an owner that saw the selection and then took that lock reads it.
@@ -222,14 +314,6 @@ impl Context {
     pub(crate) fn packet(&self) -> *mut () {
         // Acquire: pairs with the Release in `store_packet`.
         self.inner.packet.load(Ordering::Acquire)
-    }
-
-    /// Wakes the waiter.
-    #[inline]
-    pub(crate) fn unpark(&self) {
-        if let Some(u) = &self.inner.unparker {
-            u.unpark();
-        }
     }
 
     /// Blocks until the outcome is decided or `deadline` passes; in the latter case tries
@@ -269,6 +353,117 @@ impl Context {
             Ok(()) => Selected::Aborted,
             Err(s) => s,
         }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        self.quiesce();
+        // SAFETY: dropped once, here, after the last use (`recycle` moves it out of a
+        // `Context` that is never dropped).
+        unsafe { ManuallyDrop::drop(&mut self.inner) };
+    }
+}
+
+/// A wait queue's pointer to a waiter's record: no reference count (module docs). Valid
+/// while the entry holding it is queued (under the queue's lock), and for the peer that
+/// won the record's decision word until its [`unpark_release`](Self::unpark_release),
+/// unless the owner let go first through zero.rs's `LEFT`.
+pub(crate) struct WaiterRef {
+    #[cfg(not(loom))]
+    inner: ptr::NonNull<Inner>,
+    /// Under loom, a counted handle keeps the memory of the model itself valid; the
+    /// lifetime rules are checked by `Inner::life`.
+    #[cfg(loom)]
+    inner: Arc<Inner>,
+}
+
+// SAFETY: a `WaiterRef` only reads atomics and the unparker (`Send + Sync`) of a record
+// that the protocol above keeps alive; moving it between threads moves that right.
+unsafe impl Send for WaiterRef {}
+// SAFETY: as above; every method takes `&self` and uses only atomics or the unparker.
+unsafe impl Sync for WaiterRef {}
+
+impl std::fmt::Debug for WaiterRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaiterRef").finish_non_exhaustive()
+    }
+}
+
+impl WaiterRef {
+    #[inline]
+    fn inner(&self) -> &Inner {
+        #[cfg(not(loom))]
+        // SAFETY: the record is alive while this handle may be used (type docs): its owner
+        // removes the queued entry under the lock we hold, or waits for our
+        // `unpark_release`, before the record dies.
+        let inner = unsafe { self.inner.as_ref() };
+        #[cfg(loom)]
+        let inner = &*self.inner;
+        #[cfg(loom)]
+        inner.life.with(|_| ());
+        inner
+    }
+
+    /// True if this is `cx`'s record.
+    #[inline]
+    pub(crate) fn same(&self, cx: &Context) -> bool {
+        #[cfg(not(loom))]
+        return ptr::eq(self.inner.as_ptr(), Arc::as_ptr(&cx.inner));
+        #[cfg(loom)]
+        Arc::ptr_eq(&self.inner, &cx.inner)
+    }
+
+    /// Tries to decide the waiter's outcome for it: `WAITING -> sel`, taking the record
+    /// busy. On success the caller must end with [`unpark_release`](Self::unpark_release)
+    /// (or, for a zero-capacity pairing whose owner has left first, not touch the record
+    /// again). On failure returns the outcome someone else decided.
+    #[inline]
+    pub(crate) fn try_select(&self, sel: Selected) -> Result<(), Selected> {
+        // AcqRel: the winner publishes what it wrote before (a packet's waiter field) to
+        // whoever later reads the word with Acquire, and acquires the waiter's
+        // registration. A loser only needs to see the winner's value (Acquire).
+        self.inner()
+            .select
+            .compare_exchange(
+                WAITING,
+                usize::from(sel) | BUSY,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .map(|_| ())
+            .map_err(Selected::from)
+    }
+
+    /// The current outcome.
+    #[inline]
+    pub(crate) fn selected(&self) -> Selected {
+        // Acquire: pairs with the AcqRel of the deciding CAS.
+        Selected::from(self.inner().select.load(Ordering::Acquire))
+    }
+
+    /// Publishes the exchange slot of the selected operation (zero-capacity channels).
+    /// Called by the peer that won the decision, under the channel's lock.
+    #[inline]
+    pub(crate) fn store_packet(&self, packet: *mut ()) {
+        // Release: the owner's Acquire in `packet` then sees what the peer wrote before.
+        self.inner().packet.store(packet, Ordering::Release);
+    }
+
+    /// Wakes the waiter and gives the record back to its owner: the winner's last touch.
+    #[inline]
+    pub(crate) fn unpark_release(&self) {
+        let inner = self.inner();
+        if let Some(u) = &inner.unparker {
+            u.unpark();
+        }
+        // Only the winner writes the word after its CAS (the owner's own CAS fails, and
+        // `peer_gone` is for a winner that will not come back): a load and a store.
+        // Relaxed load: it reads our own CAS's value. Release store: every use we made of
+        // the record happens before the owner's Acquire that sees the bit clear.
+        let w = inner.select.load(Ordering::Relaxed);
+        debug_assert!(w & BUSY != 0, "gmp_chan: released a record it did not win");
+        inner.select.store(w & !BUSY, Ordering::Release);
     }
 }
 

@@ -34,7 +34,7 @@
 //! reserving anything.
 
 use crate::channel::{self, Receiver, Sender};
-use crate::context::{Context, Operation, Selected};
+use crate::context::{Context, Operation, Selected, WaiterRef};
 use crate::err::{
     ReadyTimeoutError, RecvError, SelectTimeoutError, SendError, TryReadyError, TrySelectError,
 };
@@ -53,8 +53,9 @@ pub(crate) struct Token {
     pub(crate) zero: flavors::zero::ZeroToken,
     /// The message of a timer channel (`at`, `tick`).
     pub(crate) instant: Option<Instant>,
-    /// A zero-capacity `select` sender to wake once the channel lock is released.
-    pub(crate) zero_wake: Option<Context>,
+    /// A zero-capacity `select` sender to wake once the channel lock is released (its
+    /// record, won by this token's party: see `context.rs`).
+    pub(crate) zero_wake: Option<WaiterRef>,
 }
 
 /// One side of a channel as `select` sees it (implemented by `Sender` and `Receiver`).

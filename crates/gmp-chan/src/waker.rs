@@ -26,7 +26,7 @@
 //! at exactly those two points, so the models check the protocol, not loom's weaker
 //! reading of `SeqCst`.)
 
-use crate::context::{Context, OnUnwind, Operation, Selected};
+use crate::context::{Context, OnUnwind, Operation, Selected, WaiterRef};
 use crate::utils;
 use gmp_core::park::WaitReason;
 use gmp_core::sync::atomic::{AtomicBool, Ordering};
@@ -41,8 +41,8 @@ pub(crate) struct Entry {
     pub(crate) oper: Operation,
     /// The owner's exchange slot (zero-capacity channels), or null.
     pub(crate) packet: *mut (),
-    /// The owner.
-    pub(crate) cx: Context,
+    /// The owner's record (see `context.rs` for how long it may be used).
+    pub(crate) cx: WaiterRef,
 }
 
 /// A channel's wait queue for one direction. Not synchronized: callers hold a lock.
@@ -86,7 +86,7 @@ impl Waker {
         self.selectors.push_back(Entry {
             oper,
             packet,
-            cx: cx.clone(),
+            cx: cx.waiter(),
         });
     }
 
@@ -100,7 +100,8 @@ impl Waker {
     }
 
     /// Takes the oldest waiter whose decision this call wins (skipping `exclude`'s own
-    /// entries). The caller completes the exchange and then unparks `entry.cx`.
+    /// entries). The caller completes the exchange and then unparks `entry.cx` with
+    /// `unpark_release`, its last touch of the record.
     // Go: runtime.(*waitq).dequeue (which skips a select's sudog whose selectDone CAS fails)
     pub(crate) fn try_select(&mut self, exclude: Option<&Context>) -> Option<Entry> {
         let i = self.selectors.iter().position(|e| {
@@ -133,7 +134,7 @@ impl Waker {
         self.observers.get_or_insert_default().push(Entry {
             oper,
             packet: ptr::null_mut(),
-            cx: cx.clone(),
+            cx: cx.waiter(),
         });
     }
 
@@ -151,7 +152,7 @@ impl Waker {
         };
         for e in o.drain(..) {
             if e.cx.try_select(Selected::Operation(e.oper)).is_ok() {
-                e.cx.unpark();
+                e.cx.unpark_release();
             }
         }
     }
@@ -161,7 +162,7 @@ impl Waker {
     pub(crate) fn disconnect(&mut self) {
         for e in self.selectors.iter() {
             if e.cx.try_select(Selected::Disconnected).is_ok() {
-                e.cx.unpark();
+                e.cx.unpark_release();
             }
         }
         self.notify_observers();
@@ -258,7 +259,9 @@ impl SyncWaker {
         self.is_empty.store(w.is_empty(), Ordering::SeqCst);
         drop(w);
         if let Some(e) = entry {
-            e.cx.unpark();
+            // After the lock (Go readies goroutines after unlocking, too); the owner
+            // waits for this before its record dies (context.rs).
+            e.cx.unpark_release();
         }
     }
 
@@ -347,7 +350,12 @@ mod tests {
         assert!(next.cx.same(&cxs[3]));
         assert!(w.can_select(None)); // 2 is still undecided
         assert!(!w.can_select(Some(&cxs[2])));
-        assert!(w.try_select(None).unwrap().cx.same(&cxs[2]));
+        let last = w.try_select(None).unwrap();
+        assert!(last.cx.same(&cxs[2]));
+        // A winner gives each record back (else its owner would wait for it forever).
+        for e in [first, next, last] {
+            e.cx.unpark_release();
+        }
         assert!(w.try_select(None).is_none());
         // The skipped entry stays until its owner unregisters it.
         assert!(w.unregister(Operation::new(0), &cxs[1]).is_some());
@@ -371,6 +379,34 @@ mod tests {
         assert!(w.is_empty());
     }
 
+    /// A peer that won a record keeps it until `unpark_release`: the owner's record does
+    /// not die before (context.rs); without the wait the drop finishes at once.
+    #[test]
+    fn owner_waits_for_the_winner_to_release() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let cx = Context::new();
+        let mut w = Waker::new();
+        w.register(Operation::new(0), &cx);
+        let won = w.try_select(None).expect("one waiter queued");
+        let dropped = Arc::new(AtomicBool::new(false));
+        let t = std::thread::spawn({
+            let dropped = dropped.clone();
+            move || {
+                drop(cx);
+                dropped.store(true, Ordering::SeqCst);
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            !dropped.load(Ordering::SeqCst),
+            "the record died while the peer that won it still held it"
+        );
+        won.cx.unpark_release();
+        t.join().unwrap();
+        assert!(dropped.load(Ordering::SeqCst));
+    }
+
     /// A lone waiter costs one slot, not the four `VecDeque` starts with; a second
     /// waiter still queues behind it, in order.
     #[test]
@@ -383,6 +419,7 @@ mod tests {
         assert_eq!(w.selectors.len(), 2);
         let first = w.try_select(None).expect("two waiters queued");
         assert!(first.cx.same(&a), "the first waiter is served first");
+        first.cx.unpark_release();
         assert!(w.unregister(Operation::new(2), &b).is_some());
         assert!(w.selectors.is_empty());
     }

@@ -58,9 +58,34 @@ impl ParkHook for UnwindOnPark {
 
 static UNWIND_ON_PARK: UnwindOnPark = UnwindOnPark;
 
+/// As [`UnwindOnPark`], but lets the other threads run first (a voluntary switch, which
+/// loom does not count against the preemption bound): the peer may then choose the
+/// waiter, and be preempted anywhere in its pairing, before the waiter unwinds.
+struct YieldThenUnwindOnPark;
+
+impl ParkHook for YieldThenUnwindOnPark {
+    fn current(&self) -> Option<Unparker> {
+        None
+    }
+
+    fn park(&self, deadline: Option<std::time::Instant>) -> bool {
+        if !std::thread::panicking() {
+            loom::thread::yield_now();
+        }
+        UNWIND_ON_PARK.park(deadline)
+    }
+}
+
+static YIELD_THEN_UNWIND_ON_PARK: YieldThenUnwindOnPark = YieldThenUnwindOnPark;
+
 /// Runs `f`, which must park, on this thread, unwinding it out of its first park.
 fn unwound_in_park<R>(f: impl FnOnce() -> R) -> Option<R> {
-    park::set_hook(Some(&UNWIND_ON_PARK));
+    unwound_in_park_with(&UNWIND_ON_PARK, f)
+}
+
+/// [`unwound_in_park`] with the park hook `hook`.
+fn unwound_in_park_with<R>(hook: &'static dyn ParkHook, f: impl FnOnce() -> R) -> Option<R> {
+    park::set_hook(Some(hook));
     let r = panic::catch_unwind(AssertUnwindSafe(f));
     park::set_hook(None);
     match r {
@@ -118,6 +143,34 @@ fn zero_send_unwinds_vs_try_recv() {
         let (s, r) = bounded::<Counted>(0);
         let (s2, d) = (s.clone(), drops.clone());
         let t = thread::spawn(move || unwound_in_park(|| s2.send(Counted(d)).is_ok()));
+        let got = r.try_recv();
+        let received = got.is_ok();
+        drop(got);
+        let sent = t.join().unwrap();
+        assert!(sent.is_none() || sent == Some(received));
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(matches!(r.try_recv(), Err(TryRecvError::Empty)));
+        drop(s);
+    });
+}
+
+/// Zero capacity: a sender parks, a receiver chooses it, and the sender unwinds while
+/// the receiver is anywhere in its pairing (the sender's park yields first). The
+/// receiver uses the sender's waiter record under the channel's lock after choosing it
+/// (`store_packet`) and after the lock to wake it; the unwinding sender takes that lock
+/// before it lets go, and then either waits for the wake-up or leaves first (`LEFT`),
+/// after which the receiver does not touch the record. A record that dies before the
+/// receiver's last touch fails the model (gmp-chan's `context.rs` checks each touch
+/// against the record's end under loom).
+#[test]
+fn zero_send_unwinds_while_its_receiver_pairs() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (s, r) = bounded::<Counted>(0);
+        let (s2, d) = (s.clone(), drops.clone());
+        let t = thread::spawn(move || {
+            unwound_in_park_with(&YIELD_THEN_UNWIND_ON_PARK, || s2.send(Counted(d)).is_ok())
+        });
         let got = r.try_recv();
         let received = got.is_ok();
         drop(got);

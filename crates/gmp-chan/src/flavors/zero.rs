@@ -82,7 +82,7 @@
 //! - Disconnecting marks every undecided waiter `Disconnected`; a blocked sender then gets
 //!   its message back out of its own packet.
 
-use crate::context::{Context, OnUnwind, Operation, Selected};
+use crate::context::{Context, OnUnwind, Operation, Selected, WaiterRef};
 use crate::err::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::select::Token;
 use crate::spinlock::SpinLock;
@@ -108,9 +108,10 @@ const FINAL: u8 = 3;
 /// What this party does with the packet of a pairing.
 #[derive(Debug)]
 enum Role {
-    /// Complete the exchange, then wake the owner (cases 1–3), or, with `None`, the peer
-    /// whose unparker is in the packet (case 4: we are the owner).
-    Complete(Option<Context>),
+    /// Complete the exchange, then wake the owner (cases 1–3: we won its record, see
+    /// `context.rs`), or, with `None`, the peer whose unparker is in the packet (case 4:
+    /// we are the owner).
+    Complete(Option<WaiterRef>),
     /// Wait for the other party to complete (case 4's peer; case 3's owner after
     /// `accept`, which already waited).
     Wait,
@@ -155,8 +156,12 @@ impl Drop for ZeroToken {
             // SAFETY: a non-null token holds its party's share of a live packet; we are
             // the completer, once: the state is still PENDING and ours to set.
             Role::Complete(owner) => unsafe { Header::complete(packet, CANCELLED, owner) },
-            // SAFETY: as above; we are the waiting party and let go once.
-            Role::Wait => unsafe { Header::leave(packet) },
+            // SAFETY: as above; we are the waiting party and let go once. (No record to
+            // give up: case 4's peer has none in the pairing, and case 3's owner has
+            // already read the final state in `accept`.)
+            Role::Wait => unsafe {
+                Header::leave(packet);
+            },
         }
     }
 }
@@ -300,7 +305,7 @@ impl Header {
     ///
     /// `h` is a live packet of which the caller is the completer (see the module docs),
     /// and this is its one call of `complete`.
-    unsafe fn complete(h: *const Header, state: u8, owner: Option<Context>) {
+    unsafe fn complete(h: *const Header, state: u8, owner: Option<WaiterRef>) {
         // SAFETY: live: the waiting party frees it only after reading the final state,
         // which we have not set yet, or after `LEFT`, which makes us the one to free it.
         let hdr = unsafe { &*h };
@@ -319,13 +324,18 @@ impl Header {
         // `fetch_or` is a `cmpxchg` loop.
         let prev = hdr.state.fetch_add(state, Ordering::AcqRel);
         debug_assert_eq!(prev & FINAL, PENDING, "gmp_chan: a pairing completed twice");
-        if prev & LEFT != 0 {
+        let left = prev & LEFT != 0;
+        if left {
             // SAFETY: the waiting party let go before our final state: nobody else will
             // touch the packet.
             unsafe { Header::free_now(h) };
         }
         if let Some(o) = owner {
-            o.unpark();
+            // The owner (cases 1-3) waits for this before its record dies, unless it has
+            // left first: then it did not wait, and we must not touch its record.
+            if !left {
+                o.unpark_release();
+            }
         }
         if let Some(p) = peer {
             p.unpark();
@@ -334,13 +344,16 @@ impl Header {
 
     /// A waiting party lets go without (necessarily) having read the final state: it
     /// unwinds out of its park, or drops its token or future. Frees the packet if the
-    /// completer is done with it; otherwise the completer will. Never waits.
+    /// completer is done with it; otherwise the completer will. Never waits. Returns true
+    /// if it let go first: the completer has not finished and, seeing `LEFT`, will touch
+    /// neither the packet nor the owner's record again (an owner then calls
+    /// [`Context::peer_gone`]).
     ///
     /// # Safety
     ///
     /// `h` is a live packet, the caller is its waiting party (or the owner of a chosen
     /// registration), and this is its last use of the packet.
-    unsafe fn leave(h: *const Header) {
+    unsafe fn leave(h: *const Header) -> bool {
         // SAFETY: live: the completer frees it only after seeing `LEFT`, not set yet.
         let hdr = unsafe { &*h };
         // AcqRel: Release orders our uses of the packet before the completer's free;
@@ -351,6 +364,24 @@ impl Header {
         if prev & FINAL != PENDING {
             // SAFETY: the completer published its final state, its last touch.
             unsafe { Header::free_now(h) };
+            false
+        } else {
+            true
+        }
+    }
+
+    /// An owner (cases 1-3) whose registration a peer chose lets go: [`Header::leave`],
+    /// and if the peer has not finished, it will not come back to `cx` either.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Header::leave`]; `cx` is the record the registration was queued under,
+    /// and the caller took the channel's lock after the peer chose it (so the peer's
+    /// uses of `cx` under that lock happen before the caller's end).
+    unsafe fn owner_leave(h: *const Header, cx: &Context) {
+        // SAFETY: forwarded from the caller.
+        if unsafe { Header::leave(h) } {
+            cx.peer_gone();
         }
     }
 }
@@ -504,7 +535,7 @@ impl<T> Channel<T> {
     /// the channel lock is released: Go, too, readies goroutines only after unlocking).
     fn wake_producer(token: &mut Token) {
         if let Some(cx) = token.zero_wake.take() {
-            cx.unpark();
+            cx.unpark_release();
         }
     }
 
@@ -589,7 +620,9 @@ impl<T> Channel<T> {
                 let guard = OnUnwind::new(|| {
                     // SAFETY: we are the waiting party and let go once: here (unwinding)
                     // or below, never both (the guard is disarmed first).
-                    unsafe { Header::leave(packet) }
+                    unsafe {
+                        Header::leave(packet);
+                    }
                 });
                 // Case 4's peer: a receive waiting for a select's send arm to write.
                 // (Case 3's owner has already waited in `accept`: READY at once.)
@@ -638,15 +671,19 @@ impl<T> Channel<T> {
 
     /// The owner of a plain operation's registration leaves by unwinding (module docs).
     fn abandon(&self, oper: Operation, cx: &Context, packet: *const Header, is_send: bool) {
-        let entry = match cx.abort() {
-            // A peer chose us: it completes or cancels the pairing; we only let go.
-            Selected::Operation(_) => None,
-            Selected::Aborted | Selected::Disconnected | Selected::Waiting => {
-                let mut inner = self.inner.lock();
-                if is_send {
-                    inner.senders.unregister(oper, cx)
-                } else {
-                    inner.receivers.unregister(oper, cx)
+        let entry = {
+            // Taken in every case: a peer that chose us used our record under this lock
+            // (its winning CAS, `store_packet`), which must happen before our record dies.
+            let mut inner = self.inner.lock();
+            match cx.abort() {
+                // A peer chose us: it completes or cancels the pairing; we only let go.
+                Selected::Operation(_) => None,
+                Selected::Aborted | Selected::Disconnected | Selected::Waiting => {
+                    if is_send {
+                        inner.senders.unregister(oper, cx)
+                    } else {
+                        inner.receivers.unregister(oper, cx)
+                    }
                 }
             }
         };
@@ -657,8 +694,8 @@ impl<T> Channel<T> {
         } else {
             // SAFETY: a peer chose us (an entry is only ever removed by its owner or by
             // the peer that won its decision word): we are the waiting party (cases 1
-            // and 2) and let go once.
-            unsafe { Header::leave(packet) };
+            // and 2) and let go once; we took the lock after it chose us.
+            unsafe { Header::owner_leave(packet, cx) };
         }
     }
 
@@ -884,8 +921,9 @@ impl<T> Channel<T> {
         // message is dropped with the packet (module docs).
         let guard = OnUnwind::new(|| {
             // SAFETY: we are the waiting party and let go once: here (unwinding) or
-            // below, never both (the guard is disarmed first).
-            unsafe { Header::leave(packet) }
+            // below, never both (the guard is disarmed first); `chosen_packet` took the
+            // lock after the peer chose us.
+            unsafe { Header::owner_leave(packet, cx) }
         });
         // SAFETY: the owner's share: live until we let go.
         let state = unsafe { &*packet }.wait_done(WaitReason::Select);
@@ -913,8 +951,9 @@ impl<T> Channel<T> {
             // SAFETY: case 4, we are the completer, once.
             unsafe { Header::complete(packet, CANCELLED, None) };
         } else {
-            // SAFETY: case 3, we are the waiting party and let go once.
-            unsafe { Header::leave(packet) };
+            // SAFETY: case 3, we are the waiting party and let go once; `chosen_packet`
+            // took the lock after the peer chose us.
+            unsafe { Header::owner_leave(packet, cx) };
         }
     }
 
@@ -1067,16 +1106,23 @@ impl<T> Channel<T> {
     /// As for [`Channel::poll_send_async`].
     pub(crate) unsafe fn cancel_send_async(&self, packet: *mut (), oper: Operation, cx: &Context) {
         let h = packet as *const Header;
-        if !matches!(cx.abort(), Selected::Operation(_))
-            && self.inner.lock().senders.unregister(oper, cx).is_some()
-        {
+        let entry = {
+            // Taken in every case, as in `abandon`: a receiver that chose us used our
+            // record under this lock.
+            let mut inner = self.inner.lock();
+            match cx.abort() {
+                Selected::Operation(_) => None,
+                _ => inner.senders.unregister(oper, cx),
+            }
+        };
+        if entry.is_some() {
             // SAFETY: we removed our entry before any peer chose it: the packet is ours
             // alone; the message inside is dropped with it.
             unsafe { Header::free_now(h) };
         } else {
             // SAFETY: a receiver chose it: we are the waiting party (case 1) and let go
-            // once (caller).
-            unsafe { Header::leave(h) };
+            // once (caller), after taking the lock.
+            unsafe { Header::owner_leave(h, cx) };
         }
     }
 }
