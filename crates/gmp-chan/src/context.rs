@@ -451,19 +451,30 @@ impl WaiterRef {
     }
 
     /// Wakes the waiter and gives the record back to its owner: the winner's last touch.
+    /// The record is given back even if the wake-up panics (an async task's waker is
+    /// user code), so that its owner is never left waiting.
     #[inline]
     pub(crate) fn unpark_release(&self) {
+        /// Clears the busy bit when dropped: after the unpark, or while it unwinds.
+        struct Release<'a>(&'a Inner);
+        impl Drop for Release<'_> {
+            #[inline]
+            fn drop(&mut self) {
+                // Only the winner writes the word after its CAS (the owner's own CAS
+                // fails, and `peer_gone` is for a winner that will not come back): a load
+                // and a store. Relaxed load: it reads our own CAS's value. Release store:
+                // every use we made of the record happens before the owner's Acquire that
+                // sees the bit clear.
+                let w = self.0.select.load(Ordering::Relaxed);
+                debug_assert!(w & BUSY != 0, "gmp_chan: released a record it did not win");
+                self.0.select.store(w & !BUSY, Ordering::Release);
+            }
+        }
         let inner = self.inner();
+        let _release = Release(inner);
         if let Some(u) = &inner.unparker {
             u.unpark();
         }
-        // Only the winner writes the word after its CAS (the owner's own CAS fails, and
-        // `peer_gone` is for a winner that will not come back): a load and a store.
-        // Relaxed load: it reads our own CAS's value. Release store: every use we made of
-        // the record happens before the owner's Acquire that sees the bit clear.
-        let w = inner.select.load(Ordering::Relaxed);
-        debug_assert!(w & BUSY != 0, "gmp_chan: released a record it did not win");
-        inner.select.store(w & !BUSY, Ordering::Release);
     }
 }
 

@@ -304,3 +304,31 @@ fn stream_yields_every_message_then_ends() {
     assert_eq!(got, (0..100).collect::<Vec<_>>());
     assert!(st.is_terminated());
 }
+
+/// A task waker that panics (user code) while a receiver wakes a zero-capacity
+/// `send_async` it has just served: the receive unwinds, but the sender's waiter record
+/// is still given back, so the future completes and is dropped without waiting forever
+/// for the receiver (gmp-chan's `context.rs`: the peer's release runs while it unwinds).
+#[test]
+fn a_panicking_waker_does_not_strand_the_sender() {
+    struct Bomb;
+    impl Wake for Bomb {
+        fn wake(self: Arc<Self>) {
+            panic!("the task's waker panics");
+        }
+    }
+    let (s, r) = bounded::<u32>(0);
+    let w = Waker::from(Arc::new(Bomb));
+    let mut f = s.send_async(1);
+    assert!(Pin::new(&mut f)
+        .poll(&mut Context::from_waker(&w))
+        .is_pending());
+    let receiver = thread::spawn(move || r.recv());
+    assert!(
+        receiver.join().is_err(),
+        "the receive unwinds from the waker"
+    );
+    let done = Pin::new(&mut f).poll(&mut Context::from_waker(&w));
+    assert!(matches!(done, Poll::Ready(Ok(()))), "{done:?}");
+    drop(f);
+}
