@@ -187,13 +187,27 @@ fn zero_send_unwinds_while_its_receiver_pairs() {
 /// channel keeps an entry of the select.
 #[test]
 fn select_unwinds_vs_other_arm_firing() {
-    model(|| {
+    select_unwinds_vs_other_arm_firing_with(&UNWIND_ON_PARK);
+}
+
+/// As [`select_unwinds_vs_other_arm_firing`], the select's park yielding first: the
+/// sender may choose an arm and be anywhere in its pairing (under the channel's lock or
+/// after it, completing or waking) when the select unwinds (`accept` is not reached: the
+/// select lets go of the chosen arm's packet in `abandon_selected`, after the lock, and
+/// waits for the sender's last touch of its record or leaves first).
+#[test]
+fn select_unwinds_while_its_sender_pairs() {
+    select_unwinds_vs_other_arm_firing_with(&YIELD_THEN_UNWIND_ON_PARK);
+}
+
+fn select_unwinds_vs_other_arm_firing_with(hook: &'static dyn ParkHook) {
+    model(move || {
         let drops = Arc::new(AtomicUsize::new(0));
         let (s1, r1) = bounded::<Counted>(0);
         let (s2, r2) = bounded::<Counted>(0);
         let (r1b, r2b) = (r1.clone(), r2.clone());
         let t = thread::spawn(move || {
-            unwound_in_park(|| {
+            unwound_in_park_with(hook, || {
                 let mut sel = Select::new();
                 sel.recv(&r1b);
                 sel.recv(&r2b);
