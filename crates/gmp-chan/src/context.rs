@@ -139,6 +139,10 @@ struct Inner {
     packet: AtomicPtr<()>,
     /// The waiter; `None` in the cache once its waiter has gone (module docs).
     unparker: Option<Unparker>,
+    /// The waiter is not a goroutine (a thread, or an async task's waker): a peer then
+    /// gives the record back *before* waking it, with a handle of its own (see
+    /// [`WaiterRef::unpark_release`]).
+    wake_after_release: bool,
     /// Under loom, every touch of the record through a [`WaiterRef`] reads this cell and
     /// the owner writes it just before the record dies: a peer touch that is not ordered
     /// before the owner's end (a use after free) fails the model as a data race.
@@ -147,11 +151,12 @@ struct Inner {
 }
 
 impl Inner {
-    fn new(unparker: Option<Unparker>) -> Inner {
+    fn new(unparker: Option<Unparker>, wake_after_release: bool) -> Inner {
         Inner {
             select: AtomicUsize::new(WAITING),
             packet: AtomicPtr::new(ptr::null_mut()),
             unparker,
+            wake_after_release,
             #[cfg(loom)]
             life: gmp_core::sync::UnsafeCell::new(()),
         }
@@ -192,17 +197,21 @@ impl Context {
                 // docs), else a fresh handle.
                 if !i.unparker.as_ref().is_some_and(park::is_current) {
                     i.unparker = Some(park::current());
+                    i.wake_after_release = wakes_after_release();
                 }
                 return Context::from_inner(inner);
             }
         }
-        Context::from_inner(Arc::new(Inner::new(Some(park::current()))))
+        Context::from_inner(Arc::new(Inner::new(
+            Some(park::current()),
+            wakes_after_release(),
+        )))
     }
 
     /// A fresh record whose waiter is `unparker` (an async task's waker, see
     /// `async_ops`), not whoever is running.
     pub(crate) fn with_unparker(unparker: Unparker) -> Context {
-        Context::from_inner(Arc::new(Inner::new(Some(unparker))))
+        Context::from_inner(Arc::new(Inner::new(Some(unparker), true)))
     }
 
     /// What a wait queue keeps of this record (module docs).
@@ -356,6 +365,15 @@ impl Context {
     }
 }
 
+/// Whether a record made here is for a waiter that is woken after the release (see
+/// [`WaiterRef::unpark_release`]): any waiter that is not a goroutine. Under loom, whose
+/// models run threads, the records of blocking operations take the goroutines' order
+/// (wake, then release) so that the models check it; async records (`with_unparker`) take
+/// the other.
+fn wakes_after_release() -> bool {
+    !cfg!(loom) && !park::in_goroutine()
+}
+
 impl Drop for Context {
     fn drop(&mut self) {
         self.quiesce();
@@ -451,8 +469,15 @@ impl WaiterRef {
     }
 
     /// Wakes the waiter and gives the record back to its owner: the winner's last touch.
-    /// The record is given back even if the wake-up panics (an async task's waker is
-    /// user code), so that its owner is never left waiting.
+    ///
+    /// A goroutine is woken first, through the record (no reference-count change): its
+    /// wake-up is a few stores and at most a futex wake of an idle M, and its owner waits
+    /// for the release only if another M runs it meanwhile. A thread or an async task is
+    /// woken after the release, through a clone of its unparker: its wake-up is a system
+    /// call (or a task waker, user code) during which the woken thread would wait for
+    /// the release, often preempted by its waker on a shared CPU (threads' ping-pong on
+    /// a rendezvous channel took 12% longer). The record is given back even if the
+    /// wake-up panics, so that its owner is never left waiting.
     #[inline]
     pub(crate) fn unpark_release(&self) {
         /// Clears the busy bit when dropped: after the unpark, or while it unwinds.
@@ -471,6 +496,14 @@ impl WaiterRef {
             }
         }
         let inner = self.inner();
+        if inner.wake_after_release {
+            let waiter = inner.unparker.clone();
+            drop(Release(inner));
+            if let Some(u) = waiter {
+                u.unpark();
+            }
+            return;
+        }
         let _release = Release(inner);
         if let Some(u) = &inner.unparker {
             u.unpark();
