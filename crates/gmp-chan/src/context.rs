@@ -29,8 +29,9 @@
 //! - a peer that wins the decision word takes the record *busy* (a high bit of the
 //!   word, set by its winning CAS) and may keep using it after the lock: it publishes
 //!   the exchange slot, then unparks the waiter and clears the bit with a Release store
-//!   ([`WaiterRef::unpark_release`]), its last touch. The owner waits for the bit to
-//!   clear (Acquire) before its record dies (its `Drop`, [`Context::recycle`]).
+//!   ([`WaiterRef::unpark_release`]), its last touch (a waiter that is not a goroutine
+//!   is woken just after, through a clone of its unparker). The owner waits for the bit
+//!   to clear (Acquire) before its record dies (its `Drop`, [`Context::recycle`]).
 //!   That wait is short: between its CAS and the release a peer runs no user code and
 //!   never parks, except a zero-capacity pairing held by a `select`'s
 //!   `SelectedOperation`, which only touches the record again after the owner's packet

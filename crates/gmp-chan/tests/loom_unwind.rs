@@ -138,20 +138,7 @@ fn zero_recv_unwinds_vs_try_send() {
 /// message: delivered exactly once, or dropped with the sender; no entry is left.
 #[test]
 fn zero_send_unwinds_vs_try_recv() {
-    model(|| {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let (s, r) = bounded::<Counted>(0);
-        let (s2, d) = (s.clone(), drops.clone());
-        let t = thread::spawn(move || unwound_in_park(|| s2.send(Counted(d)).is_ok()));
-        let got = r.try_recv();
-        let received = got.is_ok();
-        drop(got);
-        let sent = t.join().unwrap();
-        assert!(sent.is_none() || sent == Some(received));
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
-        assert!(matches!(r.try_recv(), Err(TryRecvError::Empty)));
-        drop(s);
-    });
+    zero_send_unwinds_vs_try_recv_with(&UNWIND_ON_PARK);
 }
 
 /// Zero capacity: a sender parks, a receiver chooses it, and the sender unwinds while
@@ -164,13 +151,15 @@ fn zero_send_unwinds_vs_try_recv() {
 /// against the record's end under loom).
 #[test]
 fn zero_send_unwinds_while_its_receiver_pairs() {
-    model(|| {
+    zero_send_unwinds_vs_try_recv_with(&YIELD_THEN_UNWIND_ON_PARK);
+}
+
+fn zero_send_unwinds_vs_try_recv_with(hook: &'static dyn ParkHook) {
+    model(move || {
         let drops = Arc::new(AtomicUsize::new(0));
         let (s, r) = bounded::<Counted>(0);
         let (s2, d) = (s.clone(), drops.clone());
-        let t = thread::spawn(move || {
-            unwound_in_park_with(&YIELD_THEN_UNWIND_ON_PARK, || s2.send(Counted(d)).is_ok())
-        });
+        let t = thread::spawn(move || unwound_in_park_with(hook, || s2.send(Counted(d)).is_ok()));
         let got = r.try_recv();
         let received = got.is_ok();
         drop(got);

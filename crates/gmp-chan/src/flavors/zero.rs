@@ -55,7 +55,11 @@
 //!   message is then delivered exactly once, by the peer, which owns the pairing; a
 //!   message a peer hands to a vanished receiver is dropped with the packet (the sender's
 //!   handoff completed, as in Go when a receiver dies right after `chanrecv` returned).
-//!   Nothing is received twice, nothing leaks.
+//!   Nothing is received twice, nothing leaks. The owner takes the channel's lock before
+//!   it lets go (the peer used the owner's waiter record under it); if its `LEFT` comes
+//!   before the final state, the completer sees it and does not touch that record
+//!   either (it has no count: `context.rs`), else the owner waits for the completer's
+//!   wake-up to finish.
 //! - *a `select` send arm chosen but not yet written* (case 4): the owner cannot produce
 //!   the message, so it *cancels*: `CANCELLED`, and the waiting peer retries its receive
 //!   as if the pairing never happened.
