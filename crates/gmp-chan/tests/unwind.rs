@@ -229,6 +229,43 @@ fn zero_select_send_unwound_after_being_chosen_lets_the_receiver_retry() {
     assert_eq!(rx.join("live receiver"), Ok(2));
 }
 
+/// A plain sender is chosen by a `select` that then holds the pairing (a
+/// `SelectedOperation`, across user code) while the sender is unwound. The sender must
+/// not wait for that select: it leaves first (`LEFT`), and its stack and waiter record
+/// go at once. The select, completing afterwards, delivers the message exactly once and
+/// does not touch the dead sender's record (gmp-chan's `context.rs`). Run on a helper
+/// thread so that a sender waiting for the select fails the test instead of hanging it.
+#[test]
+fn zero_send_unwound_while_a_select_holds_its_pairing() {
+    let drops = counter();
+    let d = drops.clone();
+    let outcome = live(move || {
+        let (s, r) = bounded::<Counted>(0);
+        let s2 = s.clone();
+        let p = parked(move || {
+            let _ = s2.send(Counted(d, 7));
+        });
+        let mut sel = Select::new();
+        let i = sel.recv(&r);
+        // Pairs with the parked sender at once and holds the pairing.
+        let oper = sel.select();
+        assert_eq!(oper.index(), i);
+        drop(p); // the sender unwinds while the select holds it
+        let m = oper.recv(&r).expect("the message was handed over");
+        let got = m.1;
+        drop(m);
+        let empty = matches!(r.try_recv(), Err(TryRecvError::Empty));
+        (got, empty)
+    })
+    .join("a sender unwound while a select held its pairing");
+    assert_eq!(outcome, (7, true));
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the message is dropped once"
+    );
+}
+
 fn buffered_recv_unwound_then_live_receiver_gets_message(s: Sender<u32>, r: Receiver<u32>) {
     let r2 = r.clone();
     let p = parked(move || {
