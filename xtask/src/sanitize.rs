@@ -247,12 +247,17 @@ fn sanitizer(ci: &mut Ci, kind: &str, ci_subset: bool) {
 /// False positives of TSan without an instrumented std: std's synchronisation
 /// (futex-based locks, `Once`, thread-locals' destructors, `Arc`'s fence) is invisible,
 /// so memory handed over through it looks raced.
+///
+/// (`gmp_runtime::debug::register_runtime`: the process-wide list of runtimes behind a
+/// `std::sync::Mutex`, whose lock TSan cannot see here; the std frames are gone from the
+/// report's stacks by the time the list is touched.)
 const TSAN_SUPPRESSIONS: &str = "\
 race:std::sync::
 race:std::sys::
 race:std::thread::
 race:alloc::sync::Arc
 race:core::ptr::drop_in_place<alloc::sync::
+race:gmp_runtime::debug::register_runtime
 ";
 
 fn valgrind(ci: &mut Ci, ci_subset: bool) {
