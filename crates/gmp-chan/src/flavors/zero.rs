@@ -673,7 +673,8 @@ impl<T> Channel<T> {
         }
     }
 
-    /// The owner of a plain operation's registration leaves by unwinding (module docs).
+    /// The owner of a plain operation's registration leaves by unwinding (module docs),
+    /// or drops its future (`cancel_send_async`). Once per registration.
     fn abandon(&self, oper: Operation, cx: &Context, packet: *const Header, is_send: bool) {
         let entry = {
             // Taken in every case: a peer that chose us used our record under this lock
@@ -1109,24 +1110,10 @@ impl<T> Channel<T> {
     ///
     /// As for [`Channel::poll_send_async`].
     pub(crate) unsafe fn cancel_send_async(&self, packet: *mut (), oper: Operation, cx: &Context) {
-        let h = packet as *const Header;
-        let entry = {
-            // Taken in every case, as in `abandon`: a receiver that chose us used our
-            // record under this lock.
-            let mut inner = self.inner.lock();
-            match cx.abort() {
-                Selected::Operation(_) => None,
-                _ => inner.senders.unregister(oper, cx),
-            }
-        };
-        if entry.is_some() {
-            // SAFETY: we removed our entry before any peer chose it: the packet is ours
-            // alone; the message inside is dropped with it.
-            unsafe { Header::free_now(h) };
-        } else {
-            // SAFETY: a receiver chose it: we are the waiting party (case 1) and let go
-            // once (caller), after taking the lock.
-            unsafe { Header::owner_leave(h, cx) };
-        }
+        // A registered send's owner letting go, exactly as a blocked `send` that unwinds:
+        // the entry removed while undecided (the message dropped with the packet), or a
+        // receiver that chose it completing alone (case 1). The caller's contract makes
+        // this its one use of the registration.
+        self.abandon(oper, cx, packet as *const Header, true);
     }
 }
