@@ -125,7 +125,7 @@
 //! this is how a busy loop cannot starve its P's queue. Goroutines that hand `runnext`
 //! to each other for 10 ms (one time slice, but through the scheduler) keep their P:
 //! sysmon sets its `preempt` flag (Go's `preemptone`), and the next `runnext` pick goes
-//! to the back of the queue instead. When every goroutine is parked
+//! to the back of the global queue instead. When every goroutine is parked
 //! and nothing can wake one for 250 ms, sysmon reports the deadlock (Go's `checkdead`;
 //! see the crate docs for when the report is fatal).
 //!

@@ -275,21 +275,29 @@ fn gdestroy(c: &MCtx, g: GRef) {
 }
 
 /// Ends a time slice that sysmon asked to end (`P::preempt`): `g`, just taken from
-/// `runnext`, goes to the back of the ring, and the ring's head runs in a fresh slice —
-/// `g` itself only if nothing else waited (`None` if a thief took everything meanwhile:
-/// look again). Out of line: the `runnext` path only loads the flag.
+/// `runnext`, goes to the back of the global queue (Go: `gopreempt_m` →
+/// `goschedImpl`, `globrunqput`), and the ring's head runs in a fresh slice (`None` if
+/// the ring is empty: look again, and the global queue's head runs). Out of line: the
+/// `runnext` path only loads the flag.
+///
+/// Not the back of our ring: two pairs handing `runnext` back and forth on one P would
+/// then take turns through the ring for ever, and the global queue, looked at first
+/// only every 61st fresh slice (one per 10 ms here), would wait minutes — a hog's
+/// goroutine queued there never ran (the soak's hang, seed 1796464216620327170).
 #[cold]
 #[inline(never)]
 fn end_slice(
+    sched: &Arc<crate::sched::Sched>,
     pp: &crate::p::P,
     local: &gmp_queue::Local<GRef>,
     g: GRef,
-    global: &gmp_queue::Global<GRef>,
 ) -> Option<GRef> {
     // Only the owner clears the flag, so a load and a store suffice (a request sysmon
     // makes between them is the same request).
     pp.preempt.store(false, Ordering::Relaxed);
-    local.push(g, global);
+    sched.global.push(g);
+    // An idle P may take it at once (Go's `goschedImpl` wakes one too).
+    sched.wakep();
     local.pop().map(|(g, _)| g)
 }
 
@@ -324,10 +332,9 @@ fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
         // 3. runnext, then the ring.
         if let Some((g, inherit)) = local.pop() {
             // One time slice has lasted 10 ms through `runnext` hand-offs (sysmon set
-            // `preempt`): end it, and let the ring have its turn (Go: a preempted
-            // goroutine queues behind the others).
+            // `preempt`): end it; `g` queues behind everything else (`end_slice`).
             if inherit && pp.preempt.load(Ordering::Relaxed) {
-                match end_slice(pp, local, g, &sched.global) {
+                match end_slice(sched, pp, local, g) {
                     Some(g) => return Some((g, false)),
                     None => continue,
                 }

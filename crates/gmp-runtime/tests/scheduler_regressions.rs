@@ -161,6 +161,83 @@ fn a_tight_loop_started_by_a_timer_does_not_starve_a_sleeper() {
     assert_eq!(r, Ok(true), "the sleeper never ran while the hog looped");
 }
 
+/// Two pairs of goroutines handing `runnext` back and forth on one P, with goroutines
+/// waiting in the global queue. sysmon ends a pair's time slice every 10 ms
+/// (`P::preempt`); the goroutine whose slice ended went to the back of the P's own ring,
+/// so the two pairs took turns through the ring for ever and the global queue ran one
+/// goroutine per 61 fresh slices (0.6 s): the 300 queued here would have waited three
+/// minutes. It now goes to the back of the global queue, behind them (schedule.rs
+/// `end_slice`; Go: `goschedImpl`). Found by the soak (seed 1796464216620327170: a hog
+/// queued globally never ran, so the ping-pong waiting for it never stopped).
+#[test]
+fn runnext_pairs_do_not_starve_the_global_queue() {
+    let r = within(60, || {
+        let rt = rt(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let pingers: Vec<JoinHandle<bool>> = (0..2)
+            .map(|_| {
+                let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+                let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+                // SAFETY: no thread-local state held across suspension points.
+                unsafe {
+                    rt.spawn(move || {
+                        for v in ping_rx.iter() {
+                            pong_tx.send(v).unwrap();
+                        }
+                    })
+                };
+                let (stop, rounds) = (stop.clone(), rounds.clone());
+                // SAFETY: as above.
+                unsafe {
+                    rt.spawn(move || {
+                        // Gives up by itself, so a broken runtime fails the assertion
+                        // instead of spinning on through the rest of the suite.
+                        let t = Instant::now();
+                        while !stop.load(Ordering::SeqCst) {
+                            if t.elapsed() > Duration::from_secs(20) {
+                                return false;
+                            }
+                            ping_tx.send(1).unwrap();
+                            pong_rx.recv().unwrap();
+                            rounds.fetch_add(1, Ordering::Relaxed);
+                        }
+                        true
+                    })
+                }
+            })
+            .collect();
+        // Both pairs are switching (spawned from this thread, they went through the
+        // global queue themselves).
+        while rounds.load(Ordering::Relaxed) < 10_000 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Spawned from a thread outside the runtime: to the global queue, in order.
+        let ran = Arc::new(AtomicUsize::new(0));
+        for _ in 0..300 {
+            let ran = ran.clone();
+            // SAFETY: as above.
+            unsafe {
+                rt.spawn(move || {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                })
+            };
+        }
+        let s = stop.clone();
+        // SAFETY: as above.
+        unsafe { rt.spawn(move || s.store(true, Ordering::SeqCst)) };
+        // Join both (no short cut): each pinger gives up only after its own limit.
+        let stopped: Vec<bool> = pingers.into_iter().map(|h| h.join().unwrap()).collect();
+        let stopped = stopped.iter().all(|&b| b);
+        (stopped, ran.load(Ordering::Relaxed))
+    });
+    assert_eq!(
+        r,
+        Ok((true, 300)),
+        "goroutines in the global queue starved behind two runnext pairs"
+    );
+}
+
 /// The runtime's threads ask Linux for no timer slack (m.rs `precise_timer_wakeups`):
 /// with the default 50 µs, every timed wait of an idle M (the next goroutine timer)
 /// and of sysmon ended up to 50 µs late, and a goroutine's 10 ms sleep 100 µs late.
