@@ -95,6 +95,10 @@ struct Header {
     info: StackInfo,
     /// The closure, until the coroutine starts (or is dropped fresh).
     closure: *mut u8,
+    /// Drops the closure in place (for a coroutine dropped before it started). Here
+    /// rather than in [`Coroutine`], which every parked goroutine's G carries: the
+    /// stack's top page is touched anyway.
+    drop_closure: unsafe fn(*mut u8),
     /// Where the root frame left its `Result<R, Payload>` (valid after OUTCOME_DONE).
     result: *mut u8,
     /// `UNWIND_NONE`, or `UNWIND_REQUESTED` by `Drop` (or `into_stack`) before resuming a
@@ -193,10 +197,8 @@ pub struct Coroutine<R> {
     header: NonNull<Header>,
     stack: ManuallyDrop<Stack>,
     state: State,
-    /// Drops the closure in place (for a coroutine dropped before it started).
-    drop_closure: unsafe fn(*mut u8),
-    /// Owner of the bytes `header.info.name_ptr` points to.
-    name: Option<Box<str>>,
+    // The label's name is owned through the header (`info.name_ptr`/`name_len`, a
+    // leaked `Box<str>`), not by a field here: see `Header::drop_closure`.
     _marker: NotSendProduces<R>,
 }
 
@@ -270,6 +272,7 @@ impl<R> Coroutine<R> {
                     canary: stack.protection() == crate::stack::StackProtection::Canary,
                 },
                 closure: closure.cast(),
+                drop_closure: drop_closure::<F>,
                 result: ptr::null_mut(),
                 forced_unwind: UNWIND_NONE,
                 san: Fiber::new(stack.bottom() as usize, stack.size()),
@@ -284,8 +287,6 @@ impl<R> Coroutine<R> {
             header: unsafe { NonNull::new_unchecked(header) },
             stack: ManuallyDrop::new(stack),
             state: State::Fresh,
-            drop_closure: drop_closure::<F>,
-            name: None,
             _marker: PhantomData,
         }
     }
@@ -294,19 +295,40 @@ impl<R> Coroutine<R> {
     /// `goroutine <id> ('<name>') has overflowed its stack (<size> bytes)`, with
     /// `<unnamed>` for `None`. Without a label the id is a per-process creation counter.
     pub fn set_label(&mut self, id: u64, name: Option<&str>) {
-        self.name = name.map(Box::from);
-        let (p, len) = match &self.name {
-            Some(n) => (n.as_ptr(), n.len()),
+        self.free_name();
+        let (p, len) = match name {
+            Some(n) => {
+                let len = n.len();
+                (Box::into_raw(Box::<str>::from(n)) as *const u8, len)
+            }
             None => (ptr::null(), 0),
         };
         let h = self.header.as_ptr();
         // SAFETY: the coroutine is not running (we hold `&mut self`), so the resumer side
-        // owns the header; the name's bytes live as long as `self.name`, i.e. until the
-        // next `set_label` or the drop of the coroutine.
+        // owns the header. The name's bytes are leaked here and freed by the next
+        // `set_label` or the coroutine's end (`free_name`).
         unsafe {
             (*h).info.id = id;
             (*h).info.name_ptr = p;
             (*h).info.name_len = len;
+        }
+    }
+
+    /// Frees the name `set_label` leaked into the header, and forgets it.
+    fn free_name(&mut self) {
+        let h = self.header.as_ptr();
+        // SAFETY: the coroutine is not running (`&mut self`): the resumer side owns the
+        // header. A non-null `name_ptr` was made by `set_label` from a `Box<str>` of
+        // `name_len` bytes and is freed once: it is reset to null here.
+        unsafe {
+            let (p, len) = ((*h).info.name_ptr, (*h).info.name_len);
+            if !p.is_null() {
+                (*h).info.name_ptr = ptr::null();
+                (*h).info.name_len = 0;
+                drop(Box::from_raw(
+                    ptr::slice_from_raw_parts_mut(p.cast_mut(), len) as *mut str,
+                ));
+            }
         }
     }
 
@@ -318,7 +340,15 @@ impl<R> Coroutine<R> {
 
     /// The name set with [`set_label`](Self::set_label).
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        let h = self.header.as_ptr();
+        // SAFETY: the header is valid while `self` is; its name, when set, is the UTF-8
+        // of a `Box<str>` that lives until `set_label` or the end of the coroutine, both
+        // of which need `&mut self`, so it outlives the returned borrow of `self`.
+        unsafe {
+            let (p, len) = ((*h).info.name_ptr, (*h).info.name_len);
+            (!p.is_null())
+                .then(|| std::str::from_utf8_unchecked(std::slice::from_raw_parts(p, len)))
+        }
     }
 
     /// Runs the coroutine until it suspends, returns or panics.
@@ -399,9 +429,9 @@ impl<R> Coroutine<R> {
     /// check finds unfit for reuse.
     pub fn into_stack(mut self) -> Option<Stack> {
         self.finish_for_drop();
+        self.free_name();
         // SAFETY: `self` is forgotten right after; the stack is taken exactly once.
         let stack = unsafe { ManuallyDrop::take(&mut self.stack) };
-        drop(self.name.take());
         mem::forget(self);
         Some(stack)
     }
@@ -459,7 +489,10 @@ impl<R> Coroutine<R> {
                 self.state = State::Finished;
                 // SAFETY: a fresh coroutine's closure is initialised at `closure` and was
                 // never moved out; the state change makes this the only drop.
-                unsafe { (self.drop_closure)((*self.header.as_ptr()).closure) };
+                unsafe {
+                    let h = self.header.as_ptr();
+                    ((*h).drop_closure)((*h).closure)
+                };
             }
             State::Suspended => {
                 // SAFETY: the coroutine is suspended: the resumer side owns the header.
@@ -482,6 +515,8 @@ impl<R> Coroutine<R> {
 impl<R> Drop for Coroutine<R> {
     fn drop(&mut self) {
         self.finish_for_drop();
+        // Before the stack goes: the header that records the name lives on it.
+        self.free_name();
         // SAFETY: dropped exactly once, here (`into_stack` forgets `self`).
         unsafe { ManuallyDrop::drop(&mut self.stack) };
     }
@@ -491,7 +526,7 @@ impl<R> fmt::Debug for Coroutine<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Coroutine")
             .field("id", &self.id())
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("state", &self.state)
             .field("stack", &*self.stack)
             .finish()

@@ -54,7 +54,8 @@ use crate::stack::page_size;
 #[derive(Debug)]
 pub(crate) struct StackInfo {
     pub(crate) id: u64,
-    /// The name's UTF-8 bytes (owned by the `Coroutine`), or null for `<unnamed>`.
+    /// The name's UTF-8 bytes (a `Box<str>` that `Coroutine::set_label` leaked and the
+    /// coroutine frees), or null for `<unnamed>`.
     pub(crate) name_ptr: *const u8,
     pub(crate) name_len: usize,
     /// Usable bytes of the stack.
