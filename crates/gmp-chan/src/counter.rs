@@ -6,25 +6,33 @@
 //! handle whose drop takes a count to zero runs the flavour's disconnect routine; the
 //! memory goes when the last handle of either kind is dropped.
 
-use gmp_core::sync::atomic::{AtomicUsize, Ordering};
+use gmp_core::sync::atomic::{AtomicU32, Ordering};
 use gmp_core::sync::Arc;
 use std::ops::Deref;
 
 /// The shared part: both counts and the flavour.
+///
+/// The counts are 32 bits: together they take the 8 bytes one `usize` would, and a
+/// zero-capacity channel (with the `Arc`'s own counts, 120 bytes) then comes from glibc's
+/// 128-byte chunks instead of 144 — a channel per parked goroutine is common (idlemem,
+/// park1m). The cost is the limit below.
 struct Counter<C> {
-    senders: AtomicUsize,
-    receivers: AtomicUsize,
+    senders: AtomicU32,
+    receivers: AtomicU32,
     chan: C,
 }
 
-/// Beyond this many handles a count could overflow; crossbeam aborts there too.
-const MAX_HANDLES: usize = isize::MAX as usize;
+/// Beyond this many handles of one side the process aborts (as `Arc` does beyond
+/// `isize::MAX`, and crossbeam-channel there too): 2^31 live handles, or clones leaked
+/// with `mem::forget`. The check follows every increment, so a count cannot wrap: that
+/// would take 2^31 threads cloning at once.
+const MAX_HANDLES: u32 = i32::MAX as u32;
 
 /// Creates both sides of a channel around `chan`.
 pub(crate) fn new<C>(chan: C) -> (Side<C>, Side<C>) {
     let counter = Arc::new(Counter {
-        senders: AtomicUsize::new(1),
-        receivers: AtomicUsize::new(1),
+        senders: AtomicU32::new(1),
+        receivers: AtomicU32::new(1),
         chan,
     });
     (
@@ -46,7 +54,7 @@ pub(crate) struct Side<C> {
 }
 
 impl<C> Side<C> {
-    fn count(&self) -> &AtomicUsize {
+    fn count(&self) -> &AtomicU32 {
         if self.sender {
             &self.counter.senders
         } else {
@@ -89,3 +97,9 @@ impl<C> Deref for Side<C> {
         &self.counter.chan
     }
 }
+
+// A zero-capacity channel's allocation (the `Arc`'s two counts and `Counter`) stays
+// within 120 bytes, a 128-byte glibc chunk (see `Counter`).
+#[cfg(not(loom))] // loom's atomics are larger
+const _: () =
+    assert!(std::mem::size_of::<Counter<crate::flavors::zero::Channel<()>>>() + 16 <= 120);
