@@ -189,6 +189,8 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
 /// The largest stack [`Stack::new`] accepts: 1 GiB (Go's own limit on 64-bit).
 pub const MAX_STACK_SIZE: usize = 1 << 30;
+// `Stack::size` is 32 bits.
+const _: () = assert!(MAX_STACK_SIZE <= u32::MAX as usize);
 
 /// How many bytes at the top of a canary stack's red zone are checked at every switch.
 pub const CANARY_BYTES: usize = 256;
@@ -667,8 +669,10 @@ fn free_canary_slot(base: *mut u8, slot_len: usize) {
 pub struct Stack {
     /// Lowest address of the slot: the protection page.
     base: NonNull<u8>,
-    /// Usable bytes (a multiple of the page size).
-    size: usize,
+    /// Usable bytes (a multiple of the page size; at most [`MAX_STACK_SIZE`], so 32 bits
+    /// hold it: the `Stack`, and so a `Coroutine` and a goroutine's G, is 8 bytes
+    /// smaller).
+    size: u32,
     protection: StackProtection,
     /// A userfaultfd slot's state cell (see `uffd::SLOT_FREE`), else `None`.
     slot_state: Option<&'static AtomicUsize>,
@@ -745,7 +749,7 @@ impl Stack {
             if let Some(base) = guard_region_slot(slot_len)? {
                 return Ok(Stack {
                     base,
-                    size,
+                    size: size as u32,
                     protection: StackProtection::GuardPage,
                     slot_state: None,
                     in_chunk: true,
@@ -758,7 +762,7 @@ impl Stack {
                 Ok(base) => {
                     return Ok(Stack {
                         base,
-                        size,
+                        size: size as u32,
                         protection: StackProtection::GuardPage,
                         slot_state: None,
                         in_chunk: false,
@@ -781,7 +785,7 @@ impl Stack {
                 Ok((base, state)) => {
                     return Ok(Stack {
                         base,
-                        size,
+                        size: size as u32,
                         protection: StackProtection::Userfault,
                         slot_state: Some(state),
                         in_chunk: false,
@@ -809,7 +813,7 @@ impl Stack {
             let base = canary_slot(slot_len)?;
             return Ok(Stack {
                 base,
-                size,
+                size: size as u32,
                 protection: StackProtection::Canary,
                 slot_state: None,
                 in_chunk: false,
@@ -848,14 +852,16 @@ impl Stack {
 
     /// Usable bytes: from [`bottom`](Self::bottom) to [`top`](Self::top).
     pub fn size(&self) -> usize {
-        self.size
+        self.size as usize
     }
 
     /// The highest address (exclusive) of the stack, 16-byte aligned: where a coroutine's
     /// stack pointer starts.
     pub fn top(&self) -> *mut u8 {
         // SAFETY (pointer arithmetic within the slot): base + page + size is the slot's end.
-        self.base.as_ptr().wrapping_add(page_size() + self.size)
+        self.base
+            .as_ptr()
+            .wrapping_add(page_size() + self.size as usize)
     }
 
     /// The lowest usable address. The page below it is the guard page or the red zone.
@@ -872,7 +878,7 @@ impl Stack {
     fn release_memory(&mut self) {
         // SAFETY: the usable range is ours and, the stack not being in use (it is being
         // cached), its contents are dead.
-        unsafe { discard(self.bottom(), self.size) };
+        unsafe { discard(self.bottom(), self.size as usize) };
         self.cold = true;
     }
 
@@ -890,7 +896,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let slot_len = self.size + page_size();
+        let slot_len = self.size as usize + page_size();
         match self.protection {
             StackProtection::GuardPage if self.in_chunk => {
                 free_guard_region_slot(self.base.as_ptr(), slot_len)

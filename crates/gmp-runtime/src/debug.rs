@@ -206,7 +206,7 @@ fn write_goroutine<W: Write>(
         }
     }
     write!(w, "goroutine {} [{state}]", g.id)?;
-    if let Some(n) = &g.name {
+    if let Some(n) = g.name() {
         write!(w, " ('{n}')")?;
     }
     writeln!(w, ":")?;

@@ -137,7 +137,8 @@ pub(crate) enum Action {
 /// A goroutine.
 pub(crate) struct G {
     pub(crate) id: u64,
-    pub(crate) name: Option<Box<str>>,
+    /// Boxed twice: a thin pointer (8 bytes, not 16) in every G for a rarely set name.
+    name: Option<Box<Box<str>>>,
     /// The runtime that runs it; `ready` sends it back there.
     pub(crate) sched: Arc<Sched>,
     /// The permit of `park`/`unpark` (see `gmp_core::park`).
@@ -194,12 +195,13 @@ pub(crate) struct G {
 }
 
 // Every goroutine carries a G, parked ones included (idlemem, park1m): keep its
-// allocation (with `Arc`'s two counts) at most 184 bytes, which glibc serves from a
-// 192-byte chunk (a request's chunk is its size + 8, rounded up to 16). Rare state goes
-// behind a `Box` (`captured`, `locals`); the wait reason is not repeated in `action`;
-// the coroutine keeps its label's name and closure dropper in its stack's header.
+// allocation (with `Arc`'s two counts) at most 168 bytes, which glibc serves from a
+// 176-byte chunk (a request's chunk is its size + 8, rounded up to 16). Rare state goes
+// behind a `Box` (`captured`, `locals`, `name`); the wait reason is not repeated in
+// `action`; the coroutine keeps its label's name and closure dropper in its stack's
+// header, and its stack's size in 32 bits.
 #[cfg(not(loom))] // loom's atomics are larger
-const _: () = assert!(std::mem::size_of::<G>() + 16 <= 184);
+const _: () = assert!(std::mem::size_of::<G>() + 16 <= 168);
 
 /// `G::registry_slot` of a goroutine that has never parked.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
@@ -229,7 +231,7 @@ impl G {
     ) -> Arc<G> {
         Arc::new(G {
             id,
-            name: name.map(String::into_boxed_str),
+            name: name.map(|n| Box::new(n.into_boxed_str())),
             sched,
             park: ParkState::new(),
             park_seq: AtomicU64::new(0),
@@ -253,6 +255,11 @@ impl G {
         })
     }
 
+    /// The goroutine's name, if it was given one.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref().map(|n| &**n)
+    }
+
     /// Go: `gfget`'s reinitialisation of a dead G for a new goroutine. The caller holds
     /// the only reference (`Arc::get_mut` succeeded).
     pub(crate) fn reinit(
@@ -264,7 +271,7 @@ impl G {
     ) {
         debug_assert_eq!(self.status(), Status::Dead);
         self.id = id;
-        self.name = name.map(String::into_boxed_str);
+        self.name = name.map(|n| Box::new(n.into_boxed_str()));
         self.park = ParkState::new();
         self.status.store(Status::Idle as u8, Ordering::Relaxed);
         self.wait_reason.store(0, Ordering::Relaxed);
@@ -413,7 +420,7 @@ impl fmt::Debug for G {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("G")
             .field("id", &self.id)
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("status", &self.status())
             .finish()
     }

@@ -101,7 +101,7 @@ impl Goroutine {
     /// ```
     pub fn name(&self) -> Option<&str> {
         match &self.inner {
-            Inner::G(g) => g.name.as_deref(),
+            Inner::G(g) => g.name(),
             Inner::Thread { name, .. } => name.as_deref(),
         }
     }

@@ -389,10 +389,7 @@ pub(crate) fn reraise_if_unwinding() {
              resume_unwind payloads for which gmp_runtime::is_forced_unwind is true. \
              Aborting.",
             g.id,
-            g.name
-                .as_deref()
-                .map(|n| format!(" ('{n}')"))
-                .unwrap_or_default(),
+            g.name().map(|n| format!(" ('{n}')")).unwrap_or_default(),
         );
         std::process::abort();
     }

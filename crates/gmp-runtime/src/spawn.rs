@@ -519,7 +519,7 @@ pub(crate) fn start_goroutine(g: &G) -> Result<Coroutine<()>, (Entry, io::Error)
     let entry =
         unsafe { g.take_entry() }.expect("gmp: internal error: a new goroutine has no body");
     match get_stack(&g.sched, None) {
-        Ok(stack) => Ok(make_coroutine(stack, entry, g.id, g.name.as_deref())),
+        Ok(stack) => Ok(make_coroutine(stack, entry, g.id, g.name())),
         Err(e) => Err((entry, e)),
     }
 }
