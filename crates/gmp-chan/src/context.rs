@@ -66,6 +66,7 @@
 use crate::utils;
 use gmp_core::park::{self, Unparker, WaitReason};
 use gmp_core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+#[cfg(loom)]
 use gmp_core::sync::Arc;
 use std::mem::ManuallyDrop;
 use std::ptr;
@@ -164,11 +165,67 @@ impl Inner {
     }
 }
 
+/// The owner's handle on its record: its only owner, with no count (nothing shares the
+/// ownership; wait queues hold uncounted [`WaiterRef`]s). A heap block of its own, 40
+/// bytes (a 48-byte chunk; an `Arc`'s two counts made it 64), as a raw pointer rather
+/// than a `Box`: a `Box` asserts that nothing else reaches its contents while it lives,
+/// and peers do, through their `WaiterRef`s.
+#[cfg(not(loom))]
+struct Owned(ptr::NonNull<Inner>);
+
+/// Under loom a counted handle: each `WaiterRef` keeps the model's memory valid, and
+/// `Inner::life` checks the lifetime rules instead.
+#[cfg(loom)]
+type Owned = Arc<Inner>;
+
+#[cfg(not(loom))]
+impl Owned {
+    fn new(inner: Inner) -> Owned {
+        Owned(ptr::NonNull::from(Box::leak(Box::new(inner))))
+    }
+
+    /// The record, to reset or empty it.
+    ///
+    /// # Safety
+    ///
+    /// No peer may touch the record meanwhile: it is not registered in any wait queue,
+    /// and no peer that won it is still using it (it was quiesced: a cached record).
+    unsafe fn get_mut(&mut self) -> &mut Inner {
+        // SAFETY: the block is alive while we own it, and nobody else uses it (caller).
+        unsafe { self.0.as_mut() }
+    }
+}
+
+#[cfg(not(loom))]
+impl std::ops::Deref for Owned {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        // SAFETY: the block lives until our `Drop`; peers only read it through shared
+        // references and atomics, as this one does.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+#[cfg(not(loom))]
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: made by `Box::leak` in `new` and dropped once, here. Whoever drops a
+        // record has quiesced it first (`Context::drop`, `recycle` before caching), so
+        // no peer uses it any more.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+// SAFETY: the record holds atomics and an unparker (`Send + Sync`); the handle is its
+// owner, moved with the waiter (a goroutine may move between threads).
+#[cfg(not(loom))]
+unsafe impl Send for Owned {}
+
 /// A waiter record, owned by the waiter; see the module docs. Wait queues hold
 /// [`WaiterRef`]s to it ([`Context::waiter`]).
 pub(crate) struct Context {
     /// Dropped in `Drop` or moved out by `recycle`, each after `quiesce`.
-    inner: ManuallyDrop<Arc<Inner>>,
+    inner: ManuallyDrop<Owned>,
 }
 
 impl std::fmt::Debug for Context {
@@ -180,7 +237,7 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    fn from_inner(inner: Arc<Inner>) -> Context {
+    fn from_inner(inner: Owned) -> Context {
         Context {
             inner: ManuallyDrop::new(inner),
         }
@@ -191,19 +248,20 @@ impl Context {
     pub(crate) fn new() -> Context {
         #[cfg(not(loom))]
         if let Some(mut inner) = take_spare() {
-            if let Some(i) = unique(&mut inner) {
-                *i.select.get_mut() = WAITING;
-                *i.packet.get_mut() = ptr::null_mut();
-                // Kept from the waiter's previous operation on this thread (module
-                // docs), else a fresh handle.
-                if !i.unparker.as_ref().is_some_and(park::is_current) {
-                    i.unparker = Some(park::current());
-                    i.wake_after_release = wakes_after_release();
-                }
-                return Context::from_inner(inner);
+            // SAFETY: a cached record was quiesced before `recycle` cached it, and it is
+            // in no wait queue.
+            let i = unsafe { inner.get_mut() };
+            *i.select.get_mut() = WAITING;
+            *i.packet.get_mut() = ptr::null_mut();
+            // Kept from the waiter's previous operation on this thread (module docs),
+            // else a fresh handle.
+            if !i.unparker.as_ref().is_some_and(park::is_current) {
+                i.unparker = Some(park::current());
+                i.wake_after_release = wakes_after_release();
             }
+            return Context::from_inner(inner);
         }
-        Context::from_inner(Arc::new(Inner::new(
+        Context::from_inner(Owned::new(Inner::new(
             Some(park::current()),
             wakes_after_release(),
         )))
@@ -212,7 +270,7 @@ impl Context {
     /// A fresh record whose waiter is `unparker` (an async task's waker, see
     /// `async_ops`), not whoever is running.
     pub(crate) fn with_unparker(unparker: Unparker) -> Context {
-        Context::from_inner(Arc::new(Inner::new(Some(unparker), true)))
+        Context::from_inner(Owned::new(Inner::new(Some(unparker), true)))
     }
 
     /// What a wait queue keeps of this record (module docs).
@@ -232,17 +290,12 @@ impl Context {
     pub(crate) fn recycle(self) {
         self.quiesce();
         let mut this = ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so the `Arc` is moved out of it once, here.
+        // SAFETY: `this` is never dropped, so the handle is moved out of it once, here.
         let inner = unsafe { ManuallyDrop::take(&mut this.inner) };
+        // The unparker stays: it is the current waiter's (only the owner recycles, on
+        // its normal path), which its next operation here will likely reuse.
         #[cfg(not(loom))]
-        {
-            let mut inner = inner;
-            // The unparker stays: it is the current waiter's (only the owner recycles,
-            // on its normal path), which its next operation here will likely reuse.
-            if unique(&mut inner).is_some() {
-                put_spare(inner);
-            }
-        }
+        put_spare(inner);
         #[cfg(loom)]
         drop(inner);
     }
@@ -428,7 +481,7 @@ impl WaiterRef {
     #[inline]
     pub(crate) fn same(&self, cx: &Context) -> bool {
         #[cfg(not(loom))]
-        return ptr::eq(self.inner.as_ptr(), Arc::as_ptr(&cx.inner));
+        return ptr::eq(self.inner.as_ptr(), &**cx.inner);
         #[cfg(loom)]
         Arc::ptr_eq(&self.inner, &cx.inner)
     }
@@ -549,51 +602,23 @@ impl<F: FnMut()> Drop for OnUnwind<F> {
     }
 }
 
-/// `Arc::get_mut` without its locked compare-and-swap on the weak count (two per
-/// blocking operation, a few percent of a channel ping-pong): nothing ever makes a `Weak`
-/// of a record, so a strong count of one proves the caller holds the only reference.
-///
-/// Under ThreadSanitizer (`--cfg gmp_tsan`), which does not model fences, `Arc::get_mut`
-/// itself, so that TSan sees the synchronisation.
-#[cfg(all(not(loom), not(gmp_tsan)))]
-#[inline]
-fn unique(inner: &mut Arc<Inner>) -> Option<&mut Inner> {
-    if Arc::strong_count(inner) != 1 {
-        return None;
-    }
-    // Acquire: the count's load above is Relaxed; every other holder dropped its clone
-    // with a Release decrement, and its uses of the record must happen before ours.
-    std::sync::atomic::fence(Ordering::Acquire);
-    // SAFETY: a strong count of 1 and no `Weak` (none is ever made of an `Inner`) mean
-    // `inner` is the only pointer to the record, and it is borrowed mutably for our
-    // lifetime: no other reference to the record exists or can be made meanwhile (the
-    // argument of `Arc::get_mut`, whose weak-count lock only guards against `Weak`).
-    Some(unsafe { &mut *(Arc::as_ptr(inner) as *mut Inner) })
-}
-
-#[cfg(all(not(loom), gmp_tsan))]
-#[inline]
-fn unique(inner: &mut Arc<Inner>) -> Option<&mut Inner> {
-    Arc::get_mut(inner)
-}
-
 #[cfg(not(loom))]
 std::thread_local! {
-    static SPARE: std::cell::Cell<Option<Arc<Inner>>> = const { std::cell::Cell::new(None) };
+    static SPARE: std::cell::Cell<Option<Owned>> = const { std::cell::Cell::new(None) };
 }
 
 // Never inlined: the caller may be a goroutine that moves between threads (rust#33368).
 // A record cached on one thread and taken on another is fine: it is not tied to a thread.
 #[cfg(not(loom))]
 #[inline(never)]
-fn take_spare() -> Option<Arc<Inner>> {
+fn take_spare() -> Option<Owned> {
     // In a thread-local destructor the cache may be gone: then there is nothing to take.
     SPARE.try_with(|s| s.take()).ok().flatten()
 }
 
 #[cfg(not(loom))]
 #[inline(never)]
-fn put_spare(inner: Arc<Inner>) {
+fn put_spare(inner: Owned) {
     // A record already cached is dropped here, outside the thread-local access.
     let old = SPARE.try_with(|s| s.replace(Some(inner)));
     drop(old);
@@ -604,7 +629,7 @@ fn put_spare(inner: Arc<Inner>) {
 /// call costs a reference-count change later, never correctness.
 pub mod runtime_support {
     #[cfg(not(loom))]
-    use super::{put_spare, take_spare, unique};
+    use super::{put_spare, take_spare};
 
     /// Drops this thread's cached unparker if it wakes the waiter at `addr` (see
     /// [`Unparker::addr`](gmp_core::park::Unparker::addr)). The runtime calls it when
@@ -616,12 +641,14 @@ pub mod runtime_support {
             let Some(mut inner) = take_spare() else {
                 return;
             };
-            let gone = unique(&mut inner).and_then(|i| {
-                let wakes = i.unparker.as_ref()?;
-                std::ptr::addr_eq(wakes.addr(), addr)
-                    .then(|| i.unparker.take())
-                    .flatten()
-            });
+            // SAFETY: a cached record is quiesced and in no wait queue.
+            let i = unsafe { inner.get_mut() };
+            let gone = i
+                .unparker
+                .as_ref()
+                .is_some_and(|u| std::ptr::addr_eq(u.addr(), addr))
+                .then(|| i.unparker.take())
+                .flatten();
             put_spare(inner);
             // Dropped outside the thread-local access (it may be the G's last handle).
             drop(gone);
