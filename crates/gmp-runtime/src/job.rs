@@ -25,7 +25,7 @@
 //! another reference happens before the free. [`Entry::is_unique`] is `Arc::get_mut`'s
 //! test (no weak references exist to race with it).
 
-use crate::m;
+use crate::{m, slab};
 use gmp_core::sync::Mutex;
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::io;
@@ -34,12 +34,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The layout of every block the caches hold: blocks whose own layout fits are
 /// allocated with this one (a job with a closure of up to 56 bytes and a result of up
-/// to 16: the goroutines of skynet, spawn and a typical server's connection handler).
-/// Larger or more aligned blocks go straight to the allocator.
-const SMALL: Layout = match Layout::from_size_align(128, 16) {
-    Ok(l) => l,
-    Err(_) => panic!("bad layout"),
-};
+/// to 16: the goroutines of skynet, spawn and a typical server's connection handler),
+/// from slabs of their own (`slab.rs`: a burst's blocks, freed as its goroutines
+/// start, would otherwise stay behind as holes in the heap). Larger or more aligned
+/// blocks go straight to the allocator.
+const SMALL: Layout = slab::BLOCK;
 
 /// Blocks an M keeps; at this many, half go to the runtime's pool.
 const M_CACHE: usize = 64;
@@ -285,9 +284,10 @@ unsafe fn release(h: NonNull<Header>) {
 /// A block from the M's cache or the runtime's pool, else from the allocator.
 fn alloc_block(layout: Layout) -> NonNull<u8> {
     if layout == SMALL {
-        if let Some(b) = m::ctx().and_then(|c| c.jobs.take(&c.sched.job_pool)) {
-            return b.into_raw();
-        }
+        return match m::ctx() {
+            Some(c) => c.jobs.take(&c.sched.job_pool).into_raw(),
+            None => slab::alloc_one(),
+        };
     }
     // SAFETY: `layout` has a non-zero size (a block holds at least its header).
     let p = unsafe { alloc(layout) };
@@ -299,10 +299,12 @@ fn alloc_block(layout: Layout) -> NonNull<u8> {
 /// used again.
 unsafe fn free_block(p: NonNull<u8>, layout: Layout) {
     if layout == SMALL {
-        if let Some(c) = m::ctx() {
-            c.jobs.put(FreeBlock(p), &c.sched.job_pool);
-            return;
+        match m::ctx() {
+            Some(c) => c.jobs.put(FreeBlock(p), &c.sched.job_pool),
+            // Dropping a free block gives it back to its slab.
+            None => drop(FreeBlock(p)),
         }
+        return;
     }
     // SAFETY: per the contract.
     unsafe { dealloc(p.as_ptr(), layout) }
@@ -325,9 +327,9 @@ impl FreeBlock {
 
 impl Drop for FreeBlock {
     fn drop(&mut self) {
-        // SAFETY: a free block was allocated with `SMALL` (`alloc_block`) and only the
-        // cache holding it frees it.
-        unsafe { dealloc(self.0.as_ptr(), SMALL) }
+        // SAFETY: a free block came from the slabs (`alloc_block`), and only the cache
+        // holding it gives it back.
+        unsafe { slab::free_batch(std::iter::once(self.0)) }
     }
 }
 
@@ -337,20 +339,24 @@ impl Drop for FreeBlock {
 pub(crate) struct MCache(std::cell::UnsafeCell<Vec<FreeBlock>>);
 
 impl MCache {
-    /// A free block: the cache's, or half a cache from the pool when empty.
-    fn take(&self, pool: &Pool) -> Option<FreeBlock> {
+    /// A free block: the cache's, or, when it is empty, half a cache from the pool, or
+    /// else from the slabs.
+    fn take(&self, pool: &Pool) -> FreeBlock {
         // SAFETY: only this M's thread reaches its `MCtx`, and no code of ours runs
         // while the cell is borrowed (the pool's lock runs none; moving blocks runs
         // none), so the borrow is unique.
         let cache = unsafe { &mut *self.0.get() };
         if let Some(b) = cache.pop() {
-            return Some(b);
+            return b;
         }
         let mut pool = pool.0.lock();
         let keep = pool.len().saturating_sub(M_CACHE / 2);
         cache.extend(pool.drain(keep..));
         drop(pool);
-        cache.pop()
+        if cache.is_empty() {
+            slab::alloc_batch(M_CACHE / 2, |b| cache.push(FreeBlock(b)));
+        }
+        cache.pop().expect("gmp: a refilled block cache is empty")
     }
 
     /// Keeps a free block; when the cache is full, half of it goes to the pool, or is
@@ -365,8 +371,12 @@ impl MCache {
             let from = cache.len() - M_CACHE / 2;
             pool.extend(cache.drain(from..from + room));
             drop(pool);
-            // The rest of the half (none while the pool has room) is freed.
-            cache.truncate(M_CACHE / 2);
+            // The rest of the half (none while the pool has room) goes back to the
+            // slabs, under one lock.
+            let rest = cache.drain(M_CACHE / 2..).map(FreeBlock::into_raw);
+            // SAFETY: free blocks from the slabs, each given back once (`into_raw`
+            // took it from its `FreeBlock`).
+            unsafe { slab::free_batch(rest) };
         }
     }
 
@@ -464,36 +474,40 @@ mod tests {
     }
 
     /// An M's cache trades halves with the pool: a full cache leaves half of itself
-    /// there, an empty one takes half a cache back, and the pool frees beyond its
-    /// bound.
+    /// there, an empty one takes half a cache back (or half a cache from the slabs when
+    /// the pool is empty too), and the pool gives back to the slabs beyond its bound.
     #[test]
     fn caches_trade_halves_with_the_pool() {
         let pool = Pool::default();
         let (a, b) = (MCache::default(), MCache::default());
-        let fresh = || FreeBlock(alloc_block(SMALL));
-        // A block taken from a cache is the taker's: freeing it is the taker's job.
-        let blk = FreeBlock(alloc_block(SMALL));
+        let fresh = || FreeBlock(slab::alloc_one());
+        // A block put in a cache is the next one taken from it.
+        let blk = fresh();
+        let addr = blk.0;
         a.put(blk, &pool);
-        let again = a.take(&pool).expect("the block just put").into_raw();
-        // SAFETY: allocated with `SMALL` above, taken back, used no more.
-        unsafe { dealloc(again.as_ptr(), SMALL) };
+        let again = a.take(&pool);
+        assert_eq!(again.0, addr);
+        drop(again);
         for _ in 0..M_CACHE {
             a.put(fresh(), &pool);
         }
         assert_eq!(a.len(), M_CACHE / 2);
         assert_eq!(pool.0.lock().len(), M_CACHE / 2);
-        let got = b.take(&pool).expect("a block from the pool");
+        let got = b.take(&pool);
         assert_eq!(b.len(), M_CACHE / 2 - 1);
         assert!(pool.0.lock().is_empty());
         drop(got);
-        assert!(b.take(&Pool::default()).is_some());
-        // A full pool: the half that does not fit is freed.
+        // Pool and cache empty: half a cache from the slabs.
+        let c = MCache::default();
+        drop(c.take(&Pool::default()));
+        assert_eq!(c.len(), M_CACHE / 2 - 1);
+        // A full pool: the half that does not fit goes back to the slabs.
         let full = Pool::default();
         full.0.lock().extend((0..POOL_MAX).map(|_| fresh()));
         for _ in 0..M_CACHE {
             a.put(fresh(), &full);
         }
         assert_eq!(full.0.lock().len(), POOL_MAX);
-        assert!(a.len() <= M_CACHE);
+        assert_eq!(a.len(), M_CACHE / 2);
     }
 }

@@ -27,6 +27,7 @@ mod sched;
 mod schedule;
 mod scope;
 pub mod signal;
+mod slab;
 mod spawn;
 mod sysmon;
 pub mod time;
@@ -44,6 +45,14 @@ pub use scope::{scope, Scope, ScopedJoinHandle};
 #[doc(hidden)]
 pub use spawn::{__GoPermit, __go_unchecked};
 pub use spawn::{spawn, Builder};
+
+/// Spawn blocks (a goroutine's closure and result slot) handed out by gmp's slab
+/// allocator and not given back, process-wide: for gmp's own memory tests, which
+/// count heap with a global allocator that does not see them. Not part of the API.
+#[doc(hidden)]
+pub fn __spawn_blocks_in_use() -> usize {
+    slab::blocks_in_use()
+}
 
 /// True if a panic payload is the forced unwind with which the runtime unwinds a
 /// parked goroutine at shutdown. Code that catches panics around a call that can
