@@ -7,7 +7,7 @@
 //! `Instant`), so the generic code needs no unsafe type punning.
 
 use crate::context::{Context, Operation};
-use crate::counter::{self, Side};
+use crate::counter::{self, Side, RECEIVER, SENDER};
 use crate::err::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
@@ -209,10 +209,15 @@ pub struct Sender<T> {
     flavor: SenderFlavor<T>,
 }
 
+// A `Sender` is two words, the flavour and one pointer (a server keeps one per
+// connection or per parked goroutine it may wake; the side is in the handle's type).
+#[cfg(not(loom))] // loom's `Arc` is larger
+const _: () = assert!(std::mem::size_of::<Sender<()>>() == 2 * std::mem::size_of::<usize>());
+
 enum SenderFlavor<T> {
-    Array(Side<array::Channel<T>>),
-    List(Side<list::Channel<T>>),
-    Zero(Side<zero::Channel<T>>),
+    Array(Side<array::Channel<T>, SENDER>),
+    List(Side<list::Channel<T>, SENDER>),
+    Zero(Side<zero::Channel<T>, SENDER>),
 }
 
 // SAFETY: a `Sender` only moves `T`s into the channel, where a `Receiver` (possibly on
@@ -460,9 +465,9 @@ pub struct Receiver<T> {
 }
 
 enum ReceiverFlavor<T> {
-    Array(Side<array::Channel<T>>),
-    List(Side<list::Channel<T>>),
-    Zero(Side<zero::Channel<T>>),
+    Array(Side<array::Channel<T>, RECEIVER>),
+    List(Side<list::Channel<T>, RECEIVER>),
+    Zero(Side<zero::Channel<T>, RECEIVER>),
     At(Arc<at::Channel>, fn(Instant) -> T),
     Tick(Arc<tick::Channel>, fn(Instant) -> T),
     Never(never::Channel<T>),

@@ -29,7 +29,7 @@ struct Counter<C> {
 const MAX_HANDLES: u32 = i32::MAX as u32;
 
 /// Creates both sides of a channel around `chan`.
-pub(crate) fn new<C>(chan: C) -> (Side<C>, Side<C>) {
+pub(crate) fn new<C>(chan: C) -> (Side<C, SENDER>, Side<C, RECEIVER>) {
     let counter = Arc::new(Counter {
         senders: AtomicU32::new(1),
         receivers: AtomicU32::new(1),
@@ -38,24 +38,26 @@ pub(crate) fn new<C>(chan: C) -> (Side<C>, Side<C>) {
     (
         Side {
             counter: counter.clone(),
-            sender: true,
         },
-        Side {
-            counter,
-            sender: false,
-        },
+        Side { counter },
     )
 }
 
-/// One sender or receiver's share of a channel.
-pub(crate) struct Side<C> {
+/// [`Side`]'s parameter for a sender's share.
+pub(crate) const SENDER: bool = true;
+/// [`Side`]'s parameter for a receiver's share.
+pub(crate) const RECEIVER: bool = false;
+
+/// One sender's (`S` = [`SENDER`]) or receiver's share of a channel. Which side is in
+/// the type, not in a field: a handle is one pointer, and a `Sender` or `Receiver` (an
+/// enum of the flavours) two words instead of three.
+pub(crate) struct Side<C, const S: bool> {
     counter: Arc<Counter<C>>,
-    sender: bool,
 }
 
-impl<C> Side<C> {
+impl<C, const S: bool> Side<C, S> {
     fn count(&self) -> &AtomicU32 {
-        if self.sender {
+        if S {
             &self.counter.senders
         } else {
             &self.counter.receivers
@@ -63,7 +65,7 @@ impl<C> Side<C> {
     }
 
     /// Another handle of the same side.
-    pub(crate) fn acquire(&self) -> Side<C> {
+    pub(crate) fn acquire(&self) -> Side<C, S> {
         // Relaxed: creating a handle from an existing one needs no ordering (as for Arc).
         let n = self.count().fetch_add(1, Ordering::Relaxed);
         if n > MAX_HANDLES {
@@ -71,7 +73,6 @@ impl<C> Side<C> {
         }
         Side {
             counter: self.counter.clone(),
-            sender: self.sender,
         }
     }
 
@@ -85,12 +86,12 @@ impl<C> Side<C> {
     }
 
     /// True if both handles belong to the same channel.
-    pub(crate) fn same(&self, other: &Side<C>) -> bool {
+    pub(crate) fn same(&self, other: &Side<C, S>) -> bool {
         Arc::ptr_eq(&self.counter, &other.counter)
     }
 }
 
-impl<C> Deref for Side<C> {
+impl<C, const S: bool> Deref for Side<C, S> {
     type Target = C;
     #[inline]
     fn deref(&self) -> &C {

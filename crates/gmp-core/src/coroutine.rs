@@ -107,6 +107,13 @@ struct Header {
     forced_unwind: u8,
     /// Sanitizer/Valgrind bookkeeping of the switches (empty in a normal build).
     san: Fiber,
+    /// The coroutine's own stack, kept on it rather than in [`Coroutine`] (which every
+    /// goroutine's G carries; the top page is touched at every switch anyway), with
+    /// `state`: a `Coroutine` is one pointer, and a G 32 bytes smaller. Moved out by
+    /// `Drop` or `into_stack` before the stack is freed or reused.
+    stack: ManuallyDrop<Stack>,
+    /// Touched only by the resumer side: `resume`, `Drop`, the accessors.
+    state: State,
 }
 
 /// The payload of the forced unwind that drops a suspended coroutine. Private: only
@@ -163,6 +170,9 @@ pub enum Resume<R> {
     Panicked(Payload),
 }
 
+// A coroutine is one pointer, and `Option<Coroutine>` too (a goroutine's G holds one).
+const _: () = assert!(mem::size_of::<Option<Coroutine<()>>>() == mem::size_of::<usize>());
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Fresh,
@@ -194,9 +204,9 @@ enum State {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Coroutine<R> {
+    /// The header at the top of the coroutine's stack, which holds the stack itself
+    /// (`Header::stack`), its state and its label.
     header: NonNull<Header>,
-    stack: ManuallyDrop<Stack>,
-    state: State,
     // The label's name is owned through the header (`info.name_ptr`/`name_len`, a
     // leaked `Box<str>`), not by a field here: see `Header::drop_closure`.
     _marker: NotSendProduces<R>,
@@ -251,6 +261,8 @@ impl<R> Coroutine<R> {
         };
         let header = header_addr as *mut Header;
         let closure = closure_addr as *mut F;
+        let (size, bottom) = (stack.size(), stack.bottom() as usize);
+        let canary = stack.protection() == crate::stack::StackProtection::Canary;
         // SAFETY: both addresses lie in the top half of the stack's usable memory, which
         // we own (we hold the Stack) and nothing else uses; they are suitably aligned
         // and do not overlap (closure_addr + size_of F <= header_addr). The initial frame
@@ -267,26 +279,26 @@ impl<R> Coroutine<R> {
                     id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                     name_ptr: ptr::null(),
                     name_len: 0,
-                    size: stack.size(),
-                    bottom: stack.bottom() as usize,
-                    canary: stack.protection() == crate::stack::StackProtection::Canary,
+                    size,
+                    bottom,
+                    canary,
                 },
                 closure: closure.cast(),
                 drop_closure: drop_closure::<F>,
                 result: ptr::null_mut(),
                 forced_unwind: UNWIND_NONE,
-                san: Fiber::new(stack.bottom() as usize, stack.size()),
+                san: Fiber::new(bottom, size),
+                stack: ManuallyDrop::new(stack),
+                state: State::Fresh,
             });
             let sp = arch::init_frame(closure_addr as *mut u8, header_addr, coroutine_main::<F, R>);
             (*header).slots.coroutine_sp = sp;
             // The userfaultfd handler reports an overflow of this stack with this label.
-            stack.set_owner(addr_of!((*header).info));
+            (*header).stack.set_owner(addr_of!((*header).info));
         }
         Coroutine {
             // SAFETY: derived from the stack's top, never null.
             header: unsafe { NonNull::new_unchecked(header) },
-            stack: ManuallyDrop::new(stack),
-            state: State::Fresh,
             _marker: PhantomData,
         }
     }
@@ -396,16 +408,43 @@ impl<R> Coroutine<R> {
         self.resume_inner::<true>()
     }
 
+    /// The coroutine's state (in its header).
+    #[inline(always)]
+    fn state(&self) -> State {
+        // SAFETY: the header is valid while `self` is; the state is only touched by the
+        // resumer side, which `&self` is (the coroutine is not running).
+        unsafe { (*self.header.as_ptr()).state }
+    }
+
+    #[inline(always)]
+    fn set_state(&mut self, state: State) {
+        // SAFETY: as in `state`, with `&mut self`.
+        unsafe { (*self.header.as_ptr()).state = state }
+    }
+
+    /// Moves the stack out of the header: the last use of the header, which lives on
+    /// that stack.
+    ///
+    /// # Safety
+    ///
+    /// Called once, by `Drop` or `into_stack`, after the coroutine finished and its
+    /// name was freed; the header is not used afterwards.
+    unsafe fn take_stack(&mut self) -> Stack {
+        // SAFETY: the caller's contract: the descriptor is read out exactly once, and
+        // nothing reads the header after it.
+        unsafe { ManuallyDrop::take(&mut (*self.header.as_ptr()).stack) }
+    }
+
     #[inline(always)]
     fn resume_inner<const INITIAL_FP: bool>(&mut self) -> Resume<R> {
-        if self.state == State::Finished {
+        if self.state() == State::Finished {
             already_finished();
         }
-        self.state = State::Suspended;
+        self.set_state(State::Suspended);
         if self.switch_in::<INITIAL_FP>() == OUTCOME_SUSPENDED {
             return Resume::Suspended;
         }
-        self.state = State::Finished;
+        self.set_state(State::Finished);
         match self.take_result() {
             Ok(v) => Resume::Returned(v),
             Err(p) => Resume::Panicked(p),
@@ -414,12 +453,12 @@ impl<R> Coroutine<R> {
 
     /// True once the closure has returned or panicked.
     pub fn is_finished(&self) -> bool {
-        self.state == State::Finished
+        self.state() == State::Finished
     }
 
     /// True while the coroutine has started and not finished.
     pub fn is_suspended(&self) -> bool {
-        self.state == State::Suspended
+        self.state() == State::Suspended
     }
 
     /// Finishes the coroutine as `Drop` does (dropping an unstarted closure, or unwinding a
@@ -430,20 +469,23 @@ impl<R> Coroutine<R> {
     pub fn into_stack(mut self) -> Option<Stack> {
         self.finish_for_drop();
         self.free_name();
-        // SAFETY: `self` is forgotten right after; the stack is taken exactly once.
-        let stack = unsafe { ManuallyDrop::take(&mut self.stack) };
+        // SAFETY: finished, name freed; `self` is forgotten right after, so the stack is
+        // taken exactly once and the header not used again.
+        let stack = unsafe { self.take_stack() };
         mem::forget(self);
         Some(stack)
     }
 
     /// The usable size of the coroutine's stack.
     pub fn stack_size(&self) -> usize {
-        self.stack.size()
+        self.stack().size()
     }
 
     /// The coroutine's stack (for inspection: its bounds and protection).
     pub fn stack(&self) -> &Stack {
-        &self.stack
+        // SAFETY: the header (and the descriptor in it) is valid while `self` is, and
+        // only `Drop`/`into_stack` (which need `self` by value or `&mut`) move it out.
+        unsafe { &(*self.header.as_ptr()).stack }
     }
 
     /// Switches into the coroutine; returns the outcome it switched out with.
@@ -483,10 +525,10 @@ impl<R> Coroutine<R> {
 
     /// Brings the coroutine to `Finished` without running the rest of its closure.
     fn finish_for_drop(&mut self) {
-        match self.state {
+        match self.state() {
             State::Finished => {}
             State::Fresh => {
-                self.state = State::Finished;
+                self.set_state(State::Finished);
                 // SAFETY: a fresh coroutine's closure is initialised at `closure` and was
                 // never moved out; the state change makes this the only drop.
                 unsafe {
@@ -500,7 +542,7 @@ impl<R> Coroutine<R> {
                 // While the flag is set, `suspend` never switches out, so one resume
                 // runs the coroutine to its end.
                 while self.switch_in::<false>() == OUTCOME_SUSPENDED {}
-                self.state = State::Finished;
+                self.set_state(State::Finished);
                 // The forced-unwind payload, a value returned by code that caught the
                 // unwinding, or another panic: all are dropped here.
                 drop(self.take_result());
@@ -517,8 +559,9 @@ impl<R> Drop for Coroutine<R> {
         self.finish_for_drop();
         // Before the stack goes: the header that records the name lives on it.
         self.free_name();
-        // SAFETY: dropped exactly once, here (`into_stack` forgets `self`).
-        unsafe { ManuallyDrop::drop(&mut self.stack) };
+        // SAFETY: finished, name freed, once (`into_stack` forgets `self`); the stack
+        // is dropped after its descriptor left the header.
+        drop(unsafe { self.take_stack() });
     }
 }
 
@@ -527,8 +570,8 @@ impl<R> fmt::Debug for Coroutine<R> {
         f.debug_struct("Coroutine")
             .field("id", &self.id())
             .field("name", &self.name())
-            .field("state", &self.state)
-            .field("stack", &*self.stack)
+            .field("state", &self.state())
+            .field("stack", self.stack())
             .finish()
     }
 }

@@ -23,6 +23,14 @@
 //! without reasoning about extra fences. On x86-64 the load is a plain move and the store
 //! one `xchg` per locked operation.
 //!
+//! # Memory
+//!
+//! The ring grows to the longest the queue has been, and a burst (a million spawns
+//! from outside the runtime, or overflowing a local ring) can make that megabytes. A
+//! pop that empties a ring of more than [`KEEP`] slots swaps in an empty one and frees
+//! the old outside the lock, so a burst's ring does not stay for the process's life
+//! (Go's intrusive list needs no memory of its own).
+//!
 //! # Fairness (Go: `globrunqget`)
 //!
 //! [`Global::pop_batch_into`] takes `min(len, len / nprocs + 1, capacity / 2)` elements:
@@ -40,6 +48,9 @@ use gmp_core::sync::{Mutex, MutexGuard};
 
 use crate::runq::HALF;
 use crate::{Item, Local};
+
+/// Slots a drained ring keeps (32 KiB of pointers): beyond, emptying it frees it.
+pub(crate) const KEEP: usize = 4096;
 
 /// The global run queue: multi-producer, multi-consumer, FIFO.
 ///
@@ -117,6 +128,14 @@ impl<T: Item> Global<T> {
         }
     }
 
+    /// Unlocks `q`; if that pop emptied a ring larger than [`KEEP`] slots, frees the
+    /// ring after the unlock (module docs).
+    fn unlock_after_pop(mut q: Locked<'_>) {
+        let drained = (q.is_empty() && q.capacity() > KEEP).then(|| std::mem::take(&mut *q.queue));
+        drop(q);
+        drop(drained);
+    }
+
     /// Pushes to the tail (Go: `globrunqput`).
     pub fn push(&self, value: T) {
         let p = value.into_raw();
@@ -150,7 +169,10 @@ impl<T: Item> Global<T> {
         if self.is_empty() {
             return None;
         }
-        let p = self.lock().pop_front()?;
+        let mut q = self.lock();
+        let p = q.pop_front();
+        Self::unlock_after_pop(q);
+        let p = p?;
         // SAFETY: every pointer in the queue owns an element (from `into_raw` here or a
         // claimed ring slot), and popping removed it from the queue.
         Some(unsafe { T::from_raw(p) })
@@ -186,7 +208,7 @@ impl<T: Item> Global<T> {
         // `n - 1` is within `dest.free_slots()`, read just above, and `&Local` proves this
         // thread owns `dest`.
         unsafe { dest.extend_raw(q.drain(..n - 1)) };
-        drop(q);
+        Self::unlock_after_pop(q);
         // SAFETY: as in `pop`.
         Some(unsafe { T::from_raw(first) })
     }
@@ -224,6 +246,37 @@ impl<T: Item> Default for Global<T> {
 impl<T: Item> Drop for Global<T> {
     fn drop(&mut self) {
         drop(self.drain());
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A drained ring larger than `KEEP` is freed; a small one is kept.
+    #[test]
+    fn a_drained_burst_frees_its_ring() {
+        let global = Global::new();
+        global.push_batch((0..3 * KEEP).map(Box::new));
+        assert!(global.queue.lock().capacity() >= 3 * KEEP);
+        for i in 0..3 * KEEP {
+            assert_eq!(global.pop().map(|v| *v), Some(i));
+        }
+        assert_eq!(global.queue.lock().capacity(), 0, "the burst's ring stayed");
+        global.push_batch((0..10).map(Box::new));
+        while global.pop().is_some() {}
+        assert!(
+            global.queue.lock().capacity() >= 10,
+            "a small ring was freed"
+        );
+        // Through batches into a local ring as well.
+        global.push_batch((0..3 * KEEP).map(Box::new));
+        let (owner, _) = crate::local();
+        while let Some(v) = global.pop_batch_into(&owner, 1) {
+            drop(v);
+            while owner.pop().is_some() {}
+        }
+        assert_eq!(global.queue.lock().capacity(), 0, "the burst's ring stayed");
     }
 }
 

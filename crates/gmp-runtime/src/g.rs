@@ -195,13 +195,13 @@ pub(crate) struct G {
 }
 
 // Every goroutine carries a G, parked ones included (idlemem, park1m): keep its
-// allocation (with `Arc`'s two counts) at most 168 bytes, which glibc serves from a
-// 176-byte chunk (a request's chunk is its size + 8, rounded up to 16). Rare state goes
+// allocation (with `Arc`'s two counts) at most 136 bytes, which glibc serves from a
+// 144-byte chunk (a request's chunk is its size + 8, rounded up to 16). Rare state goes
 // behind a `Box` (`captured`, `locals`, `name`); the wait reason is not repeated in
-// `action`; the coroutine keeps its label's name and closure dropper in its stack's
-// header, and its stack's size in 32 bits.
+// `action`; the coroutine is one pointer (its stack descriptor, state, label and
+// closure dropper live in the header on its stack's top page).
 #[cfg(not(loom))] // loom's atomics are larger
-const _: () = assert!(std::mem::size_of::<G>() + 16 <= 168);
+const _: () = assert!(std::mem::size_of::<G>() + 16 <= 136);
 
 /// `G::registry_slot` of a goroutine that has never parked.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
