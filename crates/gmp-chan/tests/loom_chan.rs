@@ -341,3 +341,35 @@ fn list_last_receiver_drop_vs_sends() {
         assert_eq!(drops.load(Ordering::Relaxed), 4);
     });
 }
+
+/// The last handles of both sides, dropped at once (a clone of each on its own thread):
+/// each side disconnects once while the channel is alive, and the channel is freed
+/// exactly once (counter.rs); loom reports a channel never freed as a leak, and one
+/// freed while the other side still disconnects as an access to a dropped object.
+fn last_handles_dropped_together(cap: Option<usize>) {
+    model(move || {
+        let (s, r) = chan(cap);
+        let (s2, r2) = (s.clone(), r.clone());
+        let a = thread::spawn(move || drop(s2));
+        let b = thread::spawn(move || drop(r2));
+        drop(s);
+        drop(r);
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+}
+
+#[test]
+fn last_handles_dropped_together_array() {
+    last_handles_dropped_together(Some(1));
+}
+
+#[test]
+fn last_handles_dropped_together_list() {
+    last_handles_dropped_together(None);
+}
+
+#[test]
+fn last_handles_dropped_together_zero() {
+    last_handles_dropped_together(Some(0));
+}

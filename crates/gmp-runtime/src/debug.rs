@@ -237,11 +237,10 @@ fn capture_parked(sched: &Arc<Sched>, g: &Arc<G>) -> Option<Backtrace> {
     let co = unsafe { g.co() };
     let bt = match co.as_mut() {
         Some(co) if co.is_suspended() => {
-            // The goroutine runs `capture_backtrace` on its own stack and switches
-            // straight back (proc.rs `suspend`).
+            // The goroutine runs `capture_backtrace` on its own stack, on this thread,
+            // and switches straight back (proc.rs `suspend`).
             let _ = co.resume();
-            // SAFETY: the goroutine wrote it before switching back; we own the G.
-            unsafe { (*g.captured.get()).take() }.map(|bt| *bt)
+            take_captured()
         }
         _ => None,
     };
@@ -258,11 +257,29 @@ fn capture_parked(sched: &Arc<Sched>, g: &Arc<G>) -> Option<Backtrace> {
 }
 
 /// Called on a borrowed goroutine's own stack (proc.rs `suspend`).
-pub(crate) fn capture_backtrace(g: &G) {
-    let bt = Backtrace::force_capture();
-    // SAFETY: the dumper owns the G and waits for us to switch back; it reads this
-    // only after that switch.
-    unsafe { *g.captured.get() = Some(Box::new(bt)) };
+///
+/// The goroutine runs on the dumper's thread (the dumper resumed it), so a
+/// thread-local carries the backtrace back: no field in every G for the rare dump.
+pub(crate) fn capture_backtrace(_g: &G) {
+    put_captured(Backtrace::force_capture());
+}
+
+std::thread_local! {
+    /// The backtrace a borrowed goroutine took, for the dumper on the same thread.
+    static CAPTURED: std::cell::Cell<Option<Backtrace>> = const { std::cell::Cell::new(None) };
+}
+
+// Never inlined: the goroutine side runs on a coroutine stack that may move between
+// threads between suspensions (rust#33368: a thread-local's address must not be
+// reused across a switch).
+#[inline(never)]
+fn put_captured(bt: Backtrace) {
+    CAPTURED.with(|c| c.set(Some(bt)));
+}
+
+#[inline(never)]
+fn take_captured() -> Option<Backtrace> {
+    CAPTURED.with(|c| c.take())
 }
 
 /// Writes a backtrace in Go's layout (`function` then a tab-indented `file:line`),

@@ -24,7 +24,6 @@ use gmp_core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// A goroutine's status (Go: `_Gidle` … `_Gdead`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,19 +118,63 @@ fn reason_code(r: WaitReason) -> u8 {
 /// What a goroutine asks its M to do once it has switched out (Go: the argument
 /// of `mcall`). Set by the goroutine just before `suspend`, read by the scheduler
 /// just after `resume` returns — so it needs no synchronisation beyond the switch.
-#[derive(Clone, Copy, Debug)]
+/// Kept in the G packed into one word ([`ActionCell`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Action {
     /// Nothing pending.
     None,
-    /// Park until unparked (or the deadline): Go's `gopark` + its commit function.
-    /// The goroutine has set its wait reason ([`G::set_wait_reason`]).
-    Park { deadline: Option<Instant> },
+    /// Park until unparked (or the deadline, in nanoseconds since the timer epoch:
+    /// `timers::nanos`): Go's `gopark` + its commit function. The goroutine has set
+    /// its wait reason ([`G::set_wait_reason`]).
+    Park { deadline: Option<u64> },
     /// Go to the back of the local queue: Go's `goyield`.
     Yield,
     /// The M lost its P while this goroutine ran (sysmon retook it, or a blocking
     /// call returned without one): queue the G globally and find a P or sleep.
     /// Go: `exitsyscall0`.
     Requeue,
+}
+
+/// An [`Action`] in one word (a `Cell<Action>` is two: every G is 8 bytes smaller):
+/// `0` none, `1` yield, `2` requeue, `3` park without a deadline, `4 + d` park until
+/// `d` (saturating: a deadline 584 years away is as good as one a few ns sooner).
+pub(crate) struct ActionCell(Cell<u64>);
+
+impl ActionCell {
+    const NONE: u64 = 0;
+    const YIELD: u64 = 1;
+    const REQUEUE: u64 = 2;
+    const PARK: u64 = 3;
+    const PARK_UNTIL: u64 = 4;
+
+    fn new() -> ActionCell {
+        ActionCell(Cell::new(Self::NONE))
+    }
+
+    #[inline]
+    pub(crate) fn set(&self, a: Action) {
+        self.0.set(match a {
+            Action::None => Self::NONE,
+            Action::Yield => Self::YIELD,
+            Action::Requeue => Self::REQUEUE,
+            Action::Park { deadline: None } => Self::PARK,
+            Action::Park { deadline: Some(d) } => d.saturating_add(Self::PARK_UNTIL),
+        })
+    }
+
+    /// The action, leaving `None`.
+    #[inline]
+    pub(crate) fn take(&self) -> Action {
+        match self.0.replace(Self::NONE) {
+            Self::NONE => Action::None,
+            Self::YIELD => Action::Yield,
+            Self::REQUEUE => Action::Requeue,
+            Self::PARK => Action::Park { deadline: None },
+            d => Action::Park {
+                deadline: Some(d - Self::PARK_UNTIL),
+            },
+        }
+    }
 }
 
 /// A goroutine.
@@ -149,7 +192,7 @@ pub(crate) struct G {
     status: AtomicU8,
     wait_reason: AtomicU8,
     /// Set by the goroutine before it suspends (see [`Action`]).
-    pub(crate) action: Cell<Action>,
+    pub(crate) action: ActionCell,
     /// The coroutine: only the M running this G touches it (module docs). `None`
     /// until the G first runs: its stack is taken only then (see `entry`).
     co: UnsafeCell<Option<Coroutine<()>>>,
@@ -177,7 +220,9 @@ pub(crate) struct G {
     /// When it last parked (timers.rs `coarse_nanos`), for the wait time in dumps.
     pub(crate) parked_at: AtomicU64,
     /// Set by a goroutine dump that has borrowed the parked goroutine to take its
-    /// backtrace (debug.rs; `ParkState::begin_capture` hands the G over).
+    /// backtrace (debug.rs; `ParkState::begin_capture` hands the G over). The
+    /// goroutine, resumed on the dumper's thread, leaves the backtrace there, in a
+    /// thread-local (`debug::capture_backtrace`), not in every G.
     pub(crate) capture: Cell<bool>,
     /// Set by the timer of the current park when it readies the G (timers.rs `fire`),
     /// cleared by `sleep_until` before it parks: a sleep woken by its timer knows its
@@ -189,19 +234,17 @@ pub(crate) struct G {
     /// the scheduler before the commit, read by whoever takes the G out of `PARKED`:
     /// Relaxed, the `ParkState` hand-over orders it.
     park_ref: gmp_core::sync::atomic::AtomicBool,
-    /// The backtrace taken in capture mode, for the dump to collect. Boxed: a
-    /// `Backtrace` is 48 bytes that every goroutine would carry for the rare dump.
-    pub(crate) captured: UnsafeCell<Option<Box<std::backtrace::Backtrace>>>,
 }
 
 // Every goroutine carries a G, parked ones included (idlemem, park1m): keep its
-// allocation (with `Arc`'s two counts) at most 136 bytes, which glibc serves from a
-// 144-byte chunk (a request's chunk is its size + 8, rounded up to 16). Rare state goes
-// behind a `Box` (`captured`, `locals`, `name`); the wait reason is not repeated in
-// `action`; the coroutine is one pointer (its stack descriptor, state, label and
-// closure dropper live in the header on its stack's top page).
+// allocation (with `Arc`'s two counts) at most 120 bytes, which glibc serves from a
+// 128-byte chunk (a request's chunk is its size + 8, rounded up to 16). Rare state goes
+// behind a `Box` (`locals`, `name`) or lives with whoever uses it (a dump's backtrace,
+// `capture`); the wait reason is not repeated in `action`, which is one word; the
+// coroutine is one pointer (its stack descriptor, state, label and closure dropper live
+// in the header on its stack's top page).
 #[cfg(not(loom))] // loom's atomics are larger
-const _: () = assert!(std::mem::size_of::<G>() + 16 <= 136);
+const _: () = assert!(std::mem::size_of::<G>() + 16 <= 120);
 
 /// `G::registry_slot` of a goroutine that has never parked.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
@@ -237,7 +280,7 @@ impl G {
             park_seq: AtomicU64::new(0),
             status: AtomicU8::new(Status::Idle as u8),
             wait_reason: AtomicU8::new(0),
-            action: Cell::new(Action::None),
+            action: ActionCell::new(),
             co: UnsafeCell::new(co),
             entry: UnsafeCell::new(entry),
             suspender: Cell::new(std::ptr::null()),
@@ -251,7 +294,6 @@ impl G {
             capture: Cell::new(false),
             timer_fired: gmp_core::sync::atomic::AtomicBool::new(false),
             park_ref: gmp_core::sync::atomic::AtomicBool::new(false),
-            captured: UnsafeCell::new(None),
         })
     }
 
@@ -277,6 +319,7 @@ impl G {
         self.wait_reason.store(0, Ordering::Relaxed);
         self.created_by.set(None);
         self.action.set(Action::None);
+        debug_assert!(!self.capture.get());
         *self.co.get_mut() = co;
         *self.entry.get_mut() = entry;
         self.suspender.set(std::ptr::null());

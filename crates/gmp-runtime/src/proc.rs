@@ -167,7 +167,9 @@ pub(crate) fn park_current(g: &G, deadline: Option<Instant>, reason: gmp_core::p
     // The reason is the goroutine's to set (Go's gopark sets `waitreason` before its
     // mcall): the `Action` then fits 16 bytes, and every G is 8 bytes smaller.
     g.set_wait_reason(Some(reason));
-    g.action.set(Action::Park { deadline });
+    g.action.set(Action::Park {
+        deadline: deadline.map(crate::timers::nanos),
+    });
     suspend(g);
     // No `finish_park`: whoever resumed us took us out of `PARKED` itself (an unpark
     // leaves `EMPTY`: `ParkState::unpark_taking`; a timer or the shutdown

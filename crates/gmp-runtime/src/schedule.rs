@@ -157,7 +157,7 @@ fn back_in_scheduler(c: &MCtx) {
 /// The scheduler's half of `gopark`/`goyield`: carry out what the goroutine asked for.
 fn after_suspend(c: &MCtx, g: GRef) {
     let sched = &c.sched;
-    match g.action.replace(Action::None) {
+    match g.action.take() {
         Action::Park { deadline } => {
             if g.registry_slot.get() == crate::g::NO_SLOT {
                 // First park: from now on only the registry can find this G at
@@ -203,8 +203,8 @@ fn after_suspend(c: &MCtx, g: GRef) {
                         sched.stats.timers_armed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                if sched.allp[pi].timers.add(d, seq, g) {
-                    sched.wake_for_timer(nanos(d));
+                if sched.allp[pi].timers.add_nanos(d, seq, g) {
+                    sched.wake_for_timer(d);
                 }
             }
         }

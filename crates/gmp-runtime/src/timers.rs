@@ -125,8 +125,13 @@ impl Timers {
     }
 
     /// Go: `timers.addHeap`. Returns true if this is now the earliest timer.
+    #[cfg_attr(not(any(loom, test)), allow(dead_code))]
     pub(crate) fn add(&self, when: Instant, seq: u64, g: GRef) -> bool {
-        let when = nanos(when);
+        self.add_nanos(nanos(when), seq, g)
+    }
+
+    /// [`add`](Self::add) with the deadline in nanoseconds since the timer epoch.
+    pub(crate) fn add_nanos(&self, when: u64, seq: u64, g: GRef) -> bool {
         let mut h = self.heap.lock();
         if h.entries.len() >= 64 && h.entries.len() >= 2 * h.swept_len {
             sweep(&mut h);
