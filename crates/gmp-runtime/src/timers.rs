@@ -125,7 +125,7 @@ impl Timers {
     }
 
     /// Go: `timers.addHeap`. Returns true if this is now the earliest timer.
-    #[cfg_attr(not(any(loom, test)), allow(dead_code))]
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests and loom models
     pub(crate) fn add(&self, when: Instant, seq: u64, g: GRef) -> bool {
         self.add_nanos(nanos(when), seq, g)
     }
