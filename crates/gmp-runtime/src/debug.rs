@@ -260,7 +260,7 @@ fn capture_parked(sched: &Arc<Sched>, g: &Arc<G>) -> Option<Backtrace> {
 ///
 /// The goroutine runs on the dumper's thread (the dumper resumed it), so a
 /// thread-local carries the backtrace back: no field in every G for the rare dump.
-pub(crate) fn capture_backtrace(_g: &G) {
+pub(crate) fn capture_backtrace() {
     put_captured(Backtrace::force_capture());
 }
 

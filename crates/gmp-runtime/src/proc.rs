@@ -204,7 +204,7 @@ pub(crate) fn suspend(g: &G) {
     // A goroutine dump may have borrowed us while parked, to take our backtrace here
     // on our own stack (debug.rs): do that, and switch back to it.
     while g.capture.get() {
-        crate::debug::capture_backtrace(g);
+        crate::debug::capture_backtrace();
         // SAFETY: as above.
         unsafe { (*s).suspend() };
     }
