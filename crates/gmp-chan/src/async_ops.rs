@@ -5,8 +5,8 @@
 //! # How a future waits
 //!
 //! A future cannot park, so it waits in the channel's own wait queue with a waiter
-//! record ([`Context`]) whose unparker wakes the task's [`Waker`] instead of a goroutine
-//! or thread. The same queue holds blocked goroutines and threads, so a channel may have
+//! record (a [`BoxedContext`], on the heap) whose unparker wakes the task's [`Waker`]
+//! instead of a goroutine or thread. The same queue holds blocked goroutines and threads, so a channel may have
 //! a tokio task on one end and goroutines on the other, and each side wakes the other
 //! exactly as two goroutines would.
 //!
@@ -29,7 +29,7 @@
 //! task in place of the goroutine (a `sudog` whose `g` is a waker).
 
 use super::{Receiver, ReceiverFlavor, Sender, SenderFlavor};
-use crate::context::{Context, Operation};
+use crate::context::{BoxedContext, Operation};
 use crate::err::{RecvError, SendError, TryRecvError, TrySendError};
 use crate::flavors::zero::AsyncSend;
 use crate::select::SelectHandle;
@@ -83,12 +83,12 @@ impl Unpark for TaskSlot {
 #[derive(Default)]
 struct Wait {
     slot: Option<Arc<TaskSlot>>,
-    watching: Option<Context>,
+    watching: Option<BoxedContext>,
 }
 
 impl Wait {
     /// A fresh record for the task polling with `waker`.
-    fn context(&mut self, waker: &Waker) -> Context {
+    fn context(&mut self, waker: &Waker) -> BoxedContext {
         let slot = match &self.slot {
             Some(s) => {
                 s.set(waker);
@@ -100,7 +100,7 @@ impl Wait {
                 s
             }
         };
-        Context::with_unparker(Unparker::new(slot))
+        BoxedContext::with_unparker(Unparker::new(slot))
     }
 
     /// Observes `handle`: registers a fresh record; true if the operation is ready now
@@ -347,7 +347,7 @@ pub struct SendFut<'a, T> {
     wait: Wait,
     /// A zero-capacity channel's registration: the heap packet holding the message and
     /// the record it is queued under.
-    zero: Option<(*mut (), Context)>,
+    zero: Option<(*mut (), BoxedContext)>,
 }
 
 // SAFETY: the only non-`Send` field is `zero`'s raw pointer, to a packet that holds a

@@ -2,7 +2,8 @@
 //!
 //! Go calls it a `sudog` and decides `select` races with `g.selectDone`; here one
 //! [`Context`] is created each time a thread or goroutine is about to block and owned by
-//! it; every wait queue it is registered in holds a [`WaiterRef`], a plain pointer to it
+//! it, on its own stack ([`Context::with`]; an async operation's on the heap,
+//! [`BoxedContext`]); every wait queue it is registered in holds a [`WaiterRef`], a plain pointer to it
 //! with no reference count (the entry's clone and drop of a counted handle were two
 //! locked instructions per blocking operation, 11% of a channel ping-pong). It holds
 //! three things:
@@ -31,7 +32,8 @@
 //!   the exchange slot, then unparks the waiter and clears the bit with a Release store
 //!   ([`WaiterRef::unpark_release`]), its last touch (a waiter that is not a goroutine
 //!   is woken just after, through a clone of its unparker). The owner waits for the bit
-//!   to clear (Acquire) before its record dies (its `Drop`, [`Context::recycle`]).
+//!   to clear (Acquire) before its record dies (`Context::quiesce`, from `with` or the
+//!   record's `Drop`).
 //!   That wait is short: between its CAS and the release a peer runs no user code and
 //!   never parks, except a zero-capacity pairing held by a `select`'s
 //!   `SelectedOperation`, which only touches the record again after the owner's packet
@@ -47,14 +49,16 @@
 //! and whose `gopark` returns only once it is readied; here a park may return
 //! spuriously, and a waiter may unwind.
 //!
-//! A record is reused once its owner is done: [`Context::recycle`] puts it in a one-slot
-//! per-thread cache. So while registered, an `(operation, context)` pair names one
-//! registration uniquely, and a late `unpark` can at worst cause one spurious wake-up of
-//! a later park (all parks here loop on their condition). The cache saves an allocation
-//! per blocking operation; it is skipped under loom.
+//! A record lives for one blocking operation (an iteration of its retry loop). So while
+//! registered, an `(operation, context)` pair names one registration uniquely, and a
+//! late `unpark` can at worst cause one spurious wake-up of a later park (all parks here
+//! loop on their condition). On the stack it costs no allocation, and a parked
+//! goroutine's record lies in the stack page it has anyway (a heap record was a 48-byte
+//! chunk per parked goroutine).
 //!
-//! The cached record keeps its unparker while the waiter that recycled it is the one
-//! running ([`park::is_current`]): a waiter that blocks again on the same thread — a
+//! The unparker of a record that ends normally goes to a one-slot per-thread cache, and
+//! the next record made on that thread takes it back while its waiter is the one running
+//! ([`park::is_current`]): a waiter that blocks again on the same thread — a
 //! thread, or the goroutines of a ping-pong pair that hand their M back and forth —
 //! reuses it without cloning a fresh unparker and dropping the old one (two locked
 //! reference-count changes per blocking operation; a ping-pong round trip on one P
@@ -68,7 +72,6 @@ use gmp_core::park::{self, Unparker, WaitReason};
 use gmp_core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 #[cfg(loom)]
 use gmp_core::sync::Arc;
-use std::mem::ManuallyDrop;
 use std::ptr;
 use std::time::Instant;
 
@@ -165,67 +168,24 @@ impl Inner {
     }
 }
 
-/// The owner's handle on its record: its only owner, with no count (nothing shares the
-/// ownership; wait queues hold uncounted [`WaiterRef`]s). A heap block of its own, 40
-/// bytes (a 48-byte chunk; an `Arc`'s two counts made it 64), as a raw pointer rather
-/// than a `Box`: a `Box` asserts that nothing else reaches its contents while it lives,
-/// and peers do, through their `WaiterRef`s.
-#[cfg(not(loom))]
-struct Owned(ptr::NonNull<Inner>);
-
-/// Under loom a counted handle: each `WaiterRef` keeps the model's memory valid, and
-/// `Inner::life` checks the lifetime rules instead.
-#[cfg(loom)]
-type Owned = Arc<Inner>;
-
-#[cfg(not(loom))]
-impl Owned {
-    fn new(inner: Inner) -> Owned {
-        Owned(ptr::NonNull::from(Box::leak(Box::new(inner))))
-    }
-
-    /// The record, to reset or empty it.
-    ///
-    /// # Safety
-    ///
-    /// No peer may touch the record meanwhile: it is not registered in any wait queue,
-    /// and no peer that won it is still using it (it was quiesced: a cached record).
-    unsafe fn get_mut(&mut self) -> &mut Inner {
-        // SAFETY: the block is alive while we own it, and nobody else uses it (caller).
-        unsafe { self.0.as_mut() }
-    }
-}
-
-#[cfg(not(loom))]
-impl std::ops::Deref for Owned {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        // SAFETY: the block lives until our `Drop`; peers only read it through shared
-        // references and atomics, as this one does.
-        unsafe { self.0.as_ref() }
-    }
-}
-
-#[cfg(not(loom))]
-impl Drop for Owned {
-    fn drop(&mut self) {
-        // SAFETY: made by `Box::leak` in `new` and dropped once, here. Whoever drops a
-        // record has quiesced it first (`Context::drop`, `recycle` before caching), so
-        // no peer uses it any more.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
-    }
-}
-
-// SAFETY: the record holds atomics and an unparker (`Send + Sync`); the handle is its
-// owner, moved with the waiter (a goroutine may move between threads).
-#[cfg(not(loom))]
-unsafe impl Send for Owned {}
-
 /// A waiter record, owned by the waiter; see the module docs. Wait queues hold
 /// [`WaiterRef`]s to it ([`Context::waiter`]).
+///
+/// A blocking operation keeps its record on its own stack ([`Context::with`]): a parked
+/// goroutine's record lies in the stack page it has anyway, not in a heap block of its
+/// own (a 48-byte chunk per parked goroutine). An async operation, whose future may move
+/// between polls, keeps it on the heap ([`BoxedContext`]). Either way the record never
+/// moves while a wait queue may point at it: `with` only lends it out, and a
+/// `BoxedContext` only derefs to it.
 pub(crate) struct Context {
-    /// Dropped in `Drop` or moved out by `recycle`, each after `quiesce`.
-    inner: ManuallyDrop<Owned>,
+    #[cfg(not(loom))]
+    inner: Inner,
+    /// Under loom a counted handle: each `WaiterRef` keeps the model's memory valid, and
+    /// `Inner::life` checks the lifetime rules instead.
+    #[cfg(loom)]
+    inner: Arc<Inner>,
+    /// Peers point at the record: it must stay where it is while it is lent out.
+    _pinned: std::marker::PhantomPinned,
 }
 
 impl std::fmt::Debug for Context {
@@ -237,40 +197,34 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    fn from_inner(inner: Owned) -> Context {
+    fn from_inner(inner: Inner) -> Context {
         Context {
-            inner: ManuallyDrop::new(inner),
+            #[cfg(not(loom))]
+            inner,
+            #[cfg(loom)]
+            inner: Arc::new(inner),
+            _pinned: std::marker::PhantomPinned,
         }
     }
 
-    /// A fresh record for whoever is running (goroutine or thread).
+    /// Runs `f` with a fresh record for whoever is running (goroutine or thread), kept
+    /// in this stack frame. The record outlives every peer's use of it: `f` removes the
+    /// entries it registered before it returns (or while it unwinds), and the record
+    /// waits for a peer that won it to let go before it dies (`quiesce`, also when `f`
+    /// unwinds: the record's `Drop`).
     #[inline]
-    pub(crate) fn new() -> Context {
+    pub(crate) fn with<R>(f: impl FnOnce(&Context) -> R) -> R {
+        #[cfg_attr(loom, allow(unused_mut))]
+        let mut cx = fresh();
+        let r = f(&cx);
+        // The normal path keeps the unparker for this thread's next blocking operation
+        // (module docs); only the owner gets here, after its last registration is gone.
+        cx.quiesce();
         #[cfg(not(loom))]
-        if let Some(mut inner) = take_spare() {
-            // SAFETY: a cached record was quiesced before `recycle` cached it, and it is
-            // in no wait queue.
-            let i = unsafe { inner.get_mut() };
-            *i.select.get_mut() = WAITING;
-            *i.packet.get_mut() = ptr::null_mut();
-            // Kept from the waiter's previous operation on this thread (module docs),
-            // else a fresh handle.
-            if !i.unparker.as_ref().is_some_and(park::is_current) {
-                i.unparker = Some(park::current());
-                i.wake_after_release = wakes_after_release();
-            }
-            return Context::from_inner(inner);
+        if let Some(u) = cx.inner.unparker.take() {
+            put_waiter(u, cx.inner.wake_after_release);
         }
-        Context::from_inner(Owned::new(Inner::new(
-            Some(park::current()),
-            wakes_after_release(),
-        )))
-    }
-
-    /// A fresh record whose waiter is `unparker` (an async task's waker, see
-    /// `async_ops`), not whoever is running.
-    pub(crate) fn with_unparker(unparker: Unparker) -> Context {
-        Context::from_inner(Owned::new(Inner::new(Some(unparker), true)))
+        r
     }
 
     /// What a wait queue keeps of this record (module docs).
@@ -278,26 +232,10 @@ impl Context {
     pub(crate) fn waiter(&self) -> WaiterRef {
         WaiterRef {
             #[cfg(not(loom))]
-            inner: ptr::NonNull::from(&**self.inner),
+            inner: ptr::NonNull::from(&self.inner),
             #[cfg(loom)]
             inner: Arc::clone(&self.inner),
         }
-    }
-
-    /// The owner is done with the record: keep it for this thread's next blocking
-    /// operation.
-    #[inline]
-    pub(crate) fn recycle(self) {
-        self.quiesce();
-        let mut this = ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so the handle is moved out of it once, here.
-        let inner = unsafe { ManuallyDrop::take(&mut this.inner) };
-        // The unparker stays: it is the current waiter's (only the owner recycles, on
-        // its normal path), which its next operation here will likely reuse.
-        #[cfg(not(loom))]
-        put_spare(inner);
-        #[cfg(loom)]
-        drop(inner);
     }
 
     /// Waits until no peer that won the decision word still uses the record (module
@@ -430,10 +368,65 @@ fn wakes_after_release() -> bool {
 
 impl Drop for Context {
     fn drop(&mut self) {
+        // A record dies only once no peer uses it (module docs): after `with`'s `f`
+        // returned or unwound, or when its `BoxedContext` is dropped.
         self.quiesce();
-        // SAFETY: dropped once, here, after the last use (`recycle` moves it out of a
-        // `Context` that is never dropped).
-        unsafe { ManuallyDrop::drop(&mut self.inner) };
+    }
+}
+
+/// A record on the heap, for an async operation (its future may move between polls):
+/// owned by the future, with no count (nothing shares the ownership; wait queues hold
+/// uncounted [`WaiterRef`]s). A raw pointer rather than a `Box`: a `Box` asserts that
+/// nothing else reaches its contents while it lives, and peers do, through their
+/// `WaiterRef`s.
+pub(crate) struct BoxedContext(ptr::NonNull<Context>);
+
+impl BoxedContext {
+    /// A fresh record whose waiter is `unparker` (an async task's waker, see
+    /// `async_ops`), not whoever is running. Such a waiter is woken after the release
+    /// ([`WaiterRef::unpark_release`]).
+    pub(crate) fn with_unparker(unparker: Unparker) -> BoxedContext {
+        Self::new(Inner::new(Some(unparker), true))
+    }
+
+    /// A boxed record for whoever is running, as [`Context::with`] makes (tests that
+    /// keep several records at once).
+    #[cfg(test)]
+    pub(crate) fn current() -> BoxedContext {
+        Self::new(Inner::new(Some(park::current()), wakes_after_release()))
+    }
+
+    fn new(inner: Inner) -> BoxedContext {
+        BoxedContext(ptr::NonNull::from(Box::leak(Box::new(
+            Context::from_inner(inner),
+        ))))
+    }
+}
+
+impl std::ops::Deref for BoxedContext {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        // SAFETY: the block lives until our `Drop`; peers only read it through shared
+        // references and atomics, as this one does.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for BoxedContext {
+    fn drop(&mut self) {
+        // SAFETY: made by `Box::leak` in `new` and dropped once, here; the record's own
+        // `Drop` quiesces it first, so no peer uses it any more when the block is freed.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+// SAFETY: the record holds atomics and an unparker (`Send + Sync`); the handle is its
+// owner, moved with the future that holds it.
+unsafe impl Send for BoxedContext {}
+
+impl std::fmt::Debug for BoxedContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
     }
 }
 
@@ -481,7 +474,7 @@ impl WaiterRef {
     #[inline]
     pub(crate) fn same(&self, cx: &Context) -> bool {
         #[cfg(not(loom))]
-        return ptr::eq(self.inner.as_ptr(), &**cx.inner);
+        return ptr::eq(self.inner.as_ptr(), &cx.inner);
         #[cfg(loom)]
         Arc::ptr_eq(&self.inner, &cx.inner)
     }
@@ -604,24 +597,50 @@ impl<F: FnMut()> Drop for OnUnwind<F> {
 
 #[cfg(not(loom))]
 std::thread_local! {
-    static SPARE: std::cell::Cell<Option<Owned>> = const { std::cell::Cell::new(None) };
+    /// The unparker of this thread's last blocking operation, and its
+    /// `wake_after_release` (module docs).
+    static SPARE: std::cell::Cell<Option<(Unparker, bool)>> =
+        const { std::cell::Cell::new(None) };
 }
 
+/// A fresh record for whoever is running, with the handle cached by its last blocking
+/// operation on this thread when it is the same waiter (module docs).
+///
+/// Builds the whole record in the caller's slot: returning the handle alone, to be
+/// copied in by the caller, cost a channel ping-pong 5% (the 16-byte reload of a handle
+/// just written as two words missed store forwarding).
 // Never inlined: the caller may be a goroutine that moves between threads (rust#33368).
-// A record cached on one thread and taken on another is fine: it is not tied to a thread.
 #[cfg(not(loom))]
 #[inline(never)]
-fn take_spare() -> Option<Owned> {
+fn fresh() -> Context {
     // In a thread-local destructor the cache may be gone: then there is nothing to take.
-    SPARE.try_with(|s| s.take()).ok().flatten()
+    if let Some((u, wake_after_release)) = SPARE.try_with(|s| s.take()).ok().flatten() {
+        if park::is_current(&u) {
+            return Context::from_inner(Inner::new(Some(u), wake_after_release));
+        }
+        // Another waiter's handle, dropped outside the thread-local access.
+        drop(u);
+    }
+    Context::from_inner(Inner::new(Some(park::current()), wakes_after_release()))
+}
+
+#[cfg(loom)]
+fn fresh() -> Context {
+    Context::from_inner(Inner::new(Some(park::current()), wakes_after_release()))
+}
+
+/// Keeps the waiter's handle for its next blocking operation on this thread.
+#[cfg(not(loom))]
+#[inline(never)]
+fn put_waiter(u: Unparker, wake_after_release: bool) {
+    // A handle already cached is dropped here, outside the thread-local access.
+    let old = SPARE.try_with(|s| s.replace(Some((u, wake_after_release))));
+    drop(old);
 }
 
 #[cfg(not(loom))]
-#[inline(never)]
-fn put_spare(inner: Owned) {
-    // A record already cached is dropped here, outside the thread-local access.
-    let old = SPARE.try_with(|s| s.replace(Some(inner)));
-    drop(old);
+fn take_spare() -> Option<(Unparker, bool)> {
+    SPARE.try_with(|s| s.take()).ok().flatten()
 }
 
 /// Hooks for the runtime (gmp-runtime) that keep the cache from pinning goroutines; see
@@ -629,29 +648,24 @@ fn put_spare(inner: Owned) {
 /// call costs a reference-count change later, never correctness.
 pub mod runtime_support {
     #[cfg(not(loom))]
-    use super::{put_spare, take_spare};
+    use super::{put_waiter, take_spare};
 
     /// Drops this thread's cached unparker if it wakes the waiter at `addr` (see
     /// [`Unparker::addr`](gmp_core::park::Unparker::addr)). The runtime calls it when
     /// a goroutine ends, on the M where it ended, so that the goroutine's G is not kept
-    /// alive (and from reuse) by the record of its last blocking operation.
+    /// alive (and from reuse) by the cache of its last blocking operation.
     pub fn forget_waiter(addr: *const ()) {
         #[cfg(not(loom))]
         {
-            let Some(mut inner) = take_spare() else {
+            let Some((u, wake_after_release)) = take_spare() else {
                 return;
             };
-            // SAFETY: a cached record is quiesced and in no wait queue.
-            let i = unsafe { inner.get_mut() };
-            let gone = i
-                .unparker
-                .as_ref()
-                .is_some_and(|u| std::ptr::addr_eq(u.addr(), addr))
-                .then(|| i.unparker.take())
-                .flatten();
-            put_spare(inner);
-            // Dropped outside the thread-local access (it may be the G's last handle).
-            drop(gone);
+            if std::ptr::addr_eq(u.addr(), addr) {
+                // Dropped outside the thread-local access (it may be the G's last handle).
+                drop(u);
+            } else {
+                put_waiter(u, wake_after_release);
+            }
         }
         #[cfg(loom)]
         let _ = addr;

@@ -238,47 +238,49 @@ fn run_select(
     let arms: &[SelectArm<'_>] = arms;
     let mut waited = false;
     loop {
-        let cx = Context::new();
-        let mut sel = Selected::Waiting;
-        let mut guard = SelectGuard {
-            arms,
-            cx: &cx,
-            registered: 0,
-            watching: false,
-        };
-        let mut ready_now = None;
-        for (pos, arm) in arms.iter().enumerate() {
-            guard.registered += 1;
-            if arm.handle.register(Operation::new(pos), &cx) {
-                sel = cx.abort();
-                if sel == Selected::Aborted {
-                    ready_now = Some(pos);
+        let chosen = Context::with(|cx| {
+            let mut sel = Selected::Waiting;
+            let mut guard = SelectGuard {
+                arms,
+                cx,
+                registered: 0,
+                watching: false,
+            };
+            let mut ready_now = None;
+            for (pos, arm) in arms.iter().enumerate() {
+                guard.registered += 1;
+                if arm.handle.register(Operation::new(pos), cx) {
+                    sel = cx.abort();
+                    if sel == Selected::Aborted {
+                        ready_now = Some(pos);
+                    }
+                    break;
                 }
-                break;
+                sel = cx.selected();
+                if sel != Selected::Waiting {
+                    break;
+                }
             }
-            sel = cx.selected();
-            if sel != Selected::Waiting {
-                break;
+            if sel == Selected::Waiting {
+                sel = cx.wait_until(
+                    earliest_deadline(arms, timeout),
+                    gmp_core::park::WaitReason::Select,
+                );
+                waited = true;
             }
-        }
-        if sel == Selected::Waiting {
-            sel = cx.wait_until(
-                earliest_deadline(arms, timeout),
-                gmp_core::park::WaitReason::Select,
-            );
-            waited = true;
-        }
-        guard.disarm();
-        drop(guard);
-        let chosen = match sel {
-            Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
-            Selected::Aborted => ready_now.filter(|&pos| arms[pos].handle.try_select(&mut token)),
-            Selected::Disconnected => None,
-            Selected::Operation(op) => {
-                Some(op.position()).filter(|&pos| arms[pos].handle.accept(&mut token, &cx))
+            guard.disarm();
+            drop(guard);
+            match sel {
+                Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
+                Selected::Aborted => {
+                    ready_now.filter(|&pos| arms[pos].handle.try_select(&mut token))
+                }
+                Selected::Disconnected => None,
+                Selected::Operation(op) => {
+                    Some(op.position()).filter(|&pos| arms[pos].handle.accept(&mut token, cx))
+                }
             }
-        };
-        cx.recycle();
+        });
         if let Some(pos) = chosen {
             return Some((token, arms[pos].index, arms[pos].ptr));
         }
@@ -326,39 +328,40 @@ fn run_ready(arms: &mut [SelectArm<'_>], timeout: Timeout, biased: bool) -> Opti
             _ => {}
         }
 
-        let cx = Context::new();
-        let mut sel = Selected::Waiting;
-        let mut guard = SelectGuard {
-            arms,
-            cx: &cx,
-            registered: 0,
-            watching: true,
-        };
-        for (pos, arm) in arms.iter().enumerate() {
-            guard.registered += 1;
-            let oper = Operation::new(pos);
-            if arm.handle.watch(oper, &cx) {
-                sel = match cx.try_select(Selected::Operation(oper)) {
-                    Ok(()) => Selected::Operation(oper),
-                    Err(s) => s,
-                };
-                break;
+        let sel = Context::with(|cx| {
+            let mut sel = Selected::Waiting;
+            let mut guard = SelectGuard {
+                arms,
+                cx,
+                registered: 0,
+                watching: true,
+            };
+            for (pos, arm) in arms.iter().enumerate() {
+                guard.registered += 1;
+                let oper = Operation::new(pos);
+                if arm.handle.watch(oper, cx) {
+                    sel = match cx.try_select(Selected::Operation(oper)) {
+                        Ok(()) => Selected::Operation(oper),
+                        Err(s) => s,
+                    };
+                    break;
+                }
+                sel = cx.selected();
+                if sel != Selected::Waiting {
+                    break;
+                }
             }
-            sel = cx.selected();
-            if sel != Selected::Waiting {
-                break;
+            if sel == Selected::Waiting {
+                sel = cx.wait_until(
+                    earliest_deadline(arms, timeout),
+                    gmp_core::park::WaitReason::Select,
+                );
+                waited = true;
             }
-        }
-        if sel == Selected::Waiting {
-            sel = cx.wait_until(
-                earliest_deadline(arms, timeout),
-                gmp_core::park::WaitReason::Select,
-            );
-            waited = true;
-        }
-        guard.disarm();
-        drop(guard);
-        cx.recycle();
+            guard.disarm();
+            drop(guard);
+            sel
+        });
         if let Selected::Operation(op) = sel {
             return Some(arms[op.position()].index);
         }

@@ -358,23 +358,23 @@ impl SyncWaker {
                 return false;
             }
         }
-        let cx = Context::new();
-        let oper = Operation::new(0);
-        self.register(oper, &cx);
-        let guard = OnUnwind::new(|| self.abandon(oper, &cx));
-        if ready() {
-            cx.abort();
-        }
-        let sel = cx.wait_until(deadline, reason);
-        guard.disarm();
-        match sel {
-            Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
-            Selected::Aborted | Selected::Disconnected => {
-                self.unregister(oper, &cx);
+        Context::with(|cx| {
+            let oper = Operation::new(0);
+            self.register(oper, cx);
+            let guard = OnUnwind::new(|| self.abandon(oper, cx));
+            if ready() {
+                cx.abort();
             }
-            Selected::Operation(_) => {}
-        }
-        cx.recycle();
+            let sel = cx.wait_until(deadline, reason);
+            guard.disarm();
+            match sel {
+                Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
+                Selected::Aborted | Selected::Disconnected => {
+                    self.unregister(oper, cx);
+                }
+                Selected::Operation(_) => {}
+            }
+        });
         true
     }
 
@@ -403,13 +403,14 @@ impl SyncWaker {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::context::BoxedContext;
 
     /// Waiters on one channel are served first come, first served; a waiter already
     /// decided elsewhere is skipped (and left for its owner to remove); a waiter is never
     /// paired with itself.
     #[test]
     fn fifo_skips_decided_and_self() {
-        let cxs: Vec<Context> = (0..4).map(|_| Context::new()).collect();
+        let cxs: Vec<BoxedContext> = (0..4).map(|_| BoxedContext::current()).collect();
         let mut w = Waker::new();
         for cx in &cxs {
             w.register(Operation::new(0), cx);
@@ -435,7 +436,11 @@ mod tests {
 
     #[test]
     fn disconnect_decides_every_waiter_and_notifies_observers() {
-        let (a, b, o) = (Context::new(), Context::new(), Context::new());
+        let (a, b, o) = (
+            BoxedContext::current(),
+            BoxedContext::current(),
+            BoxedContext::current(),
+        );
         let mut w = Waker::new();
         w.register(Operation::new(0), &a);
         w.register(Operation::new(1), &b);
@@ -456,7 +461,7 @@ mod tests {
     fn owner_waits_for_the_winner_to_release() {
         use std::sync::atomic::AtomicBool;
         use std::sync::Arc;
-        let cx = Context::new();
+        let cx = BoxedContext::current();
         let mut w = Waker::new();
         w.register(Operation::new(0), &cx);
         let won = w.try_select(None).expect("one waiter queued");
@@ -478,12 +483,54 @@ mod tests {
         assert!(dropped.load(Ordering::SeqCst));
     }
 
+    /// The same for a record on its owner's stack (`Context::with`) whose owner unwinds
+    /// while a peer holds it: the frame is not popped before the peer let go.
+    #[test]
+    fn an_unwinding_owner_waits_for_the_winner_before_its_frame_goes() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::{mpsc, Arc, Mutex};
+        let w = Arc::new(Mutex::new(Waker::new()));
+        let unwound = Arc::new(AtomicBool::new(false));
+        let (won_tx, won_rx) = mpsc::channel::<()>();
+        let t = std::thread::spawn({
+            let (w, unwound) = (w.clone(), unwound.clone());
+            move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    Context::with(|cx| {
+                        w.lock().unwrap().register(Operation::new(0), cx);
+                        won_rx.recv().unwrap();
+                        // Unwinds without the panic hook (whose message and backtrace
+                        // would take longer than the wait below).
+                        std::panic::resume_unwind(Box::new("owner unwinds"))
+                    })
+                }));
+                assert!(r.is_err());
+                unwound.store(true, Ordering::SeqCst);
+            }
+        });
+        let won = loop {
+            if let Some(e) = w.lock().unwrap().try_select(None) {
+                break e;
+            }
+            std::thread::yield_now();
+        };
+        won_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            !unwound.load(Ordering::SeqCst),
+            "the stack record died while the peer that won it still held it"
+        );
+        won.cx.unpark_release();
+        t.join().unwrap();
+        assert!(unwound.load(Ordering::SeqCst));
+    }
+
     /// A lone waiter lives inline (no allocation); later waiters queue behind it in
     /// order, and removing any of them keeps the order of the rest.
     #[test]
     fn a_lone_waiter_is_inline_and_order_is_kept() {
         let mut w = Waker::new();
-        let cxs: Vec<Context> = (0..5).map(|_| Context::new()).collect();
+        let cxs: Vec<BoxedContext> = (0..5).map(|_| BoxedContext::current()).collect();
         w.register(Operation::new(0), &cxs[0]);
         assert!(
             matches!(w.selectors, Selectors::One(_)),

@@ -128,6 +128,9 @@ enum Role {
 #[derive(Debug)]
 pub(crate) struct ZeroToken {
     packet: *const Header,
+    /// Frees the packet (`Packet::<T>::free` of its channel's `T`): a token dropped
+    /// unused may have to, and does not know `T`.
+    free: Free,
     role: Role,
 }
 
@@ -135,6 +138,7 @@ impl Default for ZeroToken {
     fn default() -> Self {
         ZeroToken {
             packet: ptr::null(),
+            free: no_packet,
             role: Role::Wait,
         }
     }
@@ -148,6 +152,15 @@ impl ZeroToken {
             mem::replace(&mut self.role, Role::Wait),
         )
     }
+
+    /// A token holding this party's share of `packet`, a `Packet<T>`.
+    fn new<T>(packet: *const Header, role: Role) -> ZeroToken {
+        ZeroToken {
+            packet,
+            free: Packet::<T>::free,
+            role,
+        }
+    }
 }
 
 impl Drop for ZeroToken {
@@ -159,28 +172,53 @@ impl Drop for ZeroToken {
         match role {
             // SAFETY: a non-null token holds its party's share of a live packet; we are
             // the completer, once: the state is still PENDING and ours to set.
-            Role::Complete(owner) => unsafe { Header::complete(packet, CANCELLED, owner) },
+            Role::Complete(owner) => unsafe {
+                Header::complete(packet, self.free, CANCELLED, owner)
+            },
             // SAFETY: as above; we are the waiting party and let go once. (No record to
             // give up: case 4's peer has none in the pairing, and case 3's owner has
             // already read the final state in `accept`.)
             Role::Wait => unsafe {
-                Header::leave(packet);
+                Header::leave(packet, self.free);
             },
         }
     }
 }
 
-/// The type-independent part of a packet (first field of `Packet<T>`, `repr(C)`, so a
-/// `*const Header` is also the packet's address).
+/// What frees a whole `Packet<T>` given its header (`Packet::<T>::free`), for code
+/// that does not know `T`.
+type Free = unsafe fn(*const Header);
+
+/// The `free` of a token without a packet; never called.
+unsafe fn no_packet(_: *const Header) {
+    unreachable!("gmp_chan: freed the packet of a token that has none");
+}
+
+/// The type-independent prefix of every packet: `Packet<T>` starts with the same fields
+/// in the same order (both `repr(C)`; asserted in `alloc`), so a `*const Header` is
+/// the packet's address and reaches these two fields for any `T`. Read field by field
+/// ([`Header::state`], [`Header::waiter`]), never as a whole `&Header`: its tail padding
+/// may overlap the message that another party writes. What frees the packet is not in
+/// it but with whoever may have to ([`ZeroToken::free`], or the typed caller): for a
+/// `()` message a packet is then 24 bytes, a 32-byte chunk instead of 48 (one per
+/// parked goroutine in idlemem and park1m).
 #[repr(C)]
 struct Header {
+    /// Case 4: the peer's unparker, stored by the peer before it publishes the packet.
+    waiter: UnsafeCell<Option<Unparker>>,
     /// `PENDING`, then `READY` or `CANCELLED` (set by the completer), plus `LEFT` (set by
     /// a waiting party that let go first).
     state: AtomicU8,
-    /// Case 4: the peer's unparker, stored by the peer before it publishes the packet.
+}
+
+/// An exchange slot (see the module docs).
+#[repr(C)]
+struct Packet<T> {
+    /// [`Header::waiter`].
     waiter: UnsafeCell<Option<Unparker>>,
-    /// Frees the whole `Packet<T>`.
-    free: unsafe fn(*const Header),
+    /// [`Header::state`].
+    state: AtomicU8,
+    msg: UnsafeCell<Option<T>>,
     /// Under loom, a tracked allocation that lives exactly as long as the packet: a
     /// packet nobody frees fails the model ("Arc leaked"), which the message-drop counts
     /// alone miss when the packet is empty.
@@ -188,26 +226,20 @@ struct Header {
     _live: gmp_core::sync::Arc<()>,
 }
 
-/// An exchange slot (see the module docs).
-#[repr(C)]
-struct Packet<T> {
-    hdr: Header,
-    msg: UnsafeCell<Option<T>>,
-}
-
 impl<T> Packet<T> {
     /// A packet for a registration: the owner's, until its wait-queue entry hands a share
     /// to the peer that selects it.
     fn alloc(msg: Option<T>) -> *const Header {
+        const {
+            assert!(mem::offset_of!(Packet<T>, waiter) == mem::offset_of!(Header, waiter));
+            assert!(mem::offset_of!(Packet<T>, state) == mem::offset_of!(Header, state));
+        }
         let packet = Packet {
-            hdr: Header {
-                state: AtomicU8::new(PENDING),
-                waiter: UnsafeCell::new(None),
-                free: Packet::<T>::free,
-                #[cfg(loom)]
-                _live: gmp_core::sync::Arc::new(()),
-            },
+            waiter: UnsafeCell::new(None),
+            state: AtomicU8::new(PENDING),
             msg: UnsafeCell::new(msg),
+            #[cfg(loom)]
+            _live: gmp_core::sync::Arc::new(()),
         };
         let layout = Layout::new::<Packet<T>>();
         let block = blocks::take(layout).unwrap_or_else(|| {
@@ -236,6 +268,12 @@ impl<T> Packet<T> {
                 Layout::new::<Packet<T>>(),
             )
         };
+    }
+
+    /// [`Header::wait_done`], for the waiting party.
+    fn wait_done(&self, reason: WaitReason) -> u8 {
+        // SAFETY: the packet is live while borrowed; its header is its prefix.
+        unsafe { Header::wait_done(ptr::from_ref(self).cast(), reason) }
     }
 
     /// # Safety
@@ -273,26 +311,42 @@ impl<T> Packet<T> {
 }
 
 impl Header {
-    /// Frees a packet that only the caller can reach.
+    /// The packet's state word.
     ///
     /// # Safety
     ///
-    /// `h` is a live packet and nobody else uses it or will: the caller is the waiting
-    /// party and has read the final state, or the owner of an entry it removed from its
-    /// queue before any peer chose it. Called once.
-    unsafe fn free_now(h: *const Header) {
-        // SAFETY: guaranteed by the caller.
-        unsafe { ((*h).free)(h) };
+    /// `h` is a live packet, for as long as the reference is used.
+    unsafe fn state<'a>(h: *const Header) -> &'a AtomicU8 {
+        // SAFETY: live (caller); a reference to the field alone (type docs).
+        unsafe { &(*h).state }
+    }
+
+    /// The packet's slot for case 4's peer.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Header::state`].
+    unsafe fn waiter<'a>(h: *const Header) -> &'a UnsafeCell<Option<Unparker>> {
+        // SAFETY: live (caller); a reference to the field alone (type docs).
+        unsafe { &(*h).waiter }
     }
 
     /// The waiter's side: parks until the completer has set the final state; `reason` is
-    /// what a goroutine dump shows meanwhile. The packet is then the caller's alone.
-    fn wait_done(&self, reason: WaitReason) -> u8 {
+    /// what a goroutine dump shows meanwhile. The packet is then the caller's alone (to
+    /// free: `Packet::<T>::free`).
+    ///
+    /// # Safety
+    ///
+    /// `h` is a live packet (the caller, its waiting party, frees it only after this
+    /// returns).
+    unsafe fn wait_done(h: *const Header, reason: WaitReason) -> u8 {
+        // SAFETY: live (caller).
+        let state = unsafe { Header::state(h) };
         loop {
             // Acquire: pairs with the completer's release in `complete`, so the message
             // (READY) is visible, and so is every use the completer made of the packet
             // before the caller frees it.
-            let s = self.state.load(Ordering::Acquire);
+            let s = state.load(Ordering::Acquire);
             if s != PENDING {
                 debug_assert_eq!(s & LEFT, 0, "gmp_chan: a waiting party left twice");
                 return s;
@@ -307,17 +361,16 @@ impl Header {
     ///
     /// # Safety
     ///
-    /// `h` is a live packet of which the caller is the completer (see the module docs),
-    /// and this is its one call of `complete`.
-    unsafe fn complete(h: *const Header, state: u8, owner: Option<WaiterRef>) {
-        // SAFETY: live: the waiting party frees it only after reading the final state,
-        // which we have not set yet, or after `LEFT`, which makes us the one to free it.
-        let hdr = unsafe { &*h };
+    /// `h` is a live packet, freed by `free`, of which the caller is the completer (see
+    /// the module docs), and this is its one call of `complete`.
+    unsafe fn complete(h: *const Header, free: Free, state: u8, owner: Option<WaiterRef>) {
         let peer = match owner {
             Some(_) => None,
             // Case 4: the peer left its unparker before publishing the packet to us.
-            // SAFETY: exclusive access until the state leaves PENDING (caller).
-            None => unsafe { hdr.waiter.with_mut(|w| (*w).take()) },
+            // SAFETY: live: the waiting party frees it only after reading the final
+            // state, which we have not set yet, or after `LEFT`, which makes us the one
+            // to free it; exclusive access to the slot until the state leaves PENDING.
+            None => unsafe { Header::waiter(h).with_mut(|w| (*w).take()) },
         };
         // AcqRel: Release publishes the message (READY) and our uses of the packet to the
         // waiting party, which then frees it (`wait_done`'s Acquire) or has let go
@@ -326,13 +379,14 @@ impl Header {
         // add, not an or: the bits are disjoint and each is set once, and x86 has a
         // single instruction (`lock xadd`) for an add that returns the old value, where
         // `fetch_or` is a `cmpxchg` loop.
-        let prev = hdr.state.fetch_add(state, Ordering::AcqRel);
+        // SAFETY: live, as above.
+        let prev = unsafe { Header::state(h) }.fetch_add(state, Ordering::AcqRel);
         debug_assert_eq!(prev & FINAL, PENDING, "gmp_chan: a pairing completed twice");
         let left = prev & LEFT != 0;
         if left {
             // SAFETY: the waiting party let go before our final state: nobody else will
-            // touch the packet.
-            unsafe { Header::free_now(h) };
+            // touch the packet; `free` is its own (caller).
+            unsafe { free(h) };
         }
         if let Some(o) = owner {
             // The owner (cases 1-3) waits for this before its record dies, unless it has
@@ -355,19 +409,19 @@ impl Header {
     ///
     /// # Safety
     ///
-    /// `h` is a live packet, the caller is its waiting party (or the owner of a chosen
-    /// registration), and this is its last use of the packet.
-    unsafe fn leave(h: *const Header) -> bool {
-        // SAFETY: live: the completer frees it only after seeing `LEFT`, not set yet.
-        let hdr = unsafe { &*h };
+    /// `h` is a live packet, freed by `free`, the caller is its waiting party (or the
+    /// owner of a chosen registration), and this is its last use of the packet.
+    unsafe fn leave(h: *const Header, free: Free) -> bool {
         // AcqRel: Release orders our uses of the packet before the completer's free;
         // Acquire makes the completer's uses happen before ours.
         // An add: as in `complete`.
-        let prev = hdr.state.fetch_add(LEFT, Ordering::AcqRel);
+        // SAFETY: live: the completer frees it only after seeing `LEFT`, not set yet.
+        let prev = unsafe { Header::state(h) }.fetch_add(LEFT, Ordering::AcqRel);
         debug_assert_eq!(prev & LEFT, 0, "gmp_chan: a waiting party left twice");
         if prev & FINAL != PENDING {
-            // SAFETY: the completer published its final state, its last touch.
-            unsafe { Header::free_now(h) };
+            // SAFETY: the completer published its final state, its last touch; `free`
+            // is the packet's own (caller).
+            unsafe { free(h) };
             false
         } else {
             true
@@ -382,9 +436,9 @@ impl Header {
     /// As for [`Header::leave`]; `cx` is the record the registration was queued under,
     /// and the caller took the channel's lock after the peer chose it (so the peer's
     /// uses of `cx` under that lock happen before the caller's end).
-    unsafe fn owner_leave(h: *const Header, cx: &Context) {
+    unsafe fn owner_leave(h: *const Header, free: Free, cx: &Context) {
         // SAFETY: forwarded from the caller.
-        if unsafe { Header::leave(h) } {
+        if unsafe { Header::leave(h, free) } {
             cx.peer_gone();
         }
     }
@@ -489,10 +543,10 @@ impl<T> Channel<T> {
             Some(entry) => {
                 entry.cx.store_packet(entry.packet);
                 // The entry's share passes to the token. Cases 2/3: we complete.
-                token.zero = ZeroToken {
-                    packet: entry.packet as *const Header,
-                    role: Role::Complete(Some(entry.cx)),
-                };
+                token.zero = ZeroToken::new::<T>(
+                    entry.packet as *const Header,
+                    Role::Complete(Some(entry.cx)),
+                );
                 true
             }
             None => false,
@@ -511,21 +565,15 @@ impl<T> Channel<T> {
                 if unsafe { p.has_msg() } {
                     // Case 1: take the message in `read`, then unpark the owner.
                     entry.cx.store_packet(entry.packet);
-                    token.zero = ZeroToken {
-                        packet,
-                        role: Role::Complete(Some(entry.cx)),
-                    };
+                    token.zero = ZeroToken::new::<T>(packet, Role::Complete(Some(entry.cx)));
                 } else {
                     // Case 4: the owner must run to produce the message; leave our
                     // unparker for it first, then publish the packet (the caller wakes it).
                     // SAFETY: as above; the owner reads `waiter` only after it took the
                     // channel lock that we hold now.
-                    unsafe { p.hdr.waiter.with_mut(|w| *w = Some(park::current())) };
+                    unsafe { p.waiter.with_mut(|w| *w = Some(park::current())) };
                     entry.cx.store_packet(entry.packet);
-                    token.zero = ZeroToken {
-                        packet,
-                        role: Role::Wait,
-                    };
+                    token.zero = ZeroToken::new::<T>(packet, Role::Wait);
                     // The caller unparks it once the channel lock is released.
                     token.zero_wake = Some(entry.cx);
                 }
@@ -577,7 +625,7 @@ impl<T> Channel<T> {
         // READY, and no one else has access.
         unsafe { p.put_msg(msg) };
         // SAFETY: we are the completer, once (the token is spent).
-        unsafe { Header::complete(packet, READY, owner) };
+        unsafe { Header::complete(packet, Packet::<T>::free, READY, owner) };
         Ok(())
     }
 
@@ -615,7 +663,7 @@ impl<T> Channel<T> {
                 // Case 1. SAFETY: we are the completer: exclusive access until we finish.
                 let msg = unsafe { p.take_msg() }.expect("gmp_chan: sender's packet is empty");
                 // SAFETY: we are the completer, once (the token is spent).
-                unsafe { Header::complete(packet, READY, owner) };
+                unsafe { Header::complete(packet, Packet::<T>::free, READY, owner) };
                 Ok(msg)
             }
             Role::Wait => {
@@ -625,12 +673,12 @@ impl<T> Channel<T> {
                     // SAFETY: we are the waiting party and let go once: here (unwinding)
                     // or below, never both (the guard is disarmed first).
                     unsafe {
-                        Header::leave(packet);
+                        Header::leave(packet, Packet::<T>::free);
                     }
                 });
                 // Case 4's peer: a receive waiting for a select's send arm to write.
                 // (Case 3's owner has already waited in `accept`: READY at once.)
-                let state = p.hdr.wait_done(WaitReason::ChanReceive);
+                let state = p.wait_done(WaitReason::ChanReceive);
                 guard.disarm();
                 let res = if state == READY {
                     // SAFETY: READY: the completer is done with the message.
@@ -639,7 +687,7 @@ impl<T> Channel<T> {
                     Err(ReadError::Retry)
                 };
                 // SAFETY: we read the final state: the packet is ours alone.
-                unsafe { Header::free_now(packet) };
+                unsafe { Packet::<T>::free(packet) };
                 res
             }
         }
@@ -695,12 +743,12 @@ impl<T> Channel<T> {
         if entry.is_some() {
             // SAFETY: we removed our entry before any peer chose it: nobody else can
             // reach the packet. Once: the guard runs once.
-            unsafe { Header::free_now(packet) };
+            unsafe { Packet::<T>::free(packet) };
         } else {
             // SAFETY: a peer chose us (an entry is only ever removed by its owner or by
             // the peer that won its decision word): we are the waiting party (cases 1
             // and 2) and let go once; we took the lock after it chose us.
-            unsafe { Header::owner_leave(packet, cx) };
+            unsafe { Header::owner_leave(packet, Packet::<T>::free, cx) };
         }
     }
 
@@ -731,48 +779,49 @@ impl<T> Channel<T> {
                     return Err(SendTimeoutError::Timeout(m));
                 }
             }
-            let cx = Context::new();
-            let oper = Operation::new(0);
-            let packet = Packet::alloc(Some(m));
-            inner
-                .senders
-                .register_with_packet(oper, packet as *mut (), &cx);
-            inner.receivers.notify_observers();
-            drop(inner);
-            // SAFETY: the packet came from `Packet::<T>::alloc` above.
-            let p = unsafe { Packet::<T>::from_header(packet) };
+            let res = Context::with(|cx| {
+                let oper = Operation::new(0);
+                let packet = Packet::alloc(Some(m));
+                inner
+                    .senders
+                    .register_with_packet(oper, packet as *mut (), cx);
+                inner.receivers.notify_observers();
+                drop(inner);
+                // SAFETY: the packet came from `Packet::<T>::alloc` above.
+                let p = unsafe { Packet::<T>::from_header(packet) };
 
-            let guard = OnUnwind::new(|| self.abandon(oper, &cx, packet, true));
-            let res = match cx.wait_until(deadline, WaitReason::ChanSend) {
-                Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
-                sel @ (Selected::Aborted | Selected::Disconnected) => {
-                    // Nobody chose us, so our entry is still queued and the packet is ours.
-                    let entry = self.inner.lock().senders.unregister(oper, &cx);
-                    debug_assert!(entry.is_some(), "gmp_chan: undecided entry vanished");
-                    // SAFETY: unregistered while undecided-by-peers: exclusive access.
-                    let back = unsafe { p.take_msg() }.expect("gmp_chan: own packet is empty");
-                    Some(Err(if sel == Selected::Aborted {
-                        SendTimeoutError::Timeout(back)
-                    } else {
-                        SendTimeoutError::Disconnected(back)
-                    }))
-                }
-                // Case 1: a receiver is taking the message.
-                Selected::Operation(_) => match p.hdr.wait_done(WaitReason::ChanSend) {
-                    READY => Some(Ok(())),
-                    _ => {
-                        // CANCELLED: the receiver gave up before taking it; try again.
-                        // SAFETY: CANCELLED: the completer never touched the message.
-                        msg = unsafe { p.take_msg() };
-                        None
+                let guard = OnUnwind::new(|| self.abandon(oper, cx, packet, true));
+                let res = match cx.wait_until(deadline, WaitReason::ChanSend) {
+                    Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
+                    sel @ (Selected::Aborted | Selected::Disconnected) => {
+                        // Nobody chose us, so our entry is still queued and the packet is ours.
+                        let entry = self.inner.lock().senders.unregister(oper, cx);
+                        debug_assert!(entry.is_some(), "gmp_chan: undecided entry vanished");
+                        // SAFETY: unregistered while undecided-by-peers: exclusive access.
+                        let back = unsafe { p.take_msg() }.expect("gmp_chan: own packet is empty");
+                        Some(Err(if sel == Selected::Aborted {
+                            SendTimeoutError::Timeout(back)
+                        } else {
+                            SendTimeoutError::Disconnected(back)
+                        }))
                     }
-                },
-            };
-            guard.disarm();
-            // SAFETY: we removed our own entry (no peer saw it) or read the final state:
-            // the packet is ours alone. Once: the guard is disarmed.
-            unsafe { Header::free_now(packet) };
-            cx.recycle();
+                    // Case 1: a receiver is taking the message.
+                    Selected::Operation(_) => match p.wait_done(WaitReason::ChanSend) {
+                        READY => Some(Ok(())),
+                        _ => {
+                            // CANCELLED: the receiver gave up before taking it; try again.
+                            // SAFETY: CANCELLED: the completer never touched the message.
+                            msg = unsafe { p.take_msg() };
+                            None
+                        }
+                    },
+                };
+                guard.disarm();
+                // SAFETY: we removed our own entry (no peer saw it) or read the final state:
+                // the packet is ours alone. Once: the guard is disarmed.
+                unsafe { Packet::<T>::free(packet) };
+                res
+            });
             if let Some(res) = res {
                 return res;
             }
@@ -819,44 +868,45 @@ impl<T> Channel<T> {
                     return Err(RecvTimeoutError::Timeout);
                 }
             }
-            let cx = Context::new();
-            let oper = Operation::new(0);
-            let packet = Packet::<T>::alloc(None);
-            inner
-                .receivers
-                .register_with_packet(oper, packet as *mut (), &cx);
-            inner.senders.notify_observers();
-            drop(inner);
-            // SAFETY: the packet came from `Packet::<T>::alloc` above.
-            let p = unsafe { Packet::<T>::from_header(packet) };
+            let res = Context::with(|cx| {
+                let oper = Operation::new(0);
+                let packet = Packet::<T>::alloc(None);
+                inner
+                    .receivers
+                    .register_with_packet(oper, packet as *mut (), cx);
+                inner.senders.notify_observers();
+                drop(inner);
+                // SAFETY: the packet came from `Packet::<T>::alloc` above.
+                let p = unsafe { Packet::<T>::from_header(packet) };
 
-            let guard = OnUnwind::new(|| self.abandon(oper, &cx, packet, false));
-            let res = match cx.wait_until(deadline, WaitReason::ChanReceive) {
-                Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
-                sel @ (Selected::Aborted | Selected::Disconnected) => {
-                    let entry = self.inner.lock().receivers.unregister(oper, &cx);
-                    debug_assert!(entry.is_some(), "gmp_chan: undecided entry vanished");
-                    Some(Err(if sel == Selected::Aborted {
-                        RecvTimeoutError::Timeout
-                    } else {
-                        RecvTimeoutError::Disconnected
-                    }))
-                }
-                // Case 2: a sender is writing into our packet.
-                Selected::Operation(_) => match p.hdr.wait_done(WaitReason::ChanReceive) {
-                    READY => Some(Ok(
-                        // SAFETY: READY: the sender is done with the message.
-                        unsafe { p.take_msg() }.expect("gmp_chan: ready packet is empty"),
-                    )),
-                    // CANCELLED: the sender gave up before writing; try again.
-                    _ => None,
-                },
-            };
-            guard.disarm();
-            // SAFETY: we removed our own entry (no peer saw it) or read the final state:
-            // the packet is ours alone. Once: the guard is disarmed.
-            unsafe { Header::free_now(packet) };
-            cx.recycle();
+                let guard = OnUnwind::new(|| self.abandon(oper, cx, packet, false));
+                let res = match cx.wait_until(deadline, WaitReason::ChanReceive) {
+                    Selected::Waiting => unreachable!("gmp_chan: woke undecided"),
+                    sel @ (Selected::Aborted | Selected::Disconnected) => {
+                        let entry = self.inner.lock().receivers.unregister(oper, cx);
+                        debug_assert!(entry.is_some(), "gmp_chan: undecided entry vanished");
+                        Some(Err(if sel == Selected::Aborted {
+                            RecvTimeoutError::Timeout
+                        } else {
+                            RecvTimeoutError::Disconnected
+                        }))
+                    }
+                    // Case 2: a sender is writing into our packet.
+                    Selected::Operation(_) => match p.wait_done(WaitReason::ChanReceive) {
+                        READY => Some(Ok(
+                            // SAFETY: READY: the sender is done with the message.
+                            unsafe { p.take_msg() }.expect("gmp_chan: ready packet is empty"),
+                        )),
+                        // CANCELLED: the sender gave up before writing; try again.
+                        _ => None,
+                    },
+                };
+                guard.disarm();
+                // SAFETY: we removed our own entry (no peer saw it) or read the final state:
+                // the packet is ours alone. Once: the guard is disarmed.
+                unsafe { Packet::<T>::free(packet) };
+                res
+            });
             if let Some(res) = res {
                 return res;
             }
@@ -895,7 +945,7 @@ impl<T> Channel<T> {
             let packet = entry.packet as *const Header;
             // SAFETY: its entry was still queued, so no peer ever saw it: the packet is
             // ours alone.
-            unsafe { Header::free_now(packet) };
+            unsafe { Packet::<T>::free(packet) };
         }
     }
 
@@ -916,10 +966,7 @@ impl<T> Channel<T> {
         let packet = self.chosen_packet(cx);
         if is_send {
             // Case 4: the owner's share passes to the token; we complete.
-            token.zero = ZeroToken {
-                packet,
-                role: Role::Complete(None),
-            };
+            token.zero = ZeroToken::new::<T>(packet, Role::Complete(None));
             return true;
         }
         // Case 3. If we unwind while parked here, the sender completes alone and the
@@ -928,21 +975,18 @@ impl<T> Channel<T> {
             // SAFETY: we are the waiting party and let go once: here (unwinding) or
             // below, never both (the guard is disarmed first); `chosen_packet` took the
             // lock after the peer chose us.
-            unsafe { Header::owner_leave(packet, cx) }
+            unsafe { Header::owner_leave(packet, Packet::<T>::free, cx) }
         });
         // SAFETY: the owner's share: live until we let go.
-        let state = unsafe { &*packet }.wait_done(WaitReason::Select);
+        let state = unsafe { Packet::<T>::from_header(packet) }.wait_done(WaitReason::Select);
         guard.disarm();
         if state == READY {
             // `read` takes the message and frees the packet (its wait returns at once).
-            token.zero = ZeroToken {
-                packet,
-                role: Role::Wait,
-            };
+            token.zero = ZeroToken::new::<T>(packet, Role::Wait);
             true
         } else {
             // SAFETY: we read the final state: the packet is ours alone.
-            unsafe { Header::free_now(packet) };
+            unsafe { Packet::<T>::free(packet) };
             false
         }
     }
@@ -954,11 +998,11 @@ impl<T> Channel<T> {
         let packet = self.chosen_packet(cx);
         if is_send {
             // SAFETY: case 4, we are the completer, once.
-            unsafe { Header::complete(packet, CANCELLED, None) };
+            unsafe { Header::complete(packet, Packet::<T>::free, CANCELLED, None) };
         } else {
             // SAFETY: case 3, we are the waiting party and let go once; `chosen_packet`
             // took the lock after the peer chose us.
-            unsafe { Header::owner_leave(packet, cx) };
+            unsafe { Header::owner_leave(packet, Packet::<T>::free, cx) };
         }
     }
 
@@ -1076,7 +1120,7 @@ impl<T> Channel<T> {
             Selected::Waiting => return None,
             Selected::Operation(_) => {
                 // Acquire: pairs with the completer's release in `complete`.
-                match p.hdr.state.load(Ordering::Acquire) {
+                match p.state.load(Ordering::Acquire) {
                     PENDING => return None,
                     READY => AsyncSend::Sent,
                     // CANCELLED: the receiver gave up before taking the message.
@@ -1097,7 +1141,7 @@ impl<T> Channel<T> {
         };
         // SAFETY: we read the final state or removed our own entry: the packet is ours
         // alone, and the caller makes no further use of it.
-        unsafe { Header::free_now(h) };
+        unsafe { Packet::<T>::free(h) };
         Some(res)
     }
 
@@ -1115,5 +1159,19 @@ impl<T> Channel<T> {
         // receiver that chose it completing alone (case 1). The caller's contract makes
         // this its one use of the registration.
         self.abandon(oper, cx, packet as *const Header, true);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A parked goroutine of idlemem/park1m holds one packet of a `()` message: 24
+    /// bytes, which glibc serves from a 32-byte chunk (48 with the `free` pointer that
+    /// now travels with the token).
+    #[test]
+    fn a_unit_packet_is_three_words() {
+        assert_eq!(mem::size_of::<Packet<()>>(), 24);
+        assert_eq!(mem::size_of::<Header>(), 24);
     }
 }
