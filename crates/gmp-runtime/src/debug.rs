@@ -218,7 +218,7 @@ fn write_goroutine<W: Write>(
             None => writeln!(w, "\t(woken just now: no stack)")?,
         }
     }
-    if let Some(l) = g.created_by.get() {
+    if let Some(l) = g.created_by() {
         writeln!(w, "created by {}:{}", l.file(), l.line())?;
     }
     writeln!(w)

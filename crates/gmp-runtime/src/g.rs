@@ -17,6 +17,7 @@
 //! the table [`TRANSITIONS`], which debug builds check every [`G::set_status`] against
 //! and from which the guide's diagram (`src/guide/g-status.svg`) is drawn.
 
+use crate::origin::Origin;
 use crate::sched::Sched;
 use gmp_core::coroutine::{Coroutine, Suspender};
 use gmp_core::park::{ParkState, Unpark};
@@ -180,8 +181,8 @@ impl ActionCell {
 /// A goroutine.
 pub(crate) struct G {
     pub(crate) id: u64,
-    /// Boxed twice: a thin pointer (8 bytes, not 16) in every G for a rarely set name.
-    name: Option<Box<Box<str>>>,
+    /// Its name and where it was spawned, in one word (origin.rs).
+    origin: Origin,
     /// The runtime that runs it; `ready` sends it back there.
     pub(crate) sched: Arc<Sched>,
     /// The permit of `park`/`unpark` (see `gmp_core::park`).
@@ -196,11 +197,10 @@ pub(crate) struct G {
     /// The coroutine: only the M running this G touches it (module docs). `None`
     /// until the G first runs: its stack is taken only then (see `entry`).
     co: UnsafeCell<Option<Coroutine<()>>>,
-    /// The goroutine's body, until its coroutine is made at its first run. Called
-    /// with `Some(error)` instead, on the scheduler's stack, if no stack can be had.
-    entry: UnsafeCell<Option<Entry>>,
-    /// Its suspender, published by the coroutine when it first runs.
-    pub(crate) suspender: Cell<*const Suspender>,
+    /// The goroutine's body until its coroutine is made at its first run (called with
+    /// `Some(error)` instead, on the scheduler's stack, if no stack can be had); then
+    /// its suspender, published by the coroutine. One word for the two ([`Body`]).
+    body: Body,
     /// Its slot in the runtime's registry (set at its first park; [`NO_SLOT`] before).
     /// 32 bits: it packs beside the one-byte fields (a slot per live goroutine).
     pub(crate) registry_slot: Cell<u32>,
@@ -215,8 +215,6 @@ pub(crate) struct G {
     pub(crate) abort_mask: Cell<u32>,
     /// `goroutine_local!` values (local.rs): only the running goroutine touches them.
     pub(crate) locals: UnsafeCell<crate::local::Locals>,
-    /// Where it was spawned (`#[track_caller]`), for `created by` in dumps.
-    pub(crate) created_by: Cell<Option<&'static std::panic::Location<'static>>>,
     /// When it last parked (timers.rs `coarse_nanos`), for the wait time in dumps.
     pub(crate) parked_at: AtomicU64,
     /// Set by a goroutine dump that has borrowed the parked goroutine to take its
@@ -237,14 +235,15 @@ pub(crate) struct G {
 }
 
 // Every goroutine carries a G, parked ones included (idlemem, park1m): keep its
-// allocation (with `Arc`'s two counts) at most 120 bytes, which glibc serves from a
-// 128-byte chunk (a request's chunk is its size + 8, rounded up to 16). Rare state goes
-// behind a `Box` (`locals`, `name`) or lives with whoever uses it (a dump's backtrace,
-// `capture`); the wait reason is not repeated in `action`, which is one word; the
-// coroutine is one pointer (its stack descriptor, state, label and closure dropper live
-// in the header on its stack's top page).
+// allocation (with `Arc`'s two counts) at most 104 bytes, which glibc serves from a
+// 112-byte chunk (a request's chunk is its size + 8, rounded up to 16). Rare state goes
+// behind a `Box` (`locals`, a name: `origin`) or lives with whoever uses it (a dump's
+// backtrace, `capture`); the wait reason is not repeated in `action`, which is one word;
+// the coroutine is one pointer (its stack descriptor, state, label and closure dropper
+// live in the header on its stack's top page); the body and the suspender, never both,
+// share a word (`body`), as the name and the spawn site do (`origin`).
 #[cfg(not(loom))] // loom's atomics are larger
-const _: () = assert!(std::mem::size_of::<G>() + 16 <= 120);
+const _: () = assert!(std::mem::size_of::<G>() + 16 <= 104);
 
 /// `G::registry_slot` of a goroutine that has never parked.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
@@ -267,14 +266,14 @@ unsafe impl Sync for G {}
 impl G {
     pub(crate) fn new(
         id: u64,
-        name: Option<String>,
+        origin: Origin,
         sched: Arc<Sched>,
         co: Option<Coroutine<()>>,
         entry: Option<Entry>,
     ) -> Arc<G> {
         Arc::new(G {
             id,
-            name: name.map(|n| Box::new(n.into_boxed_str())),
+            origin,
             sched,
             park: ParkState::new(),
             park_seq: AtomicU64::new(0),
@@ -282,14 +281,12 @@ impl G {
             wait_reason: AtomicU8::new(0),
             action: ActionCell::new(),
             co: UnsafeCell::new(co),
-            entry: UnsafeCell::new(entry),
-            suspender: Cell::new(std::ptr::null()),
+            body: Body::new(entry),
             registry_slot: Cell::new(NO_SLOT),
             abandoned: gmp_core::sync::atomic::AtomicBool::new(false),
             abort: AtomicU8::new(ABORT_NONE),
             abort_mask: Cell::new(0),
             locals: UnsafeCell::new(crate::local::Locals::default()),
-            created_by: Cell::new(None),
             parked_at: AtomicU64::new(0),
             capture: Cell::new(false),
             timer_fired: gmp_core::sync::atomic::AtomicBool::new(false),
@@ -299,7 +296,25 @@ impl G {
 
     /// The goroutine's name, if it was given one.
     pub(crate) fn name(&self) -> Option<&str> {
-        self.name.as_deref().map(|n| &**n)
+        self.origin.name()
+    }
+
+    /// Where the goroutine was spawned, if known.
+    pub(crate) fn created_by(&self) -> Option<&'static std::panic::Location<'static>> {
+        self.origin.created_by()
+    }
+
+    /// The suspender its coroutine published when it first ran (null before).
+    #[inline]
+    pub(crate) fn suspender(&self) -> *const Suspender {
+        self.body.suspender()
+    }
+
+    /// Publishes the suspender (by the coroutine, at its first run: the body has been
+    /// taken by then).
+    #[inline]
+    pub(crate) fn set_suspender(&self, s: *const Suspender) {
+        self.body.set_suspender(s);
     }
 
     /// Go: `gfget`'s reinitialisation of a dead G for a new goroutine. The caller holds
@@ -307,22 +322,20 @@ impl G {
     pub(crate) fn reinit(
         &mut self,
         id: u64,
-        name: Option<String>,
+        origin: Origin,
         co: Option<Coroutine<()>>,
         entry: Option<Entry>,
     ) {
         debug_assert_eq!(self.status(), Status::Dead);
         self.id = id;
-        self.name = name.map(|n| Box::new(n.into_boxed_str()));
+        self.origin = origin;
         self.park = ParkState::new();
         self.status.store(Status::Idle as u8, Ordering::Relaxed);
         self.wait_reason.store(0, Ordering::Relaxed);
-        self.created_by.set(None);
         self.action.set(Action::None);
         debug_assert!(!self.capture.get());
         *self.co.get_mut() = co;
-        *self.entry.get_mut() = entry;
-        self.suspender.set(std::ptr::null());
+        self.body = Body::new(entry);
         self.registry_slot.set(NO_SLOT);
         self.abandoned.store(false, Ordering::Relaxed);
         self.abort.store(ABORT_NONE, Ordering::Relaxed);
@@ -432,7 +445,7 @@ impl G {
     /// As for [`G::co`].
     pub(crate) unsafe fn take_entry(&self) -> Option<Entry> {
         // SAFETY: exclusivity is the caller's contract.
-        unsafe { (*self.entry.get()).take() }
+        unsafe { self.body.take_entry() }
     }
 }
 
@@ -472,5 +485,105 @@ impl fmt::Debug for G {
 /// A goroutine's body before its first run (lifetime-erased: `spawn_in`'s contract).
 pub(crate) type Entry = crate::job::Entry;
 
+/// [`G::body`]: the goroutine's [`Entry`] until its first run, then the suspender its
+/// coroutine published (on the goroutine's own stack). The two are never needed at
+/// once, so they share one word of every G, told apart by the low bit (set for a
+/// suspender; an entry's block and a suspender are both 8-byte aligned); null for
+/// neither. Touched only by the G's current owner, as the coroutine is (module docs).
+struct Body(Cell<*mut ()>);
+
+/// The low bit of a suspender in [`Body`].
+const SUSPENDER: usize = 1;
+
+const _: () = assert!(std::mem::align_of::<Suspender>() > SUSPENDER);
+
+impl Body {
+    fn new(entry: Option<Entry>) -> Body {
+        Body(Cell::new(
+            entry.map_or(std::ptr::null_mut(), |e| e.into_raw().as_ptr()),
+        ))
+    }
+
+    /// Moves the entry out, if the word holds one.
+    ///
+    /// # Safety
+    /// The caller is the G's current owner (as for [`G::co`]).
+    unsafe fn take_entry(&self) -> Option<Entry> {
+        let p = self.0.get();
+        if p.addr() & SUSPENDER != 0 {
+            return None;
+        }
+        let p = std::ptr::NonNull::new(p)?;
+        self.0.set(std::ptr::null_mut());
+        // SAFETY: an untagged, non-null word is the reference `new` took from an entry,
+        // moved back out once (the word is cleared first).
+        Some(unsafe { Entry::from_raw(p) })
+    }
+
+    fn set_suspender(&self, s: *const Suspender) {
+        debug_assert!(
+            self.0.get().is_null(),
+            "gmp: internal error: a suspender published over a goroutine's body"
+        );
+        self.0
+            .set(s.cast_mut().cast::<()>().map_addr(|a| a | SUSPENDER));
+    }
+
+    fn suspender(&self) -> *const Suspender {
+        let p = self.0.get();
+        if p.addr() & SUSPENDER != 0 {
+            p.map_addr(|a| a & !SUSPENDER).cast_const().cast()
+        } else {
+            std::ptr::null()
+        }
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: nobody else uses the G any more.
+        drop(unsafe { self.take_entry() });
+    }
+}
+
 /// The run queues hold `Arc<G>`; gmp-queue stores it as a raw pointer.
 pub(crate) type GRef = Arc<G>;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The body word hands the entry out once, then holds the suspender; a body dropped
+    /// before its goroutine ran (a G freed unstarted) gives the entry's reference back,
+    /// and one taken out is not released twice.
+    #[test]
+    fn body_holds_the_entry_then_the_suspender() {
+        let token = Arc::new(());
+        let b = Body::new(Some(crate::spawn::entry_holding(token.clone())));
+        assert!(b.suspender().is_null());
+        // SAFETY: this test owns the body.
+        let e = unsafe { b.take_entry() }.expect("the body's entry");
+        // SAFETY: as above.
+        assert!(unsafe { b.take_entry() }.is_none(), "an entry taken twice");
+        let slot = 0u64; // any 8-byte aligned place stands in for a suspender
+        let s = std::ptr::from_ref(&slot).cast::<Suspender>();
+        b.set_suspender(s);
+        assert_eq!(b.suspender(), s);
+        // SAFETY: as above.
+        let taken = unsafe { b.take_entry() };
+        assert!(taken.is_none(), "a suspender read as an entry");
+        drop(b);
+        assert_eq!(Arc::strong_count(&token), 2, "the taken entry was released");
+        drop(e);
+        assert_eq!(Arc::strong_count(&token), 1);
+
+        let b = Body::new(Some(crate::spawn::entry_holding(token.clone())));
+        assert_eq!(Arc::strong_count(&token), 2);
+        drop(b);
+        assert_eq!(
+            Arc::strong_count(&token),
+            1,
+            "an unstarted body leaked its entry"
+        );
+    }
+}

@@ -154,6 +154,20 @@ unsafe impl Send for Entry {}
 unsafe impl Sync for Entry {}
 
 impl Entry {
+    /// The reference as a pointer to its block (for a G's one-word `Body`), to be
+    /// turned back with [`Entry::from_raw`]; its count goes with it.
+    pub(crate) fn into_raw(self) -> NonNull<()> {
+        std::mem::ManuallyDrop::new(self).0.cast()
+    }
+
+    /// The reference [`Entry::into_raw`] gave.
+    ///
+    /// # Safety
+    /// `p` came from `into_raw`, and is turned back once.
+    pub(crate) unsafe fn from_raw(p: NonNull<()>) -> Entry {
+        Entry(p.cast())
+    }
+
     /// Runs the goroutine body (see [`Payload::start`]).
     pub(crate) fn start(self, id: u64, no_stack: Option<io::Error>) {
         // SAFETY: the vtable is the one `new` stored for this block's payload type, so

@@ -17,6 +17,7 @@ mod loom_tests;
 mod m;
 mod metrics;
 pub mod net;
+mod origin;
 mod p;
 mod prefetch;
 mod proc;

@@ -69,7 +69,7 @@ fn sched(procs: usize) -> Arc<Sched> {
 fn g(sched: &Arc<Sched>, id: u64) -> Arc<G> {
     G::new(
         id,
-        None,
+        crate::origin::Origin::new(None, None),
         sched.clone(),
         None,
         Some(crate::spawn::noop_entry()),

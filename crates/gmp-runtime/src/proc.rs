@@ -192,7 +192,7 @@ pub(crate) fn yield_current(g: &G) {
 /// Switches from goroutine `g` to its M's scheduler. Returns when `g` is resumed,
 /// possibly on another M.
 pub(crate) fn suspend(g: &G) {
-    let s = g.suspender.get();
+    let s = g.suspender();
     assert!(
         !s.is_null(),
         "gmp: internal error: goroutine {} has no suspender",

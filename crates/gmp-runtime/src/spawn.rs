@@ -5,6 +5,7 @@ use crate::g::{Status, G};
 use crate::goroutine::{next_goid, Goroutine, JoinHandle, Packet};
 use crate::job::{Entry, PacketRef, Payload};
 use crate::m;
+use crate::origin::Origin;
 use crate::p::enter;
 use crate::runtime::default_sched;
 use crate::sched::Sched;
@@ -336,19 +337,19 @@ where
     } else {
         (None, Some(entry))
     };
+    let origin = Origin::new(name, Some(created_by));
     let g = sched.spawn_g(|cached| {
         let g = match cached {
             Some(mut g) => match Arc::get_mut(&mut g) {
                 Some(gm) => {
-                    gm.reinit(id, name, co, entry);
+                    gm.reinit(id, origin, co, entry);
                     g
                 }
                 // Unreachable by `gdestroy`'s check; stay correct anyway.
-                None => G::new(id, name, sched.clone(), co, entry),
+                None => G::new(id, origin, sched.clone(), co, entry),
             },
-            None => G::new(id, name, sched.clone(), co, entry),
+            None => G::new(id, origin, sched.clone(), co, entry),
         };
-        g.created_by.set(Some(created_by));
         g.set_status(Status::Runnable);
         g
     });
@@ -472,6 +473,22 @@ pub(crate) fn noop_entry() -> Entry {
     entry
 }
 
+/// A body that is never run whose closure holds `token`: the token's count shows when
+/// the body's block is freed (tests of who gives a body back).
+#[cfg(all(test, not(loom)))]
+pub(crate) fn entry_holding(token: Arc<()>) -> Entry {
+    // SAFETY: the closure borrows nothing; `Job` is `Send + Sync` here.
+    let (entry, job) = unsafe {
+        crate::job::new(Job {
+            f: UnsafeCell::new(Some(move || drop(token))),
+            packet: Packet::<()>::new(None),
+        })
+    };
+    // SAFETY: the second count, taken once and given up at once: no handle.
+    drop(unsafe { PacketRef::from_payload(job, |j: &Job<_, ()>| &j.packet) });
+    entry
+}
+
 /// The coroutine a goroutine runs in.
 pub(crate) fn make_coroutine(
     stack: Stack,
@@ -489,7 +506,7 @@ pub(crate) fn make_coroutine(
         // Publish the suspender: code deep inside the goroutine switches out through
         // it (proc::suspend).
         if let Some(g) = crate::proc::current_g() {
-            g.suspender.set(s as *const Suspender);
+            g.set_suspender(s as *const Suspender);
         }
         entry.start(unstarted.1, None);
     });

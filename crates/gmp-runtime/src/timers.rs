@@ -292,7 +292,7 @@ pub(crate) mod tests {
     pub(crate) fn parked_g(sched: &Arc<Sched>, id: u64) -> (Arc<G>, u64) {
         let g = G::new(
             id,
-            None,
+            crate::origin::Origin::new(None, None),
             sched.clone(),
             None,
             Some(crate::spawn::noop_entry()),
