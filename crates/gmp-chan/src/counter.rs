@@ -13,9 +13,9 @@ use std::ops::Deref;
 /// The shared part: both counts and the flavour.
 ///
 /// The counts are 32 bits: together they take the 8 bytes one `usize` would, and a
-/// zero-capacity channel (with the `Arc`'s own counts and two four-word wait queues,
-/// 104 bytes) then comes from glibc's 112-byte chunks — a channel per parked goroutine
-/// is common (idlemem, park1m). The cost is the limit below.
+/// zero-capacity channel (with the `Arc`'s own counts, 120 bytes) then comes from glibc's
+/// 128-byte chunks instead of 144 — a channel per parked goroutine is common (idlemem,
+/// park1m). The cost is the limit below.
 struct Counter<C> {
     senders: AtomicU32,
     receivers: AtomicU32,
@@ -100,8 +100,7 @@ impl<C, const S: bool> Deref for Side<C, S> {
 }
 
 // A zero-capacity channel's allocation (the `Arc`'s two counts and `Counter`) stays
-// within 104 bytes, a 112-byte glibc chunk (see `Counter`; a wait queue is four words,
-// waker.rs).
+// within 120 bytes, a 128-byte glibc chunk (see `Counter`).
 #[cfg(not(loom))] // loom's atomics are larger
 const _: () =
-    assert!(std::mem::size_of::<Counter<crate::flavors::zero::Channel<()>>>() + 16 <= 104);
+    assert!(std::mem::size_of::<Counter<crate::flavors::zero::Channel<()>>>() + 16 <= 120);
