@@ -3,10 +3,10 @@
 //! Go calls it a `sudog` and decides `select` races with `g.selectDone`; here one
 //! [`Context`] is created each time a thread or goroutine is about to block and owned by
 //! it, on its own stack ([`Context::with`]; an async operation's on the heap,
-//! [`BoxedContext`]); every wait queue it is registered in holds a [`WaiterRef`], a plain pointer to it
-//! with no reference count (the entry's clone and drop of a counted handle were two
-//! locked instructions per blocking operation, 11% of a channel ping-pong). It holds
-//! three things:
+//! [`BoxedContext`]); every wait queue it is registered in holds a [`WaiterRef`], a
+//! plain pointer to it with no reference count (the entry's clone and drop of a counted
+//! handle were two locked instructions per blocking operation, 11% of a channel
+//! ping-pong). It holds three things:
 //!
 //! - `select`: the decision word. It starts `WAITING`; exactly one compare-and-swap moves
 //!   it away, to `ABORTED` (the waiter gave up: timeout, or it noticed readiness itself),
@@ -58,14 +58,14 @@
 //!
 //! The unparker of a record that ends normally goes to a one-slot per-thread cache, and
 //! the next record made on that thread takes it back while its waiter is the one running
-//! ([`park::is_current`]): a waiter that blocks again on the same thread — a
-//! thread, or the goroutines of a ping-pong pair that hand their M back and forth —
-//! reuses it without cloning a fresh unparker and dropping the old one (two locked
-//! reference-count changes per blocking operation; a ping-pong round trip on one P
-//! 303 -> 275 ns). A goroutine's unparker is its G, which the runtime reuses for a new
-//! goroutine only when nothing else refers to it: the runtime therefore drops a cached
-//! unparker of a goroutine that ends ([`runtime_support::forget_waiter`]) and empties
-//! an M's cache when the M exits ([`runtime_support::clear_thread_cache`]).
+//! ([`park::is_current`]): a waiter that blocks again on the same thread — a thread, or
+//! the goroutines of a ping-pong pair that hand their M back and forth — reuses it
+//! without cloning a fresh unparker and dropping the old one (two locked reference-count
+//! changes per blocking operation; a ping-pong round trip on one P 303 -> 275 ns). The
+//! cache is skipped under loom. A goroutine's unparker is its G, which the runtime
+//! reuses for a new goroutine only when nothing else refers to it: the runtime therefore
+//! drops a cached unparker of a goroutine that ends ([`runtime_support::forget_waiter`])
+//! and empties an M's cache when the M exits ([`runtime_support::clear_thread_cache`]).
 
 use crate::utils;
 use gmp_core::park::{self, Unparker, WaitReason};

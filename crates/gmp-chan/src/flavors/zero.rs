@@ -190,6 +190,10 @@ impl Drop for ZeroToken {
 type Free = unsafe fn(*const Header);
 
 /// The `free` of a token without a packet; never called.
+///
+/// # Safety
+///
+/// Nothing to keep: it touches nothing (`unsafe` only to be a [`Free`]).
 unsafe fn no_packet(_: *const Header) {
     unreachable!("gmp_chan: freed the packet of a token that has none");
 }
