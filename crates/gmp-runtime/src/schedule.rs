@@ -73,6 +73,12 @@ pub(crate) fn mstart(sched: Arc<Sched>, m: Arc<M>, p: Option<usize>, spinning: b
 }
 
 /// Go: `schedule`. Finds a goroutine and runs it, forever (until shutdown).
+///
+/// Always inlined into `mstart`, its one caller: left to the compiler, an unrelated
+/// change elsewhere (gmp-chan's channel counts) flipped the decision and a yield went
+/// 17.4 -> 20.1 ns (interleaved direct runs; the profile's top symbol moved from
+/// `mstart` to `schedule` and `back_in_scheduler` grew 8% -> 12%).
+#[inline(always)]
 fn schedule(c: &MCtx) {
     while let Some((g, inherit)) = find_runnable(c) {
         if c.spinning.get() {
