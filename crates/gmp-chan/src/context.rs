@@ -391,7 +391,7 @@ impl BoxedContext {
 
     /// A boxed record for whoever is running, as [`Context::with`] makes (tests that
     /// keep several records at once).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn current() -> BoxedContext {
         Self::new(Inner::new(Some(park::current()), wakes_after_release()))
     }
