@@ -9,15 +9,29 @@
 //! mutex).
 //!
 //! Waiting is spinning, then yielding the CPU, never sleeping: Go's `lock2` without its
-//! futex (4 rounds of 30 pauses between looks at the word, then `sched_yield`). With
-//! `Backoff::snooze` instead (1, 2, 4 … 64 pauses, then yields), mpmc0 (8 goroutines on
-//! one rendezvous channel, 2 Ps) took 494-530 ns a message against 367-410 now (Go
-//! 391-427), ping-pong on 1 and 2 Ps level (interleaved direct runs): most likely the
-//! early, frequent looks pulled the lock's line away from the holder's core. The
-//! critical sections never block — no park, no user code (messages are dropped after the
-//! lock is released), at most an allocation (a waiter's record or exchange slot, a wait
-//! queue's growth) or the wake-up of other waiters (`disconnect`) — so a holder that is
-//! running releases it soon, and one that its OS descheduled is run again by the yields.
+//! futex (4 rounds of pauses between looks at the word, then `sched_yield`), with rounds
+//! of about 2 µs instead of Go's 30 pauses. A round is a time, not a count, because a
+//! pause takes 11 ns on the development machine and about 40 ns on Skylake servers (140
+//! cycles; 3 ns on older cores): the number of pauses is measured once, the first time a
+//! lock is contended ([`pauses_per_round`]). Why so long: under sustained contention (mpmc0:
+//! 8 goroutines on one rendezvous channel, 2 Ps) a waiter that looks at the word often
+//! pulls its line, and with it the wait queue and the waiters' records, away from the
+//! holder's core between the holder's critical sections; one that stands back lets that
+//! core run them back to back on warm lines. Interleaved direct runs of mpmc0 by the
+//! time between looks: 1 to 64 pauses growing (`Backoff::snooze`, then yields) 494-530
+//! ns a message; 30 pauses (0.33 µs, Go's count) 367-434; 60, 320; 120 (1.3 µs) 200-206;
+//! 180 (2 µs) 167-174; 240, 153-158; 480, 133-136 (one P: 111; Go 391-427). `perf`
+//! (cpu-clock) per message, both cores: 820 ns at 30 pauses, of which 590 outside the
+//! wait (`try_select` 94 ns, the scheduler loop 147 ns: lines crossing the cores), 350
+//! ns at 180 pauses, of which 206 outside it (`try_select` 22, the loop 47). Ping-pong
+//! on 2 Ps (two goroutines, rarely contending) and skynet were level at every setting.
+//! What it costs: a waiter waits at least one round (2 µs) once it finds the lock held,
+//! and its core spins meanwhile (as Go's does for its 30 pauses); rounds much longer
+//! would make that latency the rule, so 2 µs and not more. The critical sections never
+//! block — no park, no user code (messages are dropped after the lock is released), at
+//! most an allocation (a waiter's exchange slot, a wait queue's growth) or the wake-up of
+//! other waiters (`disconnect`) — so a holder that is running releases it soon, and one
+//! that its OS descheduled is run again by the yields (after about 8 µs of spinning).
 //! A goroutine never parks while holding it, so on one P the holder is never a goroutine
 //! waiting for its M to come back.
 
@@ -72,8 +86,9 @@ impl<T> SpinLock<T> {
     #[inline(never)]
     fn lock_contended(&self) {
         // Go: runtime.lock2's wait (without its futex sleep: nobody sleeps on this
-        // lock): rounds of 30 pauses between looks at the word, 4 rounds, then
+        // lock): rounds of pauses between looks at the word, 4 rounds, then
         // `sched_yield`, and again.
+        let pauses = pauses_per_round();
         loop {
             for _ in 0..ACTIVE_SPIN {
                 // Test before test-and-set: look with a load, so that the waiters share
@@ -87,7 +102,7 @@ impl<T> SpinLock<T> {
                 if free && self.try_take() {
                     return;
                 }
-                for _ in 0..ACTIVE_SPIN_PAUSES {
+                for _ in 0..pauses {
                     gmp_core::sync::spin_loop();
                 }
             }
@@ -99,11 +114,48 @@ impl<T> SpinLock<T> {
 
 /// Rounds of pauses before a contended `lock` yields the thread (Go: `active_spin`).
 const ACTIVE_SPIN: u32 = 4;
-/// Pauses per round (Go: `active_spin_cnt`).
+
+/// How long one round lasts (see the module docs for the measurements behind it).
 #[cfg(not(loom))]
-const ACTIVE_SPIN_PAUSES: u32 = 30;
+const ROUND: std::time::Duration = std::time::Duration::from_micros(2);
+
+/// Pauses in one round: `ROUND` divided by a pause's time on this CPU, measured the
+/// first time a lock is contended (best of three timings of 256 pauses, about 3 µs each
+/// here: an interrupted timing only reads longer) and kept. Never fewer than Go's 30
+/// (a clock too coarse to time 256 pauses reads 0), never more than 2,000.
+#[cfg(not(loom))]
+fn pauses_per_round() -> u32 {
+    use std::sync::atomic::AtomicU32;
+    use std::time::Instant;
+    // Relaxed: the value is a tuning number; two threads that both measure store
+    // numbers equally good, and no other memory is published with it.
+    static PAUSES: AtomicU32 = AtomicU32::new(0);
+    let known = PAUSES.load(Ordering::Relaxed);
+    if known != 0 {
+        return known;
+    }
+    const SAMPLE: u32 = 256;
+    let mut best = std::time::Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for _ in 0..SAMPLE {
+            std::hint::spin_loop();
+        }
+        best = best.min(t.elapsed());
+    }
+    let pauses = match best.as_nanos() {
+        0 => 30,
+        ns => (ROUND.as_nanos() * u128::from(SAMPLE) / ns).clamp(30, 2_000) as u32,
+    };
+    PAUSES.store(pauses, Ordering::Relaxed);
+    pauses
+}
+
+/// Under loom a pause is a yield to loom's scheduler: one per round.
 #[cfg(loom)]
-const ACTIVE_SPIN_PAUSES: u32 = 1;
+fn pauses_per_round() -> u32 {
+    1
+}
 
 /// Access to a [`SpinLock`]'s value; releases the lock when dropped (also on unwinding).
 pub(crate) struct SpinGuard<'a, T> {
@@ -174,5 +226,29 @@ mod tests {
         }));
         assert!(r.is_err());
         assert_eq!(*lock.lock(), 1);
+    }
+
+    #[test]
+    fn a_round_is_measured_once_and_bounded() {
+        let first = super::pauses_per_round();
+        assert!((30..=2_000).contains(&first), "{first} pauses a round");
+        assert_eq!(super::pauses_per_round(), first, "measured again");
+    }
+
+    #[test]
+    fn a_waiter_gets_the_lock_a_long_holder_releases() {
+        // The waiter is in its rounds (and yields) for the whole hold: it must still
+        // see the release and take the lock, with the holder's write visible.
+        let lock = Arc::new(SpinLock::new(0u64));
+        let held = lock.lock();
+        let waiter = {
+            let lock = lock.clone();
+            std::thread::spawn(move || *lock.lock())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut held = held;
+        *held = 7;
+        drop(held);
+        assert_eq!(waiter.join().unwrap(), 7);
     }
 }
