@@ -403,8 +403,43 @@ enum ChunkKind {
 }
 
 /// Free chunk slots, by size and kind. A plain mutex: this is the slow path (the pool is in
-/// front). The userfaultfd handler never takes it.
+/// front), held only to pop or push slots — never while a chunk is made (see
+/// [`take_slot`]). The userfaultfd handler never takes it.
 static CHUNKS: Mutex<Vec<SizeClass>> = Mutex::new(Vec::new());
+
+/// A free slot of `slot_len` bytes and `kind` (its base), or the highest slot of a chunk
+/// that `make_chunk` makes (returning its first slot's base and its slot count); `None`
+/// when `make_chunk` says that no chunk of this kind can be made.
+///
+/// The chunk is made without the lock: making one is system calls for tens of
+/// microseconds (a guard-region chunk: an `mmap`, a `madvise` and about 250 guards in one
+/// `process_madvise`, ~60 µs here, page tables allocated), and every other thread that
+/// needed a stack meanwhile slept on the lock and had to be woken. In park1m (a million
+/// goroutines started on 2 Ps, a chunk every ~0.4 ms) the two Ms took turns: one made a
+/// chunk, the other slept on the lock, then the reverse (`perf sched timehist`: each CPU
+/// idle 14-15% of the spawn phase; the wake-ups came from `Stack::new`). Two threads that
+/// find no free slot at once each make a chunk; both chunks' slots are kept.
+fn take_slot(
+    slot_len: usize,
+    kind: ChunkKind,
+    make_chunk: impl FnOnce() -> io::Result<Option<(usize, usize)>>,
+) -> io::Result<Option<usize>> {
+    {
+        let mut classes = CHUNKS.lock();
+        if let Some(slot) = class_of(&mut classes, slot_len, kind).free.pop() {
+            return Ok(Some(slot));
+        }
+    }
+    let Some((first, n)) = make_chunk()? else {
+        return Ok(None);
+    };
+    let mut classes = CHUNKS.lock();
+    let class = class_of(&mut classes, slot_len, kind);
+    // Lowest first, so that `pop` hands out the highest slot first (in a canary chunk,
+    // its neighbour below is then another slot, not the chunk's guard page).
+    class.free.extend((0..n).map(|i| first + i * slot_len));
+    Ok(class.free.pop())
+}
 
 fn class_of(classes: &mut Vec<SizeClass>, slot_len: usize, kind: ChunkKind) -> &mut SizeClass {
     let idx = match classes
@@ -427,17 +462,11 @@ fn class_of(classes: &mut Vec<SizeClass>, slot_len: usize, kind: ChunkKind) -> &
 /// A slot of a userfaultfd chunk, marked taken, its top page populated. Returns the slot's
 /// base (its guard page) and its state cell.
 fn userfault_slot(slot_len: usize) -> io::Result<(NonNull<u8>, &'static AtomicUsize)> {
-    let mut classes = CHUNKS.lock();
-    let class = class_of(&mut classes, slot_len, ChunkKind::Userfault);
-    if class.free.is_empty() {
+    let base = take_slot(slot_len, ChunkKind::Userfault, || {
         let chunk = crate::uffd::new_chunk(slot_len)?;
-        // Lowest first, so that `pop` hands out the highest slot first.
-        class
-            .free
-            .extend((0..chunk.nslots).map(|i| chunk.start + i * slot_len));
-    }
-    let base = class.free.pop().expect("a chunk has at least one slot");
-    drop(classes);
+        Ok(Some((chunk.start, chunk.nslots)))
+    })?
+    .expect("a chunk has at least one slot");
     let chunk = crate::uffd::chunk_of(base).expect("a userfaultfd slot lies in a chunk");
     let state = &chunk.slots[(base - chunk.start) / slot_len];
     // Release: the handler reads the state (Acquire) when this slot's pages first fault.
@@ -495,47 +524,44 @@ pub fn set_guard_regions(enabled: bool) {
 
 /// A slot of a guard-region chunk, or `None` if the kernel has no guard regions.
 fn guard_region_slot(slot_len: usize) -> io::Result<Option<NonNull<u8>>> {
-    let mut classes = CHUNKS.lock();
-    let class = class_of(&mut classes, slot_len, ChunkKind::GuardRegion);
-    if class.free.is_empty() {
-        let page = page_size();
-        let n = (CHUNK_BYTES / slot_len).max(1);
-        let len = n
-            .checked_mul(slot_len)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "stack chunk too large"))?;
-        let chunk = map_anon(len)?;
-        // SAFETY: `chunk` is a fresh mapping of `len` bytes that nothing else uses.
-        // MADV_NOHUGEPAGE: a transparent huge page would commit 2 MiB — eight stacks'
-        // worth of reservation — for one touched 4 KiB page (and could not hold guards).
-        unsafe { libc::madvise(chunk.cast(), len, libc::MADV_NOHUGEPAGE) };
-        // SAFETY: `chunk` is a fresh mapping of `n * slot_len` bytes that nothing else
-        // uses yet, and `page < slot_len`.
-        let first = unsafe { install_guards_batched(chunk, n, slot_len, page) };
-        for i in first..n {
-            // SAFETY: the lowest page of slot `i`, inside the fresh mapping.
-            let r =
-                unsafe { libc::madvise(chunk.add(i * slot_len).cast(), page, MADV_GUARD_INSTALL) };
-            if r != 0 {
-                let e = io::Error::last_os_error();
-                // SAFETY: the mapping was just made and no slot of it was handed out.
-                unsafe { unmap(chunk, len) };
-                if e.raw_os_error() == Some(libc::EINVAL) {
-                    // Relaxed: a sticky capability flag, like `GUARD_REGIONS`.
-                    GUARD_REGIONS_UNSUPPORTED.store(true, Ordering::Relaxed);
-                    return Ok(None);
-                }
-                return Err(e);
+    let slot = take_slot(slot_len, ChunkKind::GuardRegion, || {
+        new_guard_region_chunk(slot_len)
+    })?;
+    Ok(slot.map(|s| NonNull::new(s as *mut u8).expect("mmap never returns address 0")))
+}
+
+/// A fresh guard-region chunk for slots of `slot_len` bytes: its first slot's base and
+/// its slot count, or `None` if the kernel has no guard regions.
+fn new_guard_region_chunk(slot_len: usize) -> io::Result<Option<(usize, usize)>> {
+    let page = page_size();
+    let n = (CHUNK_BYTES / slot_len).max(1);
+    let len = n
+        .checked_mul(slot_len)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "stack chunk too large"))?;
+    let chunk = map_anon(len)?;
+    // SAFETY: `chunk` is a fresh mapping of `len` bytes that nothing else uses.
+    // MADV_NOHUGEPAGE: a transparent huge page would commit 2 MiB — eight stacks'
+    // worth of reservation — for one touched 4 KiB page (and could not hold guards).
+    unsafe { libc::madvise(chunk.cast(), len, libc::MADV_NOHUGEPAGE) };
+    // SAFETY: `chunk` is a fresh mapping of `n * slot_len` bytes that nothing else
+    // uses yet, and `page < slot_len`.
+    let first = unsafe { install_guards_batched(chunk, n, slot_len, page) };
+    for i in first..n {
+        // SAFETY: the lowest page of slot `i`, inside the fresh mapping.
+        let r = unsafe { libc::madvise(chunk.add(i * slot_len).cast(), page, MADV_GUARD_INSTALL) };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: the mapping was just made and no slot of it was handed out.
+            unsafe { unmap(chunk, len) };
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                // Relaxed: a sticky capability flag, like `GUARD_REGIONS`.
+                GUARD_REGIONS_UNSUPPORTED.store(true, Ordering::Relaxed);
+                return Ok(None);
             }
+            return Err(e);
         }
-        // Lowest first, so that `pop` hands out the highest slot first.
-        class
-            .free
-            .extend((0..n).map(|i| chunk as usize + i * slot_len));
     }
-    let slot = class.free.pop().expect("a chunk has at least one slot");
-    Ok(Some(
-        NonNull::new(slot as *mut u8).expect("mmap never returns address 0"),
-    ))
+    Ok(Some((chunk as usize, n)))
 }
 
 /// `PIDFD_SELF_THREAD_GROUP` (Linux 6.15): "the calling process" for pidfd system calls,
@@ -622,9 +648,7 @@ fn free_guard_region_slot(base: *mut u8, slot_len: usize) {
 }
 
 fn canary_slot(slot_len: usize) -> io::Result<NonNull<u8>> {
-    let mut classes = CHUNKS.lock();
-    let class = class_of(&mut classes, slot_len, ChunkKind::Canary);
-    if class.free.is_empty() {
+    let slot = take_slot(slot_len, ChunkKind::Canary, || {
         let page = page_size();
         let n = (CHUNK_BYTES / slot_len).max(1);
         let len = n
@@ -640,13 +664,9 @@ fn canary_slot(slot_len: usize) -> io::Result<NonNull<u8>> {
             libc::mprotect(chunk.cast(), page, libc::PROT_NONE);
             libc::madvise(chunk.add(page).cast(), len - page, libc::MADV_NOHUGEPAGE);
         }
-        // Lowest first, so that `pop` hands out the highest slot first: its neighbour
-        // below is another slot, not the chunk's guard page.
-        class
-            .free
-            .extend((0..n).map(|i| chunk as usize + page + i * slot_len));
-    }
-    let slot = class.free.pop().expect("a chunk has at least one slot");
+        Ok(Some((chunk as usize + page, n)))
+    })?
+    .expect("a chunk has at least one slot");
     Ok(NonNull::new(slot as *mut u8).expect("mmap never returns address 0"))
 }
 

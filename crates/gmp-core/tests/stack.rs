@@ -135,3 +135,50 @@ fn every_stack_of_a_chunk_is_guarded() {
         );
     }
 }
+
+/// Threads that find no free slot at once each make a chunk, outside the chunk lock: no
+/// slot is handed out twice, and every stack keeps its guard. Four threads start
+/// together on a slot size nothing else uses (so each of them finds the free list
+/// empty), three hundred stacks each (more than one chunk per thread).
+#[test]
+fn racing_threads_make_chunks_without_sharing_a_slot() {
+    let size = stack::DEFAULT_STACK_SIZE + 3 * 4096;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                (0..300)
+                    .map(|_| Stack::new(size).unwrap())
+                    .collect::<Vec<Stack>>()
+            })
+        })
+        .collect();
+    let mut stacks: Vec<Stack> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    stacks.sort_by_key(|s| s.bottom() as usize);
+    for w in stacks.windows(2) {
+        assert!(
+            (w[0].top() as usize) < w[1].bottom() as usize,
+            "two stacks overlap: {:?} and {:?}",
+            w[0],
+            w[1]
+        );
+    }
+    for (i, s) in stacks.iter().enumerate() {
+        assert_eq!(s.size(), size);
+        assert!(
+            syscall_faults_at(s.bottom().wrapping_sub(1)),
+            "stack {i}: unguarded"
+        );
+        // The top page is the stack's own: write to it and read the mark back.
+        let top = s.top().wrapping_sub(1);
+        // SAFETY: the last usable byte of a stack we own and nothing runs on.
+        unsafe { top.write(i as u8) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { top.read() }, i as u8);
+    }
+}
