@@ -21,9 +21,10 @@
 //! time between looks: 1 to 64 pauses growing (`Backoff::snooze`, then yields) 494-530
 //! ns a message; 30 pauses (0.33 µs, Go's count) 367-434; 60, 320; 120 (1.3 µs) 200-206;
 //! 180 (2 µs) 167-174; 240, 153-158; 480, 133-136 (one P: 111; Go 391-427). `perf`
-//! (cpu-clock) per message, both cores: 820 ns at 30 pauses, of which 590 outside the
-//! wait (`try_select` 94 ns, the scheduler loop 147 ns: lines crossing the cores), 350
-//! ns at 180 pauses, of which 206 outside it (`try_select` 22, the loop 47). Ping-pong
+//! (cpu-clock) of one run each, per message on both cores: 686 ns at 30 pauses, of which
+//! 495 outside the wait (`try_select` 78 ns, the scheduler loop 123: lines crossing the
+//! cores), 348 ns at 180 pauses, of which 205 outside it (`try_select` 22, the loop 47;
+//! `bench-results/profiles/spawn-mpmc0.txt`). Ping-pong
 //! on 2 Ps (two goroutines, rarely contending) and skynet were level at every setting.
 //! What it costs: a waiter waits at least one round (2 µs) once it finds the lock held,
 //! and its core spins meanwhile (as Go's does for its 30 pauses); rounds much longer
