@@ -1,5 +1,5 @@
 //! Async channel operations: [`Sender::send_async`], [`Receiver::recv_async`] and
-//! [`Receiver::stream`] (feature `futures`), so that async tasks (tokio's, any
+//! `Receiver::stream` (feature `futures`), so that async tasks (tokio's, any
 //! executor's) and goroutines or threads share channels.
 //!
 //! # How a future waits

@@ -5,7 +5,7 @@
 //! See the module docs of [`crate::stack`] for the design and its numbers. This module
 //! holds the mechanism:
 //!
-//! - one userfaultfd per process (per `fork`ed child: see [`fd`]), opened in full mode
+//! - one userfaultfd per process (per `fork`ed child: see [`fd_locked`]), opened in full mode
 //!   (kernel-mode accesses, i.e. system calls writing into a stack, are resolved too), in
 //!   `MISSING` mode, registered on whole chunks (one registration per chunk: registering
 //!   page by page would split the memory maps, the very limit chunks avoid);

@@ -57,7 +57,7 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
 /// "no reactor running", or worse, finds another runtime's context), and the guard is
 /// later dropped on a thread that did not create it (tokio panics, or corrupts that
 /// thread's context stack). It is the thread-local-across-a-suspension case that
-/// [`spawn`](crate::spawn)'s safety contract forbids. Use one of these instead:
+/// [`spawn`](fn@crate::spawn)'s safety contract forbids. Use one of these instead:
 ///
 /// 1. Run the future on the tokio runtime and wait for it from the goroutine: the
 ///    goroutine parks until tokio's `JoinHandle` completes.

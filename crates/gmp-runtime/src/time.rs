@@ -334,7 +334,7 @@ impl Drop for Timer {
 ///
 /// # Safety
 ///
-/// As [`spawn`](crate::spawn): `f` runs as a goroutine, and must not hold thread-local
+/// As [`spawn`](fn@crate::spawn): `f` runs as a goroutine, and must not hold thread-local
 /// state across a suspension point.
 ///
 /// ```

@@ -29,7 +29,7 @@
 //!
 //! The fast paths touch only `head` or `tail`, the slot, and one read-mostly flag per
 //! wait queue ([`SyncWaker`]). A sender that finds the ring full spins briefly
-//! ([`Backoff`]), then registers a [`Context`] on `senders`, re-checks `is_full` and parks.
+//! ([`Backoff`]), then registers a [`Context`](crate::context::Context) on `senders`, re-checks `is_full` and parks.
 //! The index CASes are SeqCst and so are the flag's store and load, so either the peer's
 //! `notify` sees the registration or the registrant's re-check sees the peer's progress.
 //! A notified waiter simply retries; a value is never handed over, so a waiter that was

@@ -2,12 +2,12 @@
 //!
 //! | flavour | made by | storage | blocking sides |
 //! |---|---|---|---|
-//! | [`array`] | `bounded(n)`, `n > 0` | lock-free ring of stamped slots | both |
+//! | [`array`](mod@array) | `bounded(n)`, `n > 0` | lock-free ring of stamped slots | both |
 //! | [`list`] | `unbounded()` | `VecDeque` under a mutex | receivers |
 //! | [`zero`] | `bounded(0)` | none: direct handoff | both |
 //! | [`at`] | `after(d)`, `at(t)` | one timestamp | receivers (sleep) |
 //! | [`tick`] | `tick(d)` | next timestamp | receivers (sleep) |
-//! | [`never`] | `never()` | nothing | receivers (forever) |
+//! | [`never`](mod@never) | `never()` | nothing | receivers (forever) |
 //!
 //! Each flavour offers non-blocking `try_*`, blocking `send`/`recv` with an optional
 //! deadline, and the two-phase form that `select` needs: `start_*` reserves an operation

@@ -51,7 +51,7 @@ pub(crate) enum Kind {
     RunBegin,
     /// The goroutine this thread was running switched back (or entered a blocking call).
     RunEnd,
-    /// The M (`arg` = M id) is now in state `s` (an [`MState`] name, or `None`).
+    /// The M (`arg` = M id) is now in state `s` (a name such as [`SPINNING`](super::SPINNING) or [`IDLE`](super::IDLE), or `None`).
     MState,
     /// Goroutine `g` was created; `p` the spawning P, or [`NO_P`].
     Spawn,
