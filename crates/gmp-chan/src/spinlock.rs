@@ -26,6 +26,8 @@
 //! cores), 348 ns at 180 pauses, of which 205 outside it (`try_select` 22, the loop 47;
 //! `bench-results/profiles/spawn-mpmc0.txt`). Ping-pong
 //! on 2 Ps (two goroutines, rarely contending) and skynet were level at every setting.
+//! With more Ps than CPUs (holders descheduled by the OS mid-section), mpmc0 on 4 and 8
+//! Ps: 400-405 -> 146-147 and 238-247 -> 143-145 ns, ping-pong on 4 Ps 187-190 -> 190-196.
 //! What it costs: a waiter waits at least one round (2 µs) once it finds the lock held,
 //! and its core spins meanwhile (as Go's does for its 30 pauses); rounds much longer
 //! would make that latency the rule, so 2 µs and not more. The critical sections never
