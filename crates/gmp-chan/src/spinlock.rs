@@ -243,13 +243,12 @@ mod tests {
         // The waiter is in its rounds (and yields) for the whole hold: it must still
         // see the release and take the lock, with the holder's write visible.
         let lock = Arc::new(SpinLock::new(0u64));
-        let held = lock.lock();
+        let mut held = lock.lock();
         let waiter = {
             let lock = lock.clone();
             std::thread::spawn(move || *lock.lock())
         };
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let mut held = held;
         *held = 7;
         drop(held);
         assert_eq!(waiter.join().unwrap(), 7);
