@@ -147,6 +147,9 @@ pub(crate) struct MCtx {
     /// The goroutine running on this M right now (null in scheduler code).
     pub(crate) curg: Cell<*const G>,
     pub(crate) spinning: Cell<bool>,
+    /// Set while the M readies the goroutines a network poll returned into its own P
+    /// (`schedule::ready_polled`): their `ready`s wake no M, the batch wakes at most one.
+    pub(crate) batch_ready: Cell<bool>,
     rng: Cell<u64>,
     /// Free spawn blocks (job.rs), recycled without `malloc`.
     pub(crate) jobs: crate::job::MCache,
@@ -161,6 +164,7 @@ impl MCtx {
             p: Cell::new(None),
             curg: Cell::new(std::ptr::null()),
             spinning: Cell::new(false),
+            batch_ready: Cell::new(false),
             rng: Cell::new(seed),
             jobs: crate::job::MCache::default(),
         }

@@ -234,9 +234,9 @@ impl Sched {
     /// Puts a runnable G on this runtime's queues (runnext if `next`), then wakes
     /// an M if one may be needed.
     pub(crate) fn put_runnable(self: &Arc<Self>, g: GRef, next: bool) {
-        let owned = m::ctx()
-            .filter(|c| Arc::ptr_eq(&c.sched, self))
-            .and_then(enter);
+        let ctx = m::ctx().filter(|c| Arc::ptr_eq(&c.sched, self));
+        let batch = ctx.is_some_and(|c| c.batch_ready.get());
+        let owned = ctx.and_then(enter);
         let alone = self.holds_the_only_p(owned.is_some());
         // (The P is given back at the end of each arm, before any M is woken.)
         let into_runnext = match owned {
@@ -260,6 +260,8 @@ impl Sched {
         };
         match (alone, into_runnext) {
             (true, _) => {}
+            // A poll's batch, into our own P: the batch decides whom to wake.
+            (false, true) if batch => {}
             (false, true) => self.wakep_after_push_next(),
             (false, false) => self.wakep(),
         }

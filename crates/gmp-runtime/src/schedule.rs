@@ -23,7 +23,8 @@
 //! 2. every 61st tick, one goroutine from the global queue (fairness);
 //! 3. `runnext`, then the local ring;
 //! 4. a batch from the global queue;
-//! 5. a non-blocking network poll, if anyone waits on the poller;
+//! 5. a non-blocking network poll, if anyone waits on the poller; what it readies
+//!    wakes at most one M, none for a lone goroutine ([`ready_polled`], tokio's rule);
 //! 6. stealing, if already spinning or fewer than half the busy Ps have spinners:
 //!    4 passes over the Ps in random order, timers and `runnext` only on the last;
 //! 7. release the P, stop spinning (`nmspinning--`, then re-check every queue);
@@ -446,11 +447,41 @@ fn poll_network(
     if ready.is_empty() {
         return None;
     }
+    ready_polled(c, ready);
+    local.pop().map(|(g, _)| g)
+}
+
+/// Readies the goroutines a network poll returned into our P — the last into `runnext`,
+/// the others to the ring — and wakes at most one M for them, and none for one
+/// goroutine: we run it next. Go's `injectglist` starts an M per goroutine while Ps
+/// are idle; here each `ready` would call `wakep`, and the M it woke for a lone
+/// goroutine found it in our `runnext` (stolen only after a back-off) and went back to
+/// its futex. tokio has the same rule: a worker back from the driver notifies another
+/// only if its queue holds more than its LIFO slot. Per echo round trip (perf's
+/// syscall tracepoints on the server, 3 interleaved rounds): `futex` 0.019-0.021 ->
+/// 0.009-0.010 (tokio 0.011-0.012), context switches 0.051-0.053 -> 0.038-0.046; echo
+/// and http rates level, http p75 534-553 -> 655-672 us (one M serves a lone request
+/// where two took turns), p99 level (`bench-results/profiles/http-netpark.txt`). The
+/// caller holds a P.
+fn ready_polled(c: &MCtx, ready: Vec<Unparker>) {
+    /// Ends the batch even if an unpark unwinds.
+    struct Batch<'a>(&'a MCtx);
+    impl Drop for Batch<'_> {
+        fn drop(&mut self) {
+            self.0.batch_ready.set(false);
+        }
+    }
+    let n = ready.len();
+    c.batch_ready.set(true);
+    let batch = Batch(c);
     for u in ready {
-        // Readies goroutines into this P (runnext, pushing the others to the ring).
         u.unpark();
     }
-    local.pop().map(|(g, _)| g)
+    drop(batch);
+    if n > 1 {
+        // The pushes were SeqCst (runnext) or Release (ring): the fence of `wakep`.
+        c.sched.wakep();
+    }
 }
 
 /// Go: `stealWork`. Four passes over the other Ps in random order; timers and
@@ -590,9 +621,12 @@ fn sleep_for_p(c: &MCtx) -> Option<()> {
                 if !ready.is_empty() {
                     if let Some(p) = sched.pidleget() {
                         acquirep(c, p);
-                    }
-                    for u in ready {
-                        u.unpark();
+                        ready_polled(c, ready);
+                    } else {
+                        // No P: onto the global queue, each with a `wakep`.
+                        for u in ready {
+                            u.unpark();
+                        }
                     }
                 }
                 continue;
