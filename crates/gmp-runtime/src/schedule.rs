@@ -479,7 +479,10 @@ fn ready_polled(c: &MCtx, ready: Vec<Unparker>) {
     }
     drop(batch);
     if n > 1 {
-        // The pushes were SeqCst (runnext) or Release (ring): the fence of `wakep`.
+        // `wakep`, not `wakep_after_push_next`: the goroutines moved to the ring were
+        // published by Release stores, which its fence orders before its reads of the
+        // spinning and idle counts. (`n` counts every waiter the poll returned; one of
+        // another runtime or a plain thread at most costs a needless `wakep`.)
         c.sched.wakep();
     }
 }
