@@ -82,8 +82,63 @@ impl Poller {
     /// (Go: `netpollopen`, `EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET`), and returns its
     /// descriptor. The source must be in non-blocking mode.
     pub fn register<S: mio::event::Source + ?Sized>(&self, source: &mut S) -> io::Result<PollDesc> {
+        self.register_inner(source, false)
+    }
+
+    /// As [`register`](Poller::register), for a stream socket whose last read emptied its
+    /// receive queue: the descriptor starts drained ([`PollDesc::read_drained`] is true
+    /// until the poller dispatches a read event for it), so that the caller's next read
+    /// can wait at once instead of failing with `EAGAIN` first. A caller that registers
+    /// lazily (at its first wait) saves that syscall on the read that follows a short
+    /// first read.
+    ///
+    /// Sound whatever arrived since that read, and whatever the read was: the mark is
+    /// taken before `epoll_ctl(ADD)`, and the kernel reports a source that is readable
+    /// when it is added (edge-triggered too) at the next poll, which moves the count past
+    /// the mark. A wrong claim costs a wait for that event, never a lost wake-up.
+    ///
+    /// ```
+    /// use gmp_netpoll::Poller;
+    /// use std::io::Write;
+    /// use std::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    /// # fn main() -> std::io::Result<()> {
+    /// let l = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut c = TcpStream::connect(l.local_addr()?)?;
+    /// let (s, _) = l.accept()?;
+    /// s.set_nonblocking(true)?;
+    /// c.write_all(b"x")?; // arrives before the registration
+    /// # std::thread::sleep(Duration::from_millis(20));
+    /// let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+    /// let poller = Poller::new()?;
+    /// let pd = poller.register_drained(&mut mio::unix::SourceFd(&fd))?;
+    /// assert!(pd.read_drained()); // until the poller reports the byte
+    /// let mut ready = Vec::new();
+    /// poller.poll(Some(Duration::from_secs(5)), &mut ready)?;
+    /// assert!(!pd.read_drained()); // the add reported the byte already there
+    /// # pd.deregister(&mut mio::unix::SourceFd(&fd))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn register_drained<S: mio::event::Source + ?Sized>(
+        &self,
+        source: &mut S,
+    ) -> io::Result<PollDesc> {
+        self.register_inner(source, true)
+    }
+
+    fn register_inner<S: mio::event::Source + ?Sized>(
+        &self,
+        source: &mut S,
+        drained: bool,
+    ) -> io::Result<PollDesc> {
         let (index, desc) = self.inner.table.alloc()?;
         let pd = PollDesc::new(self.inner.clone(), index, desc);
+        if drained {
+            // Before the add: every event the kernel queues for this registration
+            // (including the one for data already there) comes after the mark.
+            pd.set_read_drained(pd.read_ticket());
+        }
         // On error `pd` is dropped, which returns the descriptor to the pool.
         self.inner.registry.register(
             source,

@@ -121,6 +121,50 @@ fn an_event_before_the_wait_is_not_lost() {
     assert!(ready.is_empty(), "nobody was parked, so nobody is returned");
 }
 
+// `register_drained` marks the descriptor drained before the add: data already there,
+// or arriving later, is still reported (the mark clears and the waiter is woken), so a
+// reader that trusts the mark and waits at once never misses it.
+#[test]
+fn a_drained_registration_still_reports_data_already_there() {
+    let poller = Poller::new().unwrap();
+    for data_first in [true, false] {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        if data_first {
+            a.write_all(b"x").unwrap();
+        }
+        let pd = poller.register_drained(&mut b).unwrap();
+        assert!(pd.read_drained(), "no read event dispatched yet");
+        let mut ready = Vec::new();
+        // The add's own edges (writable; readable when data_first) are dispatched.
+        poller
+            .poll(Some(Duration::from_millis(50)), &mut ready)
+            .unwrap();
+        assert_eq!(
+            pd.read_drained(),
+            !data_first,
+            "the add must report the byte already there (data_first = {data_first})"
+        );
+        // The reader trusts the mark (skips its read) and waits: it is woken either way.
+        with_driver(&poller, || {
+            thread::scope(|s| {
+                let r = s.spawn(|| {
+                    if pd.read_drained() {
+                        pd.wait_read().unwrap();
+                    }
+                    let mut buf = [0u8; 8];
+                    read_wait(&b, &pd, &mut buf, None).unwrap()
+                });
+                if !data_first {
+                    wait_until("the reader to park", || poller.has_waiters());
+                    a.write_all(b"x").unwrap();
+                }
+                assert_eq!(r.join().unwrap(), 1);
+            });
+        });
+        pd.deregister(&mut b).unwrap();
+    }
+}
+
 #[test]
 fn read_deadline_times_out_and_past_deadline_fails_at_once() {
     let poller = Poller::new().unwrap();

@@ -503,3 +503,95 @@ fn nonblocking_and_thread_reads_ignore_the_drained_hint() {
         assert_eq!(buf[0], b'w');
     });
 }
+
+// A new connection's first read is short before the stream was ever registered with the
+// poller (the request was already there): the next read registers it drained and waits
+// without trying the syscall. Whatever comes next is still read: bytes that arrive
+// before that read (the registration must report them), bytes that arrive while it
+// waits, and end of stream. A goroutine parked on another socket keeps the idle M
+// blocked in the poller, so the registration's own event is dispatched at once: a drained
+// mark taken after that (instead of before the add) would hide it and hang the read.
+#[test]
+fn the_read_after_a_first_short_read_sees_what_comes_next() {
+    within_30s("first short read, then more", || {
+        let rt = rt();
+        block_on(&rt, || {
+            let (mut idle_s, mut idle_c) = pair_with_std_client();
+            let idle = go(move || idle_s.read(&mut [0u8; 1]).unwrap());
+            for case in ["before", "while waiting", "eof"] {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+                c.write_all(b"a").unwrap(); // queued before the accept
+                let (mut s, _) = l.accept().unwrap();
+                let mut buf = [0u8; 64];
+                assert_eq!(s.read(&mut buf).unwrap(), 1, "{case}: the first read");
+                assert_eq!(buf[0], b'a');
+                let late = match case {
+                    "before" => {
+                        c.write_all(b"b").unwrap();
+                        std::thread::sleep(Duration::from_millis(20));
+                        None
+                    }
+                    "eof" => {
+                        c.shutdown(std::net::Shutdown::Write).unwrap();
+                        std::thread::sleep(Duration::from_millis(20));
+                        None
+                    }
+                    _ => Some(std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(50));
+                        c.write_all(b"b").unwrap();
+                        c
+                    })),
+                };
+                match case {
+                    "eof" => assert_eq!(s.read(&mut buf).unwrap(), 0, "{case}"),
+                    _ => {
+                        assert_eq!(s.read(&mut buf).unwrap(), 1, "{case}");
+                        assert_eq!(buf[0], b'b', "{case}");
+                    }
+                }
+                if let Some(w) = late {
+                    w.join().unwrap();
+                }
+            }
+            idle_c.write_all(b"z").unwrap();
+            assert_eq!(idle.join().unwrap(), 1);
+        });
+    });
+}
+
+// An accepted stream is born non-blocking and close-on-exec (`accept4` with both flags),
+// TCP and Unix alike.
+#[test]
+fn accepted_streams_are_nonblocking_and_cloexec() {
+    use std::os::fd::AsRawFd;
+    let flags = |fd: i32| {
+        // SAFETY: `fd` is an open descriptor owned by a stream alive in the caller.
+        let (fl, fdfl) = unsafe {
+            (
+                libc::fcntl(fd, libc::F_GETFL),
+                libc::fcntl(fd, libc::F_GETFD),
+            )
+        };
+        (fl & libc::O_NONBLOCK != 0, fdfl & libc::FD_CLOEXEC != 0)
+    };
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    assert_eq!(
+        flags(s.as_raw_fd()),
+        (true, true),
+        "TCP: (O_NONBLOCK, FD_CLOEXEC)"
+    );
+    let dir = std::env::temp_dir().join(format!("gmp-accept-flags-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let ul = gmp_runtime::net::UnixListener::bind(&dir).unwrap();
+    let _uc = std::os::unix::net::UnixStream::connect(&dir).unwrap();
+    let (us, _) = ul.accept().unwrap();
+    assert_eq!(
+        flags(us.as_raw_fd()),
+        (true, true),
+        "Unix: (O_NONBLOCK, FD_CLOEXEC)"
+    );
+    let _ = std::fs::remove_file(&dir);
+}

@@ -209,6 +209,11 @@ pub(crate) struct Io<S: AsFd> {
     sock: ManuallyDrop<S>,
     /// Registered with the process-wide poller on first need; `Err(errno)` if that failed.
     pd: OnceLock<Result<Arc<PollDesc>, i32>>,
+    /// A goroutine's stream read, made before the registration, was short (it emptied
+    /// the receive queue): the next such read registers the descriptor drained and waits
+    /// at once (see [`Io::read_stream`]). A hint only (no ordering needed): a stale value
+    /// costs one wait or one `EAGAIN`, never a missed byte.
+    short_unregistered: AtomicBool,
     pub(crate) opts: Arc<Options>,
 }
 
@@ -218,6 +223,7 @@ impl<S: AsFd> Io<S> {
         Io {
             sock: ManuallyDrop::new(sock),
             pd: OnceLock::new(),
+            short_unregistered: AtomicBool::new(false),
             opts,
         }
     }
@@ -259,6 +265,15 @@ impl<S: AsFd> Io<S> {
     /// emptied the queue (`PollDesc::read_drained`, tokio's cleared readiness). In a
     /// request/response exchange that read would fail with `EAGAIN`: half of an echo
     /// server's reads did.
+    ///
+    /// The descriptor is registered with the poller lazily, at its first wait, so a
+    /// short read before that cannot leave a mark on it; it sets `short_unregistered`
+    /// instead, and the next read registers the descriptor already drained
+    /// (`Poller::register_drained`) and waits without trying the syscall: the read that
+    /// follows a new connection's first request saves its `EAGAIN` too (10,000 of the
+    /// `conns` bench's 20,000 reads). A connection that is read once and closed is never
+    /// registered at all. Go registers at `netFD.init` and tries every read; tokio
+    /// registers at creation.
     pub(crate) fn read_stream(
         &self,
         len: usize,
@@ -302,6 +317,15 @@ impl<S: AsFd> Io<S> {
             // through the poller, whose next event for us moves the count; a thread
             // waits with poll(2), and a non-blocking caller does not wait at all), and
             // only once registered.
+            if drained.is_some()
+                && !nonblocking
+                && self.pd.get().is_none()
+                && self.short_unregistered.load(Relaxed)
+                && crate::in_goroutine()
+            {
+                // Registration errors surface at the wait, as on the usual path.
+                let _ = self.register(true);
+            }
             let hint = match (&drained, self.pd.get()) {
                 (Some(_), Some(Ok(pd))) if !nonblocking && crate::in_goroutine() => Some(pd),
                 _ => None,
@@ -311,10 +335,17 @@ impl<S: AsFd> Io<S> {
                 match f(&self.sock) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Ok(n) => {
-                        if let (Some(pd), Some(t), Some(short)) = (hint, ticket, &drained) {
-                            if short(&n) {
-                                pd.set_read_drained(t);
+                        match (hint, ticket, &drained) {
+                            (Some(pd), Some(t), Some(short)) if short(&n) => pd.set_read_drained(t),
+                            (None, _, Some(short))
+                                if short(&n)
+                                    && !nonblocking
+                                    && self.pd.get().is_none()
+                                    && crate::in_goroutine() =>
+                            {
+                                self.short_unregistered.store(true, Relaxed)
                             }
+                            _ => {}
                         }
                         return Ok(n);
                     }
@@ -373,9 +404,21 @@ impl<S: AsFd> Io<S> {
 
     /// The descriptor's registration with the poller, made on first use.
     pub(crate) fn poll_desc(&self) -> io::Result<&PollDesc> {
+        self.register(false)
+    }
+
+    /// [`Io::poll_desc`]; a registration made now starts drained if `drained` (see
+    /// [`Io::read_stream`]).
+    fn register(&self, drained: bool) -> io::Result<&PollDesc> {
         let r = self.pd.get_or_init(|| {
             let fd = self.raw_fd();
-            match crate::netpoll_poller().register(&mut SourceFd(&fd)) {
+            let poller = crate::netpoll_poller();
+            let pd = if drained {
+                poller.register_drained(&mut SourceFd(&fd))
+            } else {
+                poller.register(&mut SourceFd(&fd))
+            };
+            match pd {
                 Ok(pd) => {
                     let pd = Arc::new(pd);
                     self.opts.add_desc(&pd);

@@ -16,8 +16,9 @@ use super::io::{deadline_methods, Io};
 use gmp_netpoll::Direction;
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::ManuallyDrop;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -152,8 +153,8 @@ impl TcpListener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (s, addr) = self.io.io(Direction::Read, |l| l.accept())?;
-        Ok((TcpStream::from_std(s)?, addr))
+        let (s, addr) = self.io.io(Direction::Read, accept_nonblocking)?;
+        Ok((TcpStream::from_nonblocking(s), addr))
     }
 
     /// An iterator over incoming connections: `accept` forever, never `None`.
@@ -295,6 +296,18 @@ impl TryFrom<std::net::TcpListener> for TcpListener {
     }
 }
 
+/// `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC` (mio's `accept`): the new socket is
+/// born non-blocking, which saves the `ioctl(FIONBIO)` per connection that `std`'s
+/// `accept` followed by `set_nonblocking` costs. Go: `internal/poll.accept`.
+fn accept_nonblocking(l: &std::net::TcpListener) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    // SAFETY: `l` keeps the listening socket open for the whole call; the mio listener
+    // only borrows its descriptor and is never dropped (`ManuallyDrop`), so it never
+    // closes it.
+    let m = ManuallyDrop::new(unsafe { mio::net::TcpListener::from_raw_fd(l.as_raw_fd()) });
+    let (s, addr) = m.accept()?;
+    Ok((s.into(), addr))
+}
+
 /// The iterator of [`TcpListener::incoming`].
 #[derive(Debug)]
 pub struct Incoming<'a> {
@@ -375,9 +388,7 @@ impl TcpStream {
         }
         // Go: netFD.connect. mio creates the socket non-blocking and starts the connect.
         let m = mio::net::TcpStream::connect(*addr)?;
-        let s = TcpStream {
-            io: Io::new(std::net::TcpStream::from(OwnedFd::from(m)), Arc::default()),
-        };
+        let s = TcpStream::from_nonblocking(std::net::TcpStream::from(OwnedFd::from(m)));
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             s.io.wait(Direction::Write, deadline).map_err(|e| {
@@ -412,9 +423,14 @@ impl TcpStream {
     /// ```
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
-        Ok(TcpStream {
+        Ok(TcpStream::from_nonblocking(stream))
+    }
+
+    /// Wraps a stream already in non-blocking mode.
+    fn from_nonblocking(stream: std::net::TcpStream) -> TcpStream {
+        TcpStream {
             io: Io::new(stream, Arc::default()),
-        })
+        }
     }
 
     /// The remote address.

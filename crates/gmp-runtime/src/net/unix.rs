@@ -21,6 +21,7 @@ use super::tcp::max_backlog;
 use gmp_netpoll::Direction;
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::ManuallyDrop;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
@@ -98,8 +99,8 @@ impl UnixListener {
     /// Accepts a connection, waiting for one (parking the goroutine, or blocking the
     /// thread).
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (s, addr) = self.io.io(Direction::Read, |l| l.accept())?;
-        Ok((UnixStream::from_std(s)?, addr))
+        let (s, addr) = self.io.io(Direction::Read, accept_nonblocking)?;
+        Ok((UnixStream::from_nonblocking(s), addr))
     }
 
     /// An iterator over incoming connections: `accept` forever, never `None`.
@@ -171,6 +172,19 @@ impl<'a> IntoIterator for &'a UnixListener {
     fn into_iter(self) -> Incoming<'a> {
         self.incoming()
     }
+}
+
+/// `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC` (mio's `accept`): the new socket is
+/// born non-blocking (no `ioctl(FIONBIO)` per connection). Go: `internal/poll.accept`.
+fn accept_nonblocking(
+    l: &std::os::unix::net::UnixListener,
+) -> io::Result<(std::os::unix::net::UnixStream, SocketAddr)> {
+    // SAFETY: `l` keeps the listening socket open for the whole call; the mio listener
+    // only borrows its descriptor and is never dropped (`ManuallyDrop`), so it never
+    // closes it.
+    let m = ManuallyDrop::new(unsafe { mio::net::UnixListener::from_raw_fd(l.as_raw_fd()) });
+    let (s, addr) = m.accept()?;
+    Ok((s.into(), addr))
 }
 
 /// The iterator of [`UnixListener::incoming`].
@@ -301,9 +315,14 @@ impl UnixStream {
     /// Wraps a `std` stream (put in non-blocking mode).
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         stream.set_nonblocking(true)?;
-        Ok(UnixStream {
+        Ok(UnixStream::from_nonblocking(stream))
+    }
+
+    /// Wraps a stream already in non-blocking mode.
+    fn from_nonblocking(stream: std::os::unix::net::UnixStream) -> UnixStream {
+        UnixStream {
             io: Io::new(stream, Arc::default()),
-        })
+        }
     }
 
     /// The local address.
