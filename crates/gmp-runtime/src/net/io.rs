@@ -316,7 +316,8 @@ impl<S: AsFd> Io<S> {
             // The drained hint: only for a goroutine in blocking mode (its wait goes
             // through the poller, whose next event for us moves the count; a thread
             // waits with poll(2), and a non-blocking caller does not wait at all), and
-            // only once registered.
+            // only once registered - which the next read after a short one made before
+            // the registration does now, drained (`short_unregistered`).
             if drained.is_some()
                 && !nonblocking
                 && self.pd.get().is_none()
