@@ -313,22 +313,18 @@ impl<S: AsFd> Io<S> {
         loop {
             self.check_deadline(dir)?;
             let nonblocking = self.opts.nonblocking.load(Relaxed);
-            // The drained hint: only for a goroutine in blocking mode (its wait goes
-            // through the poller, whose next event for us moves the count; a thread
-            // waits with poll(2), and a non-blocking caller does not wait at all), and
-            // only once registered - which the next read after a short one made before
-            // the registration does now, drained (`short_unregistered`).
-            if drained.is_some()
-                && !nonblocking
-                && self.pd.get().is_none()
-                && self.short_unregistered.load(Relaxed)
-                && crate::in_goroutine()
-            {
+            // The drained hint: only for a stream read by a goroutine in blocking mode
+            // (its wait goes through the poller, whose next event for us moves the
+            // count; a thread waits with poll(2), and a non-blocking caller does not wait
+            // at all), and only once registered - which the next read after a short one
+            // made before the registration does now, drained (`short_unregistered`).
+            let hinted = drained.is_some() && !nonblocking && crate::in_goroutine();
+            if hinted && self.pd.get().is_none() && self.short_unregistered.load(Relaxed) {
                 // Registration errors surface at the wait, as on the usual path.
                 let _ = self.register(true);
             }
-            let hint = match (&drained, self.pd.get()) {
-                (Some(_), Some(Ok(pd))) if !nonblocking && crate::in_goroutine() => Some(pd),
+            let hint = match self.pd.get() {
+                Some(Ok(pd)) if hinted => Some(&**pd),
                 _ => None,
             };
             if !hint.is_some_and(|pd| pd.read_drained()) {
@@ -336,17 +332,14 @@ impl<S: AsFd> Io<S> {
                 match f(&self.sock) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Ok(n) => {
-                        match (hint, ticket, &drained) {
-                            (Some(pd), Some(t), Some(short)) if short(&n) => pd.set_read_drained(t),
-                            (None, _, Some(short))
-                                if short(&n)
-                                    && !nonblocking
-                                    && self.pd.get().is_none()
-                                    && crate::in_goroutine() =>
-                            {
-                                self.short_unregistered.store(true, Relaxed)
+                        if drained.as_ref().is_some_and(|short| short(&n)) {
+                            match (hint, ticket) {
+                                (Some(pd), Some(t)) => pd.set_read_drained(t),
+                                _ if hinted && self.pd.get().is_none() => {
+                                    self.short_unregistered.store(true, Relaxed)
+                                }
+                                _ => {}
                             }
-                            _ => {}
                         }
                         return Ok(n);
                     }
