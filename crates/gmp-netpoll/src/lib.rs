@@ -7,6 +7,7 @@ compile_error!("gmp-netpoll polls with epoll: Linux and Android only");
 mod poll_desc;
 mod table;
 mod wait;
+mod waker;
 
 pub use poll_desc::{is_closed_error, Direction, PollDesc};
 pub use wait::WaitWord;
@@ -14,7 +15,7 @@ pub use wait::WaitWord;
 pub use gmp_core::park::Unparker;
 
 use gmp_core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use mio::{Interest, Token};
+use mio::Interest;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -38,7 +39,8 @@ pub(crate) struct Inner {
     _poll: mio::Poll,
     epfd: RawFd,
     registry: mio::Registry,
-    waker: mio::Waker,
+    /// Level-triggered eventfd, drained only by a blocking poll (`waker.rs`).
+    waker: waker::Waker,
     /// Go's `netpollWakeSig`: a wake-up is pending, further `wake`s are no-ops.
     wake_sig: AtomicBool,
     /// A thread is blocked in `epoll_wait` (Go: `sched.lastpoll == 0`). Claimed by CAS:
@@ -63,7 +65,7 @@ impl Poller {
     pub fn new() -> io::Result<Poller> {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
-        let waker = mio::Waker::new(poll.registry(), Token(table::WAKER_TOKEN))?;
+        let waker = waker::Waker::new(poll.as_raw_fd(), table::WAKER_TOKEN as u64)?;
         Ok(Poller {
             inner: Arc::new(Inner {
                 epfd: poll.as_raw_fd(),
@@ -153,9 +155,10 @@ impl Poller {
     /// waiters made ready to `ready`; the caller must unpark each of them. Returns how many
     /// were appended. Go: `netpoll(delay)`.
     ///
-    /// Non-blocking polls may run on any number of threads at once. Only one thread
-    /// blocks: a blocking poll while another thread is blocked in the poller returns
-    /// `Ok(0)` at once. A timeout is rounded up to whole milliseconds (epoll's unit), so
+    /// Non-blocking polls may run on any number of threads at once, also while another
+    /// thread is blocked in the poller, and never consume a [`wake`](Poller::wake): only
+    /// a blocking poll does. Only one thread blocks: a blocking poll while another
+    /// thread is blocked in the poller returns `Ok(0)` at once. A timeout is rounded up to whole milliseconds (epoll's unit), so
     /// the poller never wakes before a timer it was asked to wait for. An interrupted wait
     /// (`EINTR`) returns `Ok(0)`; the caller recomputes its timeout, as Go's callers do.
     pub fn poll(&self, timeout: Option<Duration>, ready: &mut Vec<Unparker>) -> io::Result<usize> {
@@ -197,10 +200,13 @@ impl Poller {
             // Copies: `epoll_event` is packed on x86-64, its fields cannot be borrowed.
             let (bits, token) = (ev.events as i32, ev.u64 as usize);
             if token == table::WAKER_TOKEN {
-                // Go: the blocked poller drains the break fd and resets netpollWakeSig.
-                // (mio's eventfd is edge-triggered: every write is a new event, and a full
-                // counter is reset by `Waker::wake` itself, so there is nothing to drain.)
-                self.inner.wake_sig.store(false, SeqCst);
+                // Go: only a blocking poll drains the break fd and resets netpollWakeSig;
+                // a non-blocking one leaves the (level-triggered) wake-up to the thread
+                // blocked in the poller, or to the next one to block.
+                if ms != 0 {
+                    self.inner.waker.drain();
+                    self.inner.wake_sig.store(false, SeqCst);
+                }
                 continue;
             }
             let (index, gen) = table::untoken(token);
@@ -224,9 +230,10 @@ impl Poller {
         Ok(ready.len() - before)
     }
 
-    /// Makes the thread blocked in [`poll`](Poller::poll) return now, or the next `poll`
-    /// return at once if nobody is blocked. Deduplicated: while a wake-up is pending, more
-    /// calls do nothing. Go: `netpollBreak`.
+    /// Makes the thread blocked in [`poll`](Poller::poll) return now, or the next blocking
+    /// `poll` return at once if nobody is blocked; non-blocking polls in between leave it
+    /// pending. Deduplicated: while a wake-up is pending, more calls do nothing. Go:
+    /// `netpollBreak`.
     pub fn wake(&self) -> io::Result<()> {
         if self
             .inner

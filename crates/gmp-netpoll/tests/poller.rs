@@ -330,6 +330,82 @@ fn only_one_thread_blocks_in_the_poller_and_wake_releases_it() {
     assert_eq!(poller.poll(None, &mut ready).unwrap(), 0);
 }
 
+/// A wake-up is kept for the blocking poll: non-blocking polls before it see the
+/// waker's event but leave it pending, and the blocking poll that takes it consumes it.
+#[test]
+fn non_blocking_polls_leave_a_wake_for_the_blocking_poll() {
+    let poller = Poller::new().unwrap();
+    poller.wake().unwrap();
+    let mut ready = Vec::new();
+    for _ in 0..3 {
+        assert_eq!(poller.poll(Some(Duration::ZERO), &mut ready).unwrap(), 0);
+    }
+    let t = Instant::now();
+    assert_eq!(
+        poller
+            .poll(Some(Duration::from_secs(20)), &mut ready)
+            .unwrap(),
+        0
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the wake-up was lost to a non-blocking poll: the blocking poll slept {:?}",
+        t.elapsed()
+    );
+    // Consumed: the next blocking poll waits for its timeout.
+    let t = Instant::now();
+    poller
+        .poll(Some(Duration::from_millis(30)), &mut ready)
+        .unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(30),
+        "a consumed wake-up returned again"
+    );
+    assert!(ready.is_empty());
+}
+
+/// The runtime polls without blocking while another M is blocked in the poller; a wake
+/// for the blocked thread must reach it however many of those polls run meanwhile. (With
+/// an edge-triggered eventfd, a non-blocking poll reaped the edge and the blocked thread,
+/// woken by the kernel into an empty ready list, slept on: this test then waited 20 s.)
+#[test]
+fn a_wake_reaches_the_blocked_poller_while_others_poll_without_blocking() {
+    let poller = Poller::new().unwrap();
+    for round in 0..20 {
+        let stop = AtomicBool::new(false);
+        thread::scope(|s| {
+            let blocked = s.spawn(|| {
+                let t = Instant::now();
+                poller
+                    .poll(Some(Duration::from_secs(20)), &mut Vec::new())
+                    .unwrap();
+                t.elapsed()
+            });
+            wait_until("a thread to block in poll", || poller.is_polling());
+            let spinners: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut ready = Vec::new();
+                        while !stop.load(Ordering::Relaxed) {
+                            poller.poll(Some(Duration::ZERO), &mut ready).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            poller.wake().unwrap();
+            let slept = blocked.join().unwrap();
+            stop.store(true, Ordering::Relaxed);
+            for h in spinners {
+                h.join().unwrap();
+            }
+            assert!(
+                slept < Duration::from_secs(10),
+                "round {round}: the wake-up was lost to a non-blocking poll ({slept:?})"
+            );
+        });
+    }
+}
+
 #[test]
 fn tcp_echo_through_poll_descriptors() {
     const CLIENTS: usize = 32;

@@ -91,10 +91,11 @@
 //!    ring, one of them to run now ([`gmp_queue::Global::pop_batch_into`]; Go:
 //!    `globrunqget`).
 //! 5. **Network**: a non-blocking poll ([`gmp_netpoll::Poller::poll`] with a zero
-//!    timeout), only if some goroutine waits on the poller and no thread is blocked in
-//!    it; the goroutines it readies go to `p`'s queue, and wake at most one other M —
-//!    none for a lone goroutine, which this M runs next (tokio's rule; the poll in
-//!    step 8 does the same when it gets a P).
+//!    timeout), only if some goroutine waits on the poller — also while another M is
+//!    blocked in it, where Go skips the poll: that M, woken by the kernel, may wait for
+//!    a CPU while this one runs already. The goroutines it readies go to `p`'s queue,
+//!    and wake at most one other M — none for a lone goroutine, which this M runs next
+//!    (tokio's rule; the poll in step 8 does the same when it gets a P).
 //! 6. **Steal**: only if this M already spins, or fewer than half of the busy Ps have a
 //!    spinning M (`2 × nmspinning < procs − npidle`, which keeps idle Ms from burning
 //!    every core); the M becomes a spinner (`nmspinning`+1) and makes 4 passes over the
