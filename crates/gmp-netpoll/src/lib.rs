@@ -158,9 +158,10 @@ impl Poller {
     /// Non-blocking polls may run on any number of threads at once, also while another
     /// thread is blocked in the poller, and never consume a [`wake`](Poller::wake): only
     /// a blocking poll does. Only one thread blocks: a blocking poll while another
-    /// thread is blocked in the poller returns `Ok(0)` at once. A timeout is rounded up to whole milliseconds (epoll's unit), so
-    /// the poller never wakes before a timer it was asked to wait for. An interrupted wait
-    /// (`EINTR`) returns `Ok(0)`; the caller recomputes its timeout, as Go's callers do.
+    /// thread is blocked in the poller returns `Ok(0)` at once. A timeout is rounded up
+    /// to whole milliseconds (epoll's unit), so the poller never wakes before a timer it
+    /// was asked to wait for. An interrupted wait (`EINTR`) returns `Ok(0)`; the caller
+    /// recomputes its timeout, as Go's callers do.
     pub fn poll(&self, timeout: Option<Duration>, ready: &mut Vec<Unparker>) -> io::Result<usize> {
         let ms = match timeout {
             Some(d) if d.is_zero() => 0,
@@ -202,7 +203,10 @@ impl Poller {
             if token == table::WAKER_TOKEN {
                 // Go: only a blocking poll drains the break fd and resets netpollWakeSig;
                 // a non-blocking one leaves the (level-triggered) wake-up to the thread
-                // blocked in the poller, or to the next one to block.
+                // blocked in the poller, or to the next one to block. Drain, then reset:
+                // a `wake` in between finds the flag still set and writes nothing, which
+                // loses nothing, since it came after its caller published what it wants
+                // seen and this poll's caller looks at the runtime's state on return.
                 if ms != 0 {
                     self.inner.waker.drain();
                     self.inner.wake_sig.store(false, SeqCst);
