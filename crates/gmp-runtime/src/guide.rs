@@ -87,6 +87,16 @@
 //! 3. **Local**: `runnext`, then the ring of [`gmp_queue::LOCAL_CAPACITY`] = 256 slots
 //!    ([`gmp_queue::Local::pop`]; Go: `runqget`). A G from `runnext` inherits the
 //!    current time slice.
+//!
+//!    Not Go's: **a stalled P**. If another P has not switched goroutines for 100 µs
+//!    while goroutines wait in its queue — its M preempted by the kernel in the middle
+//!    of a run, or a goroutine running without a scheduling point — take half of its
+//!    ring, or its `runnext` once the ring is empty (`stall.rs`). Each M remembers each
+//!    P's `switchtick` and since when it has seen it unchanged; a P that switches costs
+//!    a load, and no clock read. Without this, a P busy with fresh network events (step
+//!    5) never reached step 6, and the stranded goroutines waited for their M, or for
+//!    sysmon's retake after 10 ms: under HTTP load they were overtaken by requests that
+//!    arrived later (p99 of the ready-to-run wait 1.1-1.6 ms).
 //! 4. **Global**: a batch of `min(len, len / procs + 1, 128)` goroutines into the local
 //!    ring, one of them to run now ([`gmp_queue::Global::pop_batch_into`]; Go:
 //!    `globrunqget`).

@@ -30,6 +30,7 @@ mod scope;
 pub mod signal;
 mod slab;
 mod spawn;
+mod stall;
 mod sysmon;
 pub mod time;
 mod timers;

@@ -153,6 +153,8 @@ pub(crate) struct MCtx {
     rng: Cell<u64>,
     /// Free spawn blocks (job.rs), recycled without `malloc`.
     pub(crate) jobs: crate::job::MCache,
+    /// What this M has seen of the other Ps' progress (`stall.rs`).
+    pub(crate) stalls: crate::stall::StallWatch,
 }
 
 impl MCtx {
@@ -167,6 +169,7 @@ impl MCtx {
             batch_ready: Cell::new(false),
             rng: Cell::new(seed),
             jobs: crate::job::MCache::default(),
+            stalls: crate::stall::StallWatch::default(),
         }
     }
 

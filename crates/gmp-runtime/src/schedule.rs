@@ -22,6 +22,9 @@
 //!    fires them all, overflowing the rest to the global queue);
 //! 2. every 61st tick, one goroutine from the global queue (fairness);
 //! 3. `runnext`, then the local ring;
+//!    - not Go's: the queue of a P that has not switched goroutines for 100 us while
+//!      goroutines waited in it (its M preempted by the kernel, or a goroutine without
+//!      a scheduling point; [`steal_from_stalled`], `stall.rs`);
 //! 4. a batch from the global queue;
 //! 5. a non-blocking network poll, if anyone waits on the poller — also while another
 //!    M is blocked in it, unlike Go ([`poll_network`]); what it readies wakes at most
@@ -37,6 +40,7 @@ use crate::m::{set_ctx, MCtx, M};
 use crate::metrics::PStats;
 use crate::p::{acquirep, enter, own_word, releasep, OwnedP, OWN_IDLE, OWN_USER};
 use crate::sched::{work_anywhere, Release, Sched};
+use crate::stall::Verdict;
 use crate::timers::{self, nanos};
 use gmp_core::coroutine::Resume;
 use gmp_core::park::Unparker;
@@ -349,6 +353,11 @@ fn find_runnable(c: &MCtx) -> Option<(GRef, bool)> {
             }
             return Some((g, inherit));
         }
+        // 3b. Not Go's: the queue of a P whose M has stopped switching (`stall.rs`).
+        if let Some(g) = steal_from_stalled(c, &owned) {
+            PStats::bump(&pp.stats.steals);
+            return Some((g, false));
+        }
         // 4. A global batch.
         if !sched.global.is_empty() {
             if let Some(g) = sched.global.pop_batch_into(local, sched.nprocs()) {
@@ -500,6 +509,46 @@ fn ready_polled(c: &MCtx, ready: Vec<Unparker>) {
         // another runtime or a plain thread at most costs a needless `wakep`.)
         c.sched.wakep();
     }
+}
+
+/// Takes goroutines from a P that has not switched for [`crate::stall::STALL_NS`] while
+/// they waited in its queue (`stall.rs`): half of its ring, or its `runnext` once the
+/// ring is empty — without `steal_work`'s back-off, which is for a victim about to run
+/// what it just readied, and this one has not run anything for that long. Each look is
+/// a few Relaxed loads of the other Ps' words; the clock is read only for a P seen
+/// twice at one `switchtick` with goroutines queued.
+fn steal_from_stalled(c: &MCtx, owned: &OwnedP<'_>) -> Option<GRef> {
+    let sched = &c.sched;
+    let n = sched.nprocs();
+    if n == 1 {
+        return None;
+    }
+    let (p, local) = (owned.id(), owned.local());
+    let mut now = 0;
+    let mut clock = || {
+        if now == 0 {
+            // At least 1: 0 means "not read yet", here and in `StallWatch`.
+            now = nanos(Instant::now()).max(1);
+        }
+        now
+    };
+    for v in 0..n {
+        if v == p {
+            continue;
+        }
+        let vp = &sched.allp[v];
+        // Relaxed: a progress hint, as for sysmon; a wrong guess costs one early steal
+        // (safe: `steal_into` is the stealers' own protocol) or one late one.
+        let tick = vp.switchtick.load(Ordering::Relaxed);
+        let queued = vp.state() != OWN_IDLE && !vp.stealer.is_empty();
+        if c.stalls.look(n, v, tick, queued, &mut clock) == Verdict::Stalled {
+            if let Some(g) = vp.stealer.steal_into(local, true) {
+                crate::trace::steal(c, p, v, &g, local.len());
+                return Some(g);
+            }
+        }
+    }
+    None
 }
 
 /// Go: `stealWork`. Four passes over the other Ps in random order; timers and

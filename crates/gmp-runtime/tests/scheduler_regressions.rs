@@ -306,6 +306,81 @@ fn a_sleeper_beside_a_hog_is_woken_soon_after_its_deadline() {
     );
 }
 
+/// A goroutine queued on a P whose M has stopped switching — here a goroutine blocking
+/// its thread without a scheduling point; in a server, the kernel preempting the M in
+/// the middle of a run — is taken by the other P once that P has seen no switch for
+/// 100 µs (`stall.rs`), although the other P never runs dry: a flood of goroutines
+/// spawned from a plain thread keeps the global queue full for ~40 ms of one P's time,
+/// as fresh network events kept it busy in the HTTP benchmark. Before, the queued goroutine waited for
+/// sysmon to retake the hog's P after 10 ms. Each round: did the queued goroutine run
+/// with no retake (taken early)? A round can lose on a loaded machine (sysmon's retake
+/// wins if the other P's M is itself descheduled for 10 ms); one of five must win.
+#[test]
+fn a_goroutine_queued_behind_a_stalled_m_is_taken_before_sysmon_retakes() {
+    let r = within(60, || {
+        let rt = rt(2);
+        let mut rounds = Vec::new();
+        for _ in 0..5 {
+            let before = rt.metrics().retakes_hog;
+            let started = Arc::new(AtomicBool::new(false));
+            let ran = Arc::new(AtomicBool::new(false));
+            let (s, r) = (started.clone(), ran.clone());
+            // SAFETY: no thread-local state held across suspension points.
+            let hog = unsafe {
+                rt.spawn(move || {
+                    // Let the flood below start first: then the other P is busy, and
+                    // no idle P's M steals what we queue.
+                    sleep(Duration::from_millis(2));
+                    let r2 = r.clone();
+                    // Spawned into this P's `runnext`, where it waits behind us.
+                    let queued = go!(move || r2.store(true, Ordering::SeqCst));
+                    s.store(true, Ordering::SeqCst);
+                    let t = Instant::now();
+                    // No scheduling point until it has run, or for 2 s.
+                    while !r.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(2) {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                    queued
+                })
+            };
+            let flood: Vec<JoinHandle<()>> = (0..8_000)
+                .map(|_| {
+                    // SAFETY: as above.
+                    unsafe {
+                        rt.spawn(|| {
+                            let t = Instant::now();
+                            while t.elapsed() < Duration::from_micros(5) {
+                                std::hint::spin_loop();
+                            }
+                        })
+                    }
+                })
+                .collect();
+            while !started.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            let queued = hog.join().unwrap();
+            queued.join().unwrap();
+            for f in flood {
+                f.join().unwrap();
+            }
+            let retook = rt.metrics().retakes_hog - before;
+            let ran = ran.load(Ordering::SeqCst);
+            rounds.push((ran, retook));
+            if ran && retook == 0 {
+                break;
+            }
+        }
+        rounds
+    });
+    let rounds = r.expect("runs");
+    assert!(
+        rounds.iter().any(|&(ran, retook)| ran && retook == 0),
+        "the goroutine queued behind a stalled M waited for sysmon's retake in every \
+         round ((ran while the hog held its P, hog retakes): {rounds:?})"
+    );
+}
+
 /// Two goroutines handing `runnext` to each other (a channel ping-pong on one P) share
 /// one time slice: `runnext` inherits it, so the P's `schedtick` stays frozen. They are
 /// not hogs, though: they pass through the scheduler at every hand-off. sysmon used to
